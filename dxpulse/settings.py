@@ -1,0 +1,29 @@
+"""Settings shared by every dxpulse process: where Kafka and PostgreSQL are, and topic layout."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CommonSettings(BaseSettings):
+    """Connection settings every service and CLI command reads from the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="DXPULSE_", frozen=True, extra="ignore")
+
+    kafka_bootstrap: str = Field(
+        default="127.0.0.1:9092",
+        description="DXPULSE_KAFKA_BOOTSTRAP: Kafka bootstrap servers, comma separated host:port.",
+    )
+    database_url: str = Field(
+        default="postgresql://dxpulse:dxpulse@127.0.0.1:5433/dxpulse",
+        description="DXPULSE_DATABASE_URL: PostgreSQL DSN used for history, tokens and alerts.",
+    )
+    topic_partitions: int = Field(
+        default=6,
+        ge=1,
+        description=(
+            "DXPULSE_TOPIC_PARTITIONS: partitions of every dxpulse topic; the upper bound on"
+            " aggregator workers sharing the work."
+        ),
+    )

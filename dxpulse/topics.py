@@ -1,0 +1,71 @@
+"""The Kafka topics dxpulse owns, created up front with explicit partitions and cleanup policies."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+
+log = logging.getLogger(__name__)
+
+REPORTS = "dxpulse.reports.v1"
+"""Raw reports from local systems, keyed ``indicator|period`` so one worker owns an (indicator, period)."""
+ROLLUPS = "dxpulse.rollups.v1"
+"""National rollups, keyed ``indicator|period|scope``; compacted, so a replay shows the latest of each."""
+ALERTS = "dxpulse.alerts.v1"
+"""Alert transitions (firing/resolved), keyed by alert fingerprint."""
+DEAD_LETTERS = "dxpulse.reports.deadletter.v1"
+"""Raw messages the pipeline could not accept, with the reason and the original bytes."""
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One topic's name and the configuration it is created with."""
+
+    name: str
+    compacted: bool = False
+    configs: dict[str, str] = field(default_factory=dict)
+
+    def new_topic(self, partitions: int) -> NewTopic:
+        configs = {"cleanup.policy": "compact" if self.compacted else "delete", **self.configs}
+        return NewTopic(self.name, partitions, 1, topic_configs=configs)
+
+
+TOPICS: tuple[TopicSpec, ...] = (
+    TopicSpec(REPORTS, configs={"retention.ms": str(90 * 24 * 3600 * 1000)}),
+    TopicSpec(ROLLUPS, compacted=True, configs={"min.cleanable.dirty.ratio": "0.1"}),
+    TopicSpec(ALERTS, configs={"retention.ms": str(365 * 24 * 3600 * 1000)}),
+    TopicSpec(DEAD_LETTERS, configs={"retention.ms": str(30 * 24 * 3600 * 1000)}),
+)
+
+
+async def ensure_topics(bootstrap: str, partitions: int, *, timeout_s: float = 60.0) -> list[str]:
+    """Create every dxpulse topic that does not exist yet; returns the names it created.
+
+    Retries the connection until ``timeout_s`` because it runs right after the broker starts.
+    """
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        try:
+            await admin.start()
+            break
+        except KafkaConnectionError:
+            await admin.close()
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+    try:
+        existing = set(await admin.list_topics())
+        missing = [spec for spec in TOPICS if spec.name not in existing]
+        if missing:
+            try:
+                await admin.create_topics([spec.new_topic(partitions) for spec in missing])
+            except TopicAlreadyExistsError:
+                log.info("another process created the topics first")
+        return [spec.name for spec in missing]
+    finally:
+        await admin.close()
