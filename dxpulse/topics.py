@@ -42,8 +42,22 @@ TOPICS: tuple[TopicSpec, ...] = (
 )
 
 
-async def ensure_topics(bootstrap: str, partitions: int, *, timeout_s: float = 60.0) -> list[str]:
-    """Create every dxpulse topic that does not exist yet; returns the names it created.
+def changelog(app_id: str, table: str) -> TopicSpec:
+    """The compacted changelog topic faust backs a table with; created by us, not by faust."""
+    return TopicSpec(f"{app_id}-{table}-changelog", compacted=True)
+
+
+async def ensure_topics(
+    bootstrap: str,
+    partitions: int,
+    *,
+    extra: tuple[TopicSpec, ...] = (),
+    timeout_s: float = 60.0,
+) -> list[str]:
+    """Create every dxpulse topic (and ``extra``) that does not exist yet; returns those created.
+
+    Workers call this before faust starts: a changelog topic faust creates itself can be seen by
+    its consumer with no partitions yet, and the worker then fails with PartitionsMismatch.
 
     Retries the connection until ``timeout_s`` because it runs right after the broker starts.
     """
@@ -60,7 +74,7 @@ async def ensure_topics(bootstrap: str, partitions: int, *, timeout_s: float = 6
             await asyncio.sleep(0.5)
     try:
         existing = set(await admin.list_topics())
-        missing = [spec for spec in TOPICS if spec.name not in existing]
+        missing = [spec for spec in (*TOPICS, *extra) if spec.name not in existing]
         if missing:
             try:
                 await admin.create_topics([spec.new_topic(partitions) for spec in missing])

@@ -10,7 +10,7 @@ import asyncpg
 def migration_files() -> list[tuple[str, str]]:
     """The (name, sql) of every migration shipped with the package, in the order they apply."""
     folder = resources.files(__package__)
-    files = sorted(p for p in folder.iterdir() if p.name.endswith(".sql"))
+    files = sorted((p for p in folder.iterdir() if p.name.endswith(".sql")), key=lambda p: p.name)
     return [(p.name, p.read_text(encoding="utf-8")) for p in files]
 
 

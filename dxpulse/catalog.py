@@ -1,0 +1,97 @@
+"""The indicator catalog: loaded once from data/catalog.yaml and validated with pydantic."""
+
+from __future__ import annotations
+
+from datetime import date
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from dxpulse.periods import PeriodType
+
+IndicatorKind = Literal["flag", "ratio", "count", "catalog"]
+
+
+class _Entry(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Baseline(_Entry):
+    """The value an indicator had at a start date, where known."""
+
+    value: float
+    date: date
+
+
+class Target(_Entry):
+    """What the indicator must reach, by when; fractions for shares, absolute for counts."""
+
+    value: float = Field(gt=0)
+    deadline: date
+    baseline: Baseline | None = None
+
+
+class Indicator(_Entry):
+    """One catalog entry: what is reported, per which period, by whom, and how it rolls up."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]{1,63}$")
+    name: str
+    unit: str
+    kind: IndicatorKind
+    period_type: PeriodType
+    groups: tuple[str, ...] = Field(min_length=1)
+    target: Target | None = None
+    items: tuple[str, ...] = ()
+    source: str = ""
+
+    @model_validator(mode="after")
+    def _items_only_for_catalogs(self) -> Indicator:
+        if self.kind == "catalog" and not self.items:
+            raise ValueError(f"catalog indicator {self.id} needs its list of items")
+        if self.kind != "catalog" and self.items:
+            raise ValueError(f"indicator {self.id} is a {self.kind}; only catalogs have items")
+        if len(set(self.items)) != len(self.items):
+            raise ValueError(f"catalog indicator {self.id} lists an item twice")
+        return self
+
+
+class Catalog(_Entry):
+    """All indicators, by id."""
+
+    indicators: tuple[Indicator, ...]
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Catalog:
+        ids = [i.id for i in self.indicators]
+        duplicated = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicated:
+            raise ValueError(f"indicator ids listed twice: {', '.join(duplicated)}")
+        return self
+
+    def get(self, indicator_id: str) -> Indicator | None:
+        return self._by_id().get(indicator_id)
+
+    def __getitem__(self, indicator_id: str) -> Indicator:
+        return self._by_id()[indicator_id]
+
+    def _by_id(self) -> dict[str, Indicator]:
+        return {i.id: i for i in self.indicators}
+
+
+def load_catalog(path: Path | None = None) -> Catalog:
+    """Read and validate a catalog file; the packaged one when no path is given."""
+    if path is None:
+        text = resources.files("dxpulse.data").joinpath("catalog.yaml").read_text(encoding="utf-8")
+    else:
+        text = path.read_text(encoding="utf-8")
+    return Catalog.model_validate(yaml.safe_load(text))
+
+
+@cache
+def default_catalog() -> Catalog:
+    """The packaged catalog, read once per process."""
+    return load_catalog()

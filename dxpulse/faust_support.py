@@ -1,0 +1,91 @@
+"""What every dxpulse faust app shares: broker URL, tuned timeouts, and a Prometheus page."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+import faust
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from dxpulse.settings import CommonSettings
+from dxpulse.topics import TopicSpec, ensure_topics
+
+
+def faust_broker_url(bootstrap: str) -> str:
+    """faust's broker URL for a Kafka bootstrap list ("a:9092,b:9092" → "kafka://a:9092;b:9092")."""
+    return "kafka://" + ";".join(host.strip() for host in bootstrap.split(",") if host.strip())
+
+
+def new_faust_app(
+    app_id: str,
+    settings: CommonSettings,
+    *,
+    web_port: int,
+    data_dir: Path,
+    session_timeout_s: float,
+) -> faust.App:
+    """A faust app with the settings every dxpulse worker needs."""
+    return faust.App(
+        app_id,
+        broker=faust_broker_url(settings.kafka_bootstrap),
+        store="memory://",
+        datadir=str(data_dir / app_id),
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=1,
+        # faust's 60 s default makes a restarted worker wait two minutes for its old session to
+        # expire before it gets partitions back (dxpulse issue 2, known pitfalls).
+        broker_session_timeout=session_timeout_s,
+        broker_heartbeat_interval=min(3.0, session_timeout_s / 3),
+        broker_rebalance_timeout=session_timeout_s * 2,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        web_enabled=True,
+        web_host="127.0.0.1",
+        web_port=web_port,
+        web_in_thread=False,
+    )
+
+
+def add_metrics_page(app: faust.App, registry: CollectorRegistry) -> None:
+    """Serve ``registry`` on the faust web server's /metrics."""
+
+    @app.page("/metrics")
+    async def metrics(web: Any, request: Any) -> Any:
+        return web.bytes(generate_latest(registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+
+def run_worker(
+    app: faust.App, settings: CommonSettings, topics: tuple[TopicSpec, ...], loglevel: str = "info"
+) -> None:
+    """Create the worker's topics, then run ``app`` as a worker in this process."""
+    asyncio.run(ensure_topics(settings.kafka_bootstrap, settings.topic_partitions, extra=topics))
+    # The worker command's own --web-host/--web-port defaults would override the app's settings.
+    sys.argv = [
+        sys.argv[0],
+        "worker",
+        "--loglevel",
+        loglevel,
+        "--web-host",
+        str(app.conf.web_host),
+        "--web-port",
+        str(app.conf.web_port),
+    ]
+    app.main()
+
+
+def raw_topic(app: faust.App, name: str) -> faust.TopicT:
+    """A topic whose keys and values stay bytes; dxpulse parses them itself with pydantic."""
+    return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+
+
+def json_table(app: faust.App, name: str, partitions: int) -> faust.types.TableT[str, Any]:
+    """A changelog-backed table of str keys and JSON values (faust's default table serializers).
+
+    Both must stay JSON: a table whose keys were written as raw bytes cannot be recovered.
+    """
+    app.conf.table_key_serializer = "json"
+    app.conf.table_value_serializer = "json"
+    return app.Table(name, default=None, key_type=str, value_type=None, partitions=partitions)

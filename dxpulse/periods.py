@@ -1,0 +1,70 @@
+"""Reporting periods (2024, 2024-H1, 2024-Q3, 2024-07): parsing, bounds and period types."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Literal
+
+PeriodType = Literal["year", "half", "quarter", "month"]
+
+_PATTERNS: dict[PeriodType, re.Pattern[str]] = {
+    "year": re.compile(r"^(?P<year>\d{4})$"),
+    "half": re.compile(r"^(?P<year>\d{4})-H(?P<n>[12])$"),
+    "quarter": re.compile(r"^(?P<year>\d{4})-Q(?P<n>[1-4])$"),
+    "month": re.compile(r"^(?P<year>\d{4})-(?P<n>0[1-9]|1[0-2])$"),
+}
+_MONTHS_PER: dict[PeriodType, int] = {"year": 12, "half": 6, "quarter": 3, "month": 1}
+EXAMPLES: dict[PeriodType, str] = {
+    "year": "2024",
+    "half": "2024-H1",
+    "quarter": "2024-Q3",
+    "month": "2024-07",
+}
+
+
+class PeriodError(ValueError):
+    """The text is not a period of the expected type."""
+
+
+@dataclass(frozen=True, order=True)
+class Period:
+    """A calendar period; ``start`` and ``end`` are the first and last day it covers."""
+
+    start: date
+    end: date
+    type: PeriodType
+    label: str
+
+    def __str__(self) -> str:
+        return self.label
+
+
+def period_type_of(text: str) -> PeriodType | None:
+    """Which period type the text is written as, or None when it is none of them."""
+    for kind, pattern in _PATTERNS.items():
+        if pattern.match(text):
+            return kind
+    return None
+
+
+def parse_period(text: str, expected: PeriodType | None = None) -> Period:
+    """Parse a period label, checking it is of ``expected`` type when given."""
+    kind = period_type_of(text)
+    if kind is None:
+        raise PeriodError(f"{text!r} is not a period; write e.g. 2024, 2024-H1, 2024-Q3 or 2024-07")
+    if expected is not None and kind != expected:
+        raise PeriodError(
+            f"period {text!r} is a {kind}, but this indicator is reported per {expected};"
+            f" write e.g. {EXAMPLES[expected]}"
+        )
+    match = _PATTERNS[kind].match(text)
+    assert match is not None
+    year = int(match["year"])
+    index = int(match["n"]) if kind != "year" else 1
+    months = _MONTHS_PER[kind]
+    first_month = (index - 1) * months + 1
+    start = date(year, first_month, 1)
+    after = date(year + 1, 1, 1) if first_month + months > 12 else date(year, first_month + months, 1)
+    return Period(start=start, end=after - timedelta(days=1), type=kind, label=text)

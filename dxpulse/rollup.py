@@ -1,0 +1,217 @@
+"""Pure aggregation: the latest snapshot per reporter, and the rollups computed from them.
+
+Every rollup is a function of the latest value per reporter only, so replaying the log, a crash
+or a duplicate delivery can never double-count. ``step`` is what the aggregator calls per report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from dxpulse.catalog import Indicator
+from dxpulse.periods import Period
+from dxpulse.registry import Registry
+from schemas import Report, ReportValue, Rollup, RollupTarget
+
+NATIONAL_SCOPE = "national"
+"""The scope combining every group an indicator spans."""
+
+_VALUE_ADAPTER: TypeAdapter[ReportValue] = TypeAdapter(ReportValue)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A reporter's latest accepted value for one indicator and period."""
+
+    observed_at: datetime
+    event_id: str
+    value: ReportValue
+
+    @property
+    def order(self) -> tuple[datetime, str]:
+        """Newest observation wins; the event id breaks ties so the winner never depends on order."""
+        return (self.observed_at, self.event_id)
+
+    @classmethod
+    def of(cls, report: Report) -> Snapshot:
+        return cls(observed_at=report.observed_at, event_id=str(report.event_id), value=report.value)
+
+
+@dataclass(frozen=True)
+class PeriodState:
+    """Everything the aggregator keeps for one (indicator, period): one changelog record."""
+
+    latest: dict[str, Snapshot] = field(default_factory=dict)
+    published: dict[str, str] = field(default_factory=dict)
+    """Scope → revision of the rollup last published, so unchanged figures are not sent again."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "latest": {
+                reporter: {
+                    "observed_at": snap.observed_at.isoformat(),
+                    "event_id": snap.event_id,
+                    "value": snap.value.model_dump(mode="json"),
+                }
+                for reporter, snap in self.latest.items()
+            },
+            "published": dict(self.published),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> PeriodState:
+        if not data:
+            return cls()
+        return cls(
+            latest={
+                reporter: Snapshot(
+                    observed_at=datetime.fromisoformat(raw["observed_at"]),
+                    event_id=raw["event_id"],
+                    value=_VALUE_ADAPTER.validate_python(raw["value"]),
+                )
+                for reporter, raw in data.get("latest", {}).items()
+            },
+            published=dict(data.get("published", {})),
+        )
+
+
+def apply(latest: Mapping[str, Snapshot], report: Report) -> dict[str, Snapshot] | None:
+    """The latest-value map after ``report``, or None when the report changes nothing.
+
+    Nothing changes for a duplicate or an older observation arriving late; a newer one replaces.
+    """
+    incoming = Snapshot.of(report)
+    current = latest.get(report.reporter)
+    if current is not None and current.order >= incoming.order:
+        return None
+    updated = dict(latest)
+    updated[report.reporter] = incoming
+    return updated
+
+
+def _ratio(numerator: float, denominator: float | None) -> float | None:
+    return numerator / denominator if denominator else None
+
+
+def rollup_for(
+    indicator: Indicator,
+    period: Period,
+    scope: str,
+    expected: frozenset[str],
+    latest: Mapping[str, Snapshot],
+    computed_at: datetime,
+) -> Rollup:
+    """One scope's figure from the latest snapshots of its expected reporters."""
+    snaps = {r: latest[r] for r in expected if r in latest}
+    numerator = 0.0
+    denominator: float | None
+    lagging: list[str] = []
+    if indicator.kind == "flag":
+        flags = {r: s.value.value for r, s in snaps.items() if s.value.kind == "flag"}
+        numerator = float(sum(flags.values()))
+        denominator = float(len(expected))
+        lagging = sorted(r for r in expected if not flags.get(r, False))
+    elif indicator.kind == "ratio":
+        denominator = 0.0
+        for s in snaps.values():
+            if s.value.kind == "ratio":
+                numerator += s.value.numerator
+                denominator += s.value.denominator
+    elif indicator.kind == "count":
+        numerator = sum(s.value.value for s in snaps.values() if s.value.kind == "count")
+        denominator = None
+    else:
+        done: set[str] = set()
+        for s in snaps.values():
+            if s.value.kind == "catalog":
+                done.update(s.value.done)
+        numerator = float(len(done & set(indicator.items)))
+        denominator = float(len(indicator.items))
+    value = numerator if indicator.kind == "count" else _ratio(numerator, denominator)
+    target = indicator.target
+    body: dict[str, Any] = {
+        "indicator": indicator.id,
+        "period": period.label,
+        "scope": scope,
+        "kind": indicator.kind,
+        "value": value,
+        "numerator": numerator,
+        "denominator": denominator,
+        "reporters_reported": len(snaps),
+        "reporters_expected": len(expected),
+        "completeness": len(snaps) / len(expected) if expected else 0.0,
+        "target": RollupTarget(value=target.value, deadline=target.deadline) if target else None,
+        "attainment": value / target.value if target and value is not None else None,
+        "latest_observed_at": max((s.observed_at for s in snaps.values()), default=None),
+        "report_count": len(snaps),
+        "lagging": lagging,
+        "not_reported": sorted(expected - snaps.keys()),
+    }
+    return Rollup(**body, revision=_revision(body), computed_at=computed_at)
+
+
+def _revision(body: Mapping[str, Any]) -> str:
+    canonical = json.dumps(body, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def scopes_of(indicator: Indicator) -> tuple[str, ...]:
+    """The groups an indicator spans, then the national scope combining them (once)."""
+    return tuple(dict.fromkeys((*indicator.groups, NATIONAL_SCOPE)))
+
+
+def compute_rollups(
+    indicator: Indicator,
+    period: Period,
+    latest: Mapping[str, Snapshot],
+    registry: Registry,
+    computed_at: datetime,
+) -> list[Rollup]:
+    """Every scope's rollup, judged against the registry in force on the period's last day."""
+    rollups = []
+    for scope in scopes_of(indicator):
+        groups: Iterable[str] = indicator.groups if scope == NATIONAL_SCOPE else (scope,)
+        expected = registry.expected(groups, period.end)
+        rollups.append(rollup_for(indicator, period, scope, expected, latest, computed_at))
+    return rollups
+
+
+def step(
+    state: PeriodState,
+    report: Report,
+    indicator: Indicator,
+    period: Period,
+    registry: Registry,
+    computed_at: datetime,
+) -> tuple[PeriodState, list[Rollup]]:
+    """Apply one report: the new state and the rollups whose figures changed (to publish)."""
+    latest = apply(state.latest, report)
+    if latest is None:
+        return state, []
+    return changed_rollups(replace(state, latest=latest), indicator, period, registry, computed_at)
+
+
+def changed_rollups(
+    state: PeriodState,
+    indicator: Indicator,
+    period: Period,
+    registry: Registry,
+    computed_at: datetime,
+) -> tuple[PeriodState, list[Rollup]]:
+    """The rollups whose revision differs from the one last published, and the state recording them."""
+    fresh = [
+        r
+        for r in compute_rollups(indicator, period, state.latest, registry, computed_at)
+        if state.published.get(r.scope) != r.revision
+    ]
+    if not fresh:
+        return state, []
+    published = {**state.published, **{r.scope: r.revision for r in fresh}}
+    return replace(state, published=published), fresh

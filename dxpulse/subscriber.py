@@ -1,0 +1,62 @@
+"""Reading dxpulse topics as a downstream subscriber does: from the start to the current end."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TypeVar
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from pydantic import BaseModel
+
+from dxpulse.topics import ALERTS, ROLLUPS
+from schemas import AlertEvent, Rollup
+
+Event = TypeVar("Event", bound=BaseModel)
+
+
+async def read_topic(
+    bootstrap: str, topic: str, parse: Callable[[bytes], Event], *, timeout_s: float = 30.0
+) -> list[tuple[str, Event]]:
+    """Every (key, event) on ``topic`` from its first offset up to its end when called, in order."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        if not partitions:
+            await consumer._client.force_metadata_update()  # a new consumer may not know the topic yet
+            partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        pending = {tp for tp in partitions if ends[tp] > 0}
+        events: list[tuple[str, Event]] = []
+        async with asyncio.timeout(timeout_s):
+            while pending:
+                batches = await consumer.getmany(*pending, timeout_ms=500)
+                for tp, messages in batches.items():
+                    for message in messages:
+                        if message.value is not None and message.key is not None:
+                            events.append((message.key.decode(), parse(message.value)))
+                    if messages and messages[-1].offset + 1 >= ends[tp]:
+                        pending.discard(tp)
+                for tp in list(pending):
+                    if await consumer.position(tp) >= ends[tp]:
+                        pending.discard(tp)
+        return events
+    finally:
+        await consumer.stop()
+
+
+async def latest_rollups(bootstrap: str, *, timeout_s: float = 30.0) -> dict[str, Rollup]:
+    """The current rollup per key (``indicator|period|scope``), as a new subscriber sees it."""
+    events = await read_topic(bootstrap, ROLLUPS, Rollup.model_validate_json, timeout_s=timeout_s)
+    return dict(events)
+
+
+async def alert_events(bootstrap: str, *, timeout_s: float = 30.0) -> list[AlertEvent]:
+    """Every alert transition published so far, in order per fingerprint."""
+    events = await read_topic(bootstrap, ALERTS, AlertEvent.model_validate_json, timeout_s=timeout_s)
+    return [event for _, event in events]

@@ -1,0 +1,119 @@
+"""Pure validation of a report against the catalog and the registry in force for its period."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from dxpulse.catalog import Catalog
+from dxpulse.periods import Period, PeriodError, parse_period
+from dxpulse.registry import Registry
+from schemas import Report
+
+CLOCK_SKEW = timedelta(minutes=5)
+"""How far in the future an observation time may be before it is refused (reporters' clocks drift)."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One reason a report is refused; ``type`` is the slug of an RFC 9457 problem type."""
+
+    type: str
+    title: str
+    detail: str
+    field: str | None = None
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A report that passed validation, with its parsed period."""
+
+    report: Report
+    period: Period
+
+
+def validate_report(
+    report: Report, catalog: Catalog, registry: Registry, now: datetime
+) -> Accepted | Problem:
+    """Check a schema-valid report against the catalog and registry; the first problem found wins."""
+    indicator = catalog.get(report.indicator)
+    if indicator is None:
+        return Problem(
+            "unknown-indicator",
+            "Unknown indicator",
+            f"indicator {report.indicator!r} is not in the catalog; GET /v1/indicators lists them",
+            "indicator",
+        )
+    try:
+        period = parse_period(report.period, indicator.period_type)
+    except PeriodError as error:
+        return Problem("invalid-period", "Period does not fit the indicator", str(error), "period")
+    if period.start > now.date():
+        return Problem(
+            "future-period",
+            "Period has not started",
+            f"period {period.label} starts on {period.start}; report it once it has started",
+            "period",
+        )
+    if report.observed_at > now + CLOCK_SKEW:
+        return Problem(
+            "future-observation",
+            "Observation time is in the future",
+            f"observed_at {report.observed_at.isoformat()} is later than now"
+            f" ({now.isoformat()}); check the reporting system's clock",
+            "observed_at",
+        )
+    reporter = registry.get(report.reporter)
+    if reporter is None:
+        return Problem(
+            "unknown-reporter",
+            "Unknown reporter",
+            f"reporter {report.reporter!r} is not in the registry; ids look like province:79,"
+            " ministry:MOH or national:MPS",
+            "reporter",
+        )
+    if not reporter.active_on(period.end):
+        successor = registry.current_successor(reporter.id, period.end)
+        instead = f"; report as {successor}" if successor else ""
+        return Problem(
+            "retired-reporter",
+            "Reporter no longer exists for this period",
+            f"{reporter.id} ({reporter.name}) ceased on {reporter.valid_to}"
+            f" and is not a reporter for {period.label}{instead}",
+            "reporter",
+        )
+    if report.reporter not in registry.expected(indicator.groups, period.end):
+        return Problem(
+            "reporter-not-expected",
+            "Reporter does not report this indicator",
+            f"{indicator.id} is reported by {', '.join(indicator.groups)};"
+            f" {report.reporter} is not among them",
+            "reporter",
+        )
+    value = report.value
+    if value.kind != indicator.kind:
+        return Problem(
+            "wrong-value-kind",
+            "Value of the wrong kind",
+            f"{indicator.id} is a {indicator.kind} indicator, but the value is a {value.kind};"
+            f' send {{"kind": "{indicator.kind}", ...}}',
+            "value.kind",
+        )
+    if value.kind == "ratio" and value.numerator > value.denominator:
+        return Problem(
+            "numerator-exceeds-denominator",
+            "Numerator greater than denominator",
+            f"numerator {value.numerator:g} is greater than denominator {value.denominator:g}",
+            "value.numerator",
+        )
+    if value.kind == "catalog":
+        unknown = sorted(set(value.done) - set(indicator.items))
+        if unknown:
+            return Problem(
+                "unknown-catalog-item",
+                "Unknown catalog item",
+                f"{indicator.id} has no item(s) {', '.join(unknown[:10])}; items are"
+                f" {indicator.items[0]} .. {indicator.items[-1]}",
+                "value.done",
+            )
+    return Accepted(report=report, period=period)

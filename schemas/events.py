@@ -1,0 +1,151 @@
+"""Pydantic models of the events on dxpulse topics: reports, rollups, alerts and dead letters."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, NonNegativeFloat
+
+SCHEMA_VERSION = 1
+"""The version of every event model here; a breaking change adds a new topic suffix."""
+
+REPORTER_PATTERN = r"^(province|ministry|national):[A-Za-z0-9_-]{1,32}$"
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class FlagValue(_Event):
+    """A yes/no fact, e.g. "our procedure system is connected to EMC"."""
+
+    kind: Literal["flag"] = "flag"
+    value: bool
+
+
+class RatioValue(_Event):
+    """A part of a whole, e.g. 12,345 of 30,000 records filed online; rolled up as Σnum / Σden."""
+
+    kind: Literal["ratio"] = "ratio"
+    numerator: NonNegativeFloat
+    denominator: NonNegativeFloat
+
+
+class CountValue(_Event):
+    """A quantity summed nationally, e.g. digital-technology enterprises registered."""
+
+    kind: Literal["count"] = "count"
+    value: NonNegativeFloat
+
+
+class CatalogValue(_Event):
+    """Which items of the indicator's fixed list are done, by item id."""
+
+    kind: Literal["catalog"] = "catalog"
+    done: list[str] = Field(max_length=10_000)
+
+
+ReportValue = Annotated[FlagValue | RatioValue | CountValue | CatalogValue, Field(discriminator="kind")]
+
+
+class Report(_Event):
+    """One reporter's snapshot: as of ``observed_at``, its value for an indicator and period."""
+
+    schema_version: Literal[1] = Field(default=1, description="Event schema version; only 1 exists.")
+    event_id: UUID = Field(description="Unique per report; a resend with the same id is a duplicate.")
+    reporter: str = Field(
+        pattern=REPORTER_PATTERN,
+        description="Reporting unit, e.g. province:79, ministry:MIC, national:MPS.",
+    )
+    indicator: str = Field(min_length=1, max_length=64, description="Catalog indicator id.")
+    period: str = Field(min_length=4, max_length=10, description="2024, 2024-H1, 2024-Q3 or 2024-07.")
+    observed_at: AwareDatetime = Field(
+        description="When the value was true; the newest observation per reporter wins."
+    )
+    value: ReportValue
+
+
+class RollupTarget(_Event):
+    """The target a rollup is compared with."""
+
+    value: float
+    deadline: date
+
+
+class Rollup(_Event):
+    """The national figure for one indicator, period and scope (a group, or ``national``)."""
+
+    schema_version: Literal[1] = 1
+    indicator: str
+    period: str
+    scope: str = Field(description="A group name (provinces, ministries, ...) or national.")
+    kind: Literal["flag", "ratio", "count", "catalog"]
+    value: float | None = Field(description="numerator/denominator, or the sum for counts.")
+    numerator: float
+    denominator: float | None
+    reporters_reported: int
+    reporters_expected: int
+    completeness: float = Field(description="reporters_reported / reporters_expected.")
+    target: RollupTarget | None
+    attainment: float | None = Field(description="value / target value.")
+    latest_observed_at: AwareDatetime | None
+    report_count: int = Field(description="How many reporters' latest reports it rests on.")
+    lagging: list[str] = Field(
+        description="Expected reporters whose flag is false or who have not reported (flags only)."
+    )
+    not_reported: list[str] = Field(description="Expected reporters with no report yet.")
+    revision: str = Field(description="Content hash; equal revisions are the same figure.")
+    computed_at: AwareDatetime
+
+    @property
+    def key(self) -> str:
+        return rollup_key(self.indicator, self.period, self.scope)
+
+
+def rollup_key(indicator: str, period: str, scope: str) -> str:
+    """The rollup topic's message key: ``indicator|period|scope``."""
+    return f"{indicator}|{period}|{scope}"
+
+
+def report_key(indicator: str, period: str) -> str:
+    """The report topic's message key: ``indicator|period``, so one worker owns each pair."""
+    return f"{indicator}|{period}"
+
+
+AlertStatus = Literal["firing", "resolved"]
+
+
+class AlertEvent(_Event):
+    """A transition of one alert, identified by its fingerprint (rule, indicator, period, scope)."""
+
+    schema_version: Literal[1] = 1
+    fingerprint: str
+    rule: Literal["below_target", "off_trajectory", "regression", "missing_reports"]
+    indicator: str
+    period: str
+    scope: str
+    status: AlertStatus
+    severity: Literal["critical", "warning", "info"]
+    summary: str
+    value: float | None
+    target: float | None
+    reporters: list[str] = Field(description="Reporters responsible, where the rule names them.")
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime | None
+    changed_at: AwareDatetime
+
+
+class DeadLetter(_Event):
+    """A raw message the pipeline refused, kept with its reason and original bytes."""
+
+    schema_version: Literal[1] = 1
+    reason: str
+    detail: str
+    original: str = Field(description="The original message value, base64 encoded.")
+    original_key: str | None
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    failed_at: datetime

@@ -1,0 +1,1 @@
+"""The three dxpulse services: ingest (HTTP to Kafka), aggregate (rollups), alerts."""

@@ -1,0 +1,1 @@
+"""Aggregate: the faust worker that keeps the latest value per reporter and publishes rollups."""

@@ -1,0 +1,34 @@
+"""Configuration of the aggregator worker, from DXPULSE_* environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from dxpulse.settings import CommonSettings
+
+
+class AggregateSettings(CommonSettings):
+    """The aggregator's identity, web port and tuning."""
+
+    aggregate_app_id: str = Field(
+        default="dxpulse-aggregate",
+        description="DXPULSE_AGGREGATE_APP_ID: faust app id; also the consumer group and table prefix.",
+    )
+    aggregate_web_port: int = Field(
+        default=6066, description="DXPULSE_AGGREGATE_WEB_PORT: port of /metrics and faust's web views."
+    )
+    state_dir: Path = Field(
+        default=Path(".dxpulse"), description="DXPULSE_STATE_DIR: where workers keep local files."
+    )
+    session_timeout_s: float = Field(
+        default=10.0,
+        description=(
+            "DXPULSE_SESSION_TIMEOUT_S: Kafka consumer session timeout; a crashed worker's partitions"
+            " move to the others after this long."
+        ),
+    )
+    history_enabled: bool = Field(
+        default=True, description="DXPULSE_HISTORY_ENABLED: write every rollup to PostgreSQL history."
+    )

@@ -1,0 +1,1 @@
+"""Alerts: turns rollups into firing/resolved alert events when targets slip."""

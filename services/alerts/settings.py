@@ -1,0 +1,34 @@
+"""Configuration of the alerts worker, from DXPULSE_* environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from dxpulse.settings import CommonSettings
+
+
+class AlertsSettings(CommonSettings):
+    """The alerts worker's identity, web port and timing."""
+
+    alerts_app_id: str = Field(
+        default="dxpulse-alerts",
+        description="DXPULSE_ALERTS_APP_ID: faust app id; also the consumer group and table prefix.",
+    )
+    alerts_web_port: int = Field(
+        default=6067, description="DXPULSE_ALERTS_WEB_PORT: port of /metrics and faust's web views."
+    )
+    state_dir: Path = Field(
+        default=Path(".dxpulse"), description="DXPULSE_STATE_DIR: where workers keep local files."
+    )
+    session_timeout_s: float = Field(
+        default=10.0, description="DXPULSE_SESSION_TIMEOUT_S: Kafka consumer session timeout."
+    )
+    reevaluate_interval_s: float = Field(
+        default=60.0,
+        description=(
+            "DXPULSE_REEVALUATE_INTERVAL_S: how often every known rollup is judged again, so a"
+            " deadline passing fires alerts even when no report arrives."
+        ),
+    )

@@ -1,0 +1,20 @@
+"""Run the ingest API: ``python -m services.ingest`` (configured by DXPULSE_* variables)."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from services.ingest.app import create_app
+from services.ingest.settings import IngestSettings
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = IngestSettings()
+    uvicorn.run(create_app(settings), host=settings.ingest_host, port=settings.ingest_port)
+
+
+if __name__ == "__main__":
+    main()
