@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import calendar
 import re
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from typing import Literal
 
 PeriodType = Literal["year", "half", "quarter", "month"]
 
 _PATTERNS: dict[PeriodType, re.Pattern[str]] = {
-    "year": re.compile(r"^(?P<year>\d{4})$"),
-    "half": re.compile(r"^(?P<year>\d{4})-H(?P<n>[12])$"),
-    "quarter": re.compile(r"^(?P<year>\d{4})-Q(?P<n>[1-4])$"),
-    "month": re.compile(r"^(?P<year>\d{4})-(?P<n>0[1-9]|1[0-2])$"),
+    # ASCII digits and fullmatch only: "\d" takes any Unicode digit and "$" a trailing newline,
+    # and either would give one period two spellings (two aggregation keys).
+    "year": re.compile(r"(?P<year>[0-9]{4})"),
+    "half": re.compile(r"(?P<year>[0-9]{4})-H(?P<n>[12])"),
+    "quarter": re.compile(r"(?P<year>[0-9]{4})-Q(?P<n>[1-4])"),
+    "month": re.compile(r"(?P<year>[0-9]{4})-(?P<n>0[1-9]|1[0-2])"),
 }
 _MONTHS_PER: dict[PeriodType, int] = {"year": 12, "half": 6, "quarter": 3, "month": 1}
 EXAMPLES: dict[PeriodType, str] = {
@@ -44,7 +47,7 @@ class Period:
 def period_type_of(text: str) -> PeriodType | None:
     """Which period type the text is written as, or None when it is none of them."""
     for kind, pattern in _PATTERNS.items():
-        if pattern.match(text):
+        if pattern.fullmatch(text):
             return kind
     return None
 
@@ -59,12 +62,16 @@ def parse_period(text: str, expected: PeriodType | None = None) -> Period:
             f"period {text!r} is a {kind}, but this indicator is reported per {expected};"
             f" write e.g. {EXAMPLES[expected]}"
         )
-    match = _PATTERNS[kind].match(text)
+    match = _PATTERNS[kind].fullmatch(text)
     assert match is not None
     year = int(match["year"])
     index = int(match["n"]) if kind != "year" else 1
     months = _MONTHS_PER[kind]
     first_month = (index - 1) * months + 1
-    start = date(year, first_month, 1)
-    after = date(year + 1, 1, 1) if first_month + months > 12 else date(year, first_month + months, 1)
-    return Period(start=start, end=after - timedelta(days=1), type=kind, label=text)
+    last_month = first_month + months - 1
+    try:
+        start = date(year, first_month, 1)
+        end = date(year, last_month, calendar.monthrange(year, last_month)[1])
+    except ValueError as error:  # year 0000: outside the calendar
+        raise PeriodError(f"period {text!r} is not a calendar period: {error}") from None
+    return Period(start=start, end=end, type=kind, label=text)

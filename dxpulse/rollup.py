@@ -109,7 +109,8 @@ def rollup_for(
     computed_at: datetime,
 ) -> Rollup:
     """One scope's figure from the latest snapshots of its expected reporters."""
-    snaps = {r: latest[r] for r in expected if r in latest}
+    # Sorted, so float sums (and so revisions) do not depend on set iteration order.
+    snaps = {r: latest[r] for r in sorted(expected) if r in latest}
     numerator = 0.0
     denominator: float | None
     lagging: list[str] = []

@@ -72,6 +72,14 @@ def validate_report(
             " ministry:MOH or national:MPS",
             "reporter",
         )
+    if reporter.valid_from is not None and period.end < reporter.valid_from:
+        return Problem(
+            "reporter-not-yet-valid",
+            "Reporter did not exist in this period",
+            f"{reporter.id} ({reporter.name}) exists from {reporter.valid_from};"
+            f" report {period.label} as the unit that existed then",
+            "reporter",
+        )
     if not reporter.active_on(period.end):
         successor = registry.current_successor(reporter.id, period.end)
         instead = f"; report as {successor}" if successor else ""

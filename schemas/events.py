@@ -6,10 +6,13 @@ from datetime import date, datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, NonNegativeFloat
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 SCHEMA_VERSION = 1
 """The version of every event model here; a breaking change adds a new topic suffix."""
+
+Amount = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+"""A finite, non-negative figure: one infinite report would make a national sum infinite."""
 
 REPORTER_PATTERN = r"^(province|ministry|national):[A-Za-z0-9_-]{1,32}$"
 
@@ -29,15 +32,15 @@ class RatioValue(_Event):
     """A part of a whole, e.g. 12,345 of 30,000 records filed online; rolled up as Σnum / Σden."""
 
     kind: Literal["ratio"] = "ratio"
-    numerator: NonNegativeFloat
-    denominator: NonNegativeFloat
+    numerator: Amount
+    denominator: Amount
 
 
 class CountValue(_Event):
     """A quantity summed nationally, e.g. digital-technology enterprises registered."""
 
     kind: Literal["count"] = "count"
-    value: NonNegativeFloat
+    value: Amount
 
 
 class CatalogValue(_Event):
@@ -60,7 +63,10 @@ class Report(_Event):
         description="Reporting unit, e.g. province:79, ministry:MIC, national:MPS.",
     )
     indicator: str = Field(min_length=1, max_length=64, description="Catalog indicator id.")
-    period: str = Field(min_length=4, max_length=10, description="2024, 2024-H1, 2024-Q3 or 2024-07.")
+    period: str = Field(
+        pattern=r"^[0-9]{4}(-(H[12]|Q[1-4]|0[1-9]|1[0-2]))?$",
+        description="2024, 2024-H1, 2024-Q3 or 2024-07.",
+    )
     observed_at: AwareDatetime = Field(
         description="When the value was true; the newest observation per reporter wins."
     )

@@ -1,0 +1,146 @@
+"""The ``dxpulse`` command: run the local stack, send the sample scenario, read rollups and alerts."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+
+from dxpulse.client import IngestClient
+from dxpulse.presentation import alert_table, firing, rollup_table
+from dxpulse.scenario import EXPECTED_FIGURES, sample_reports
+from dxpulse.stack.cli import stack_app
+from dxpulse.stack.settings import StackSettings
+from dxpulse.subscriber import alert_events, latest_rollups
+from schemas import Report, Rollup
+
+app = typer.Typer(
+    help="dxpulse: the national digital-transformation scoreboard pipeline.", no_args_is_help=True
+)
+app.add_typer(stack_app, name="stack")
+# Off a terminal (CI logs, pipes) rich would wrap tables at 80 columns.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+
+_stack = StackSettings()
+IngestUrl = Annotated[str, typer.Option(help="Base URL of the ingest API.", envvar="DXPULSE_INGEST_URL")]
+Bootstrap = Annotated[str, typer.Option(help="Kafka bootstrap servers.", envvar="DXPULSE_KAFKA_BOOTSTRAP")]
+DEFAULT_INGEST_URL = f"http://127.0.0.1:{_stack.ingest_port}"
+DEFAULT_BOOTSTRAP = f"127.0.0.1:{_stack.kafka_port}"
+
+
+async def _send_all(url: str, reports: list[Report]) -> list[str]:
+    """Send reports with a progress bar; returns one line per refused report."""
+    refused: list[str] = []
+    async with IngestClient(url) as client:
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task("sending reports", total=len(reports))
+            for report in reports:
+                result = await client.send(report)
+                if not result.accepted:
+                    refused.append(f"{report.reporter} {report.indicator}: {result.problem}")
+                progress.advance(task)
+    return refused
+
+
+def _settled(rollups: dict[str, Rollup], reports: list[Report]) -> bool:
+    """Every (indicator, period) sent has a national rollup resting on every reporter sent."""
+    wanted: dict[tuple[str, str], set[str]] = {}
+    for report in reports:
+        wanted.setdefault((report.indicator, report.period), set()).add(report.reporter)
+    for (indicator, period), reporters in wanted.items():
+        national = rollups.get(f"{indicator}|{period}|national")
+        if national is None or national.reporters_reported < len(reporters):
+            return False
+    return True
+
+
+@app.command()
+def demo(
+    ingest_url: IngestUrl = DEFAULT_INGEST_URL,
+    kafka_bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the rollups.")] = 120.0,
+) -> None:
+    """Send the first-half-2024 scenario over HTTP and print the rollups read back from Kafka.
+
+    Needs a running stack (dxpulse stack up). Sending twice is harmless: event ids are fixed.
+    """
+    reports = sample_reports()
+    console.print(f"Sending {len(reports)} reports from 63 provinces, 22 ministries and MPS to {ingest_url}")
+    try:
+        refused = asyncio.run(_send_all(ingest_url, reports))
+    except OSError as error:
+        console.print(f"[red]error:[/] cannot reach {ingest_url} ({error}); start it with: dxpulse stack up")
+        raise typer.Exit(1) from None
+    if refused:
+        console.print(f"[red]{len(refused)} refused:[/]\n" + "\n".join(refused[:20]))
+        raise typer.Exit(1)
+    deadline = time.monotonic() + timeout
+    with console.status("waiting for the rollups on the rollup topic"):
+        while True:
+            rollups = asyncio.run(latest_rollups(kafka_bootstrap))
+            if _settled(rollups, reports):
+                break
+            if time.monotonic() > deadline:
+                console.print(f"[red]error:[/] rollups incomplete after {timeout:.0f} s; see .dxpulse/logs/")
+                raise typer.Exit(1)
+            time.sleep(1)
+    console.print(rollup_table(rollups.values(), "National rollups, read from dxpulse.rollups.v1"))
+    console.print("Seed 004 says:")
+    for indicator, figure in EXPECTED_FIGURES.items():
+        console.print(f"  {indicator}: {figure}")
+
+
+@app.command()
+def rollups(
+    kafka_bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
+    indicator: Annotated[str | None, typer.Option(help="Only this indicator.")] = None,
+    period: Annotated[str | None, typer.Option(help="Only this period, e.g. 2024-H1.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON rollup per line.")] = False,
+) -> None:
+    """Print the current rollups, read from the compacted rollup topic."""
+    current = [
+        r
+        for r in asyncio.run(latest_rollups(kafka_bootstrap)).values()
+        if (indicator is None or r.indicator == indicator) and (period is None or r.period == period)
+    ]
+    if as_json:
+        for rollup in current:
+            print(rollup.model_dump_json())
+    else:
+        console.print(rollup_table(current))
+
+
+@app.command()
+def alerts(
+    kafka_bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
+    history: Annotated[bool, typer.Option(help="Every transition, not only what fires now.")] = False,
+) -> None:
+    """Print the alerts firing now (or their whole history), read from the alerts topic."""
+    events = asyncio.run(alert_events(kafka_bootstrap))
+    shown = events if history else firing(events)
+    console.print(alert_table(shown, "Alert history" if history else "Firing alerts"))
+
+
+@app.command("export-schemas")
+def export_schemas(
+    out: Annotated[Path, typer.Option(help="Folder for the JSON Schema files.")] = Path("schemas/json"),
+) -> None:
+    """Write the JSON Schema of every event (for producers and subscribers in other languages)."""
+    from schemas.export import export
+
+    for path in export(out):
+        console.print(f"wrote {path}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

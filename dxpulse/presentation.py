@@ -1,0 +1,63 @@
+"""How rollups and alerts read in a terminal: one row per indicator and period, a column per scope."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+from rich.table import Table
+
+from dxpulse.rollup import NATIONAL_SCOPE
+from schemas import AlertEvent, Rollup
+
+
+def format_rollup(rollup: Rollup) -> str:
+    """A figure as the national reviews write it: "19/21", "42.0%", "50,350 / 48,000 = 104.9%"."""
+    if rollup.kind == "count":
+        text = f"{rollup.numerator:,.0f}"
+        if rollup.target is not None and rollup.attainment is not None:
+            text += f" / {rollup.target.value:,.0f} = {rollup.attainment * 100:.1f}%"
+        return text
+    if rollup.value is None:
+        return "no data"
+    percent = f"{rollup.value * 100:.1f}%"
+    if rollup.kind in ("flag", "catalog"):
+        return f"{rollup.numerator:,.0f}/{rollup.denominator:,.0f} = {percent}"
+    return percent
+
+
+def rollup_table(rollups: Iterable[Rollup], title: str = "National rollups") -> Table:
+    by_figure: dict[tuple[str, str], dict[str, Rollup]] = defaultdict(dict)
+    for rollup in rollups:
+        by_figure[(rollup.indicator, rollup.period)][rollup.scope] = rollup
+    group_scopes = sorted({s for scopes in by_figure.values() for s in scopes if s != NATIONAL_SCOPE})
+    table = Table(title=title)
+    table.add_column("indicator")
+    table.add_column("period")
+    for scope in group_scopes:
+        table.add_column(scope, justify="right")
+    table.add_column("combined", justify="right")
+    table.add_column("reported", justify="right")
+    for (indicator, period), scopes in sorted(by_figure.items()):
+        national = scopes.get(NATIONAL_SCOPE)
+        cells = [format_rollup(scopes[s]) if s in scopes else "" for s in group_scopes]
+        reported = f"{national.reporters_reported}/{national.reporters_expected}" if national else ""
+        table.add_row(indicator, period, *cells, format_rollup(national) if national else "", reported)
+    return table
+
+
+def alert_table(alerts: Iterable[AlertEvent], title: str = "Alerts") -> Table:
+    table = Table(title=title)
+    for column in ("status", "rule", "severity", "summary"):
+        table.add_column(column)
+    for alert in alerts:
+        table.add_row(alert.status, alert.rule, alert.severity, alert.summary)
+    return table
+
+
+def firing(alerts: Iterable[AlertEvent]) -> list[AlertEvent]:
+    """The alerts whose latest transition is firing."""
+    last: dict[str, AlertEvent] = {}
+    for alert in alerts:
+        last[alert.fingerprint] = alert
+    return [a for a in last.values() if a.status == "firing"]

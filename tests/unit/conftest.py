@@ -1,0 +1,94 @@
+"""Shared builders for the unit tests of the pure domain core (no servers, no mocks)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from uuid import UUID, uuid4
+
+import pytest
+
+from dxpulse.catalog import Catalog, default_catalog
+from dxpulse.periods import parse_period
+from dxpulse.registry import Registry, default_registry
+from dxpulse.rollup import PeriodState, step
+from schemas import CatalogValue, CountValue, FlagValue, RatioValue, Report, ReportValue, Rollup
+
+OBSERVED = datetime(2024, 6, 30, 12, 0, tzinfo=UTC)
+"""A default observation time inside 2024-H1."""
+NOW = datetime(2025, 9, 1, 12, 0, tzinfo=UTC)
+"""The fixed "now" of validation tests: 2025-H2 has started, 2026 has not."""
+COMPUTED_AT = datetime(2025, 9, 1, 12, 30, tzinfo=UTC)
+
+
+def flag(value: bool) -> FlagValue:
+    return FlagValue(value=value)
+
+
+def ratio(numerator: float, denominator: float) -> RatioValue:
+    return RatioValue(numerator=numerator, denominator=denominator)
+
+
+def count(value: float) -> CountValue:
+    return CountValue(value=value)
+
+
+def done(*items: str) -> CatalogValue:
+    return CatalogValue(done=list(items))
+
+
+def make_report(
+    reporter: str,
+    value: ReportValue,
+    *,
+    indicator: str = "emc_connection",
+    period: str = "2024-H1",
+    observed_at: datetime = OBSERVED,
+    minutes: int = 0,
+    event_id: UUID | None = None,
+) -> Report:
+    """A schema-valid report; ``minutes`` shifts ``observed_at`` so tests can order observations."""
+    return Report(
+        event_id=event_id if event_id is not None else uuid4(),
+        reporter=reporter,
+        indicator=indicator,
+        period=period,
+        observed_at=observed_at + timedelta(minutes=minutes),
+        value=value,
+    )
+
+
+def feed(
+    reports: Iterable[Report],
+    indicator_id: str,
+    period_label: str,
+    state: PeriodState | None = None,
+) -> tuple[PeriodState, list[list[Rollup]]]:
+    """Run reports one by one through ``step``; the final state and what each step published."""
+    indicator = default_catalog()[indicator_id]
+    period = parse_period(period_label, indicator.period_type)
+    current = state if state is not None else PeriodState()
+    published: list[list[Rollup]] = []
+    for report in reports:
+        current, fresh = step(current, report, indicator, period, default_registry(), COMPUTED_AT)
+        published.append(fresh)
+    return current, published
+
+
+def last_per_scope(published: Iterable[Iterable[Rollup]]) -> dict[str, Rollup]:
+    """The last rollup published for each scope."""
+    last: dict[str, Rollup] = {}
+    for batch in published:
+        for rollup in batch:
+            last[rollup.scope] = rollup
+    return last
+
+
+@pytest.fixture(scope="session")
+def registry() -> Registry:
+    return default_registry()
+
+
+@pytest.fixture(scope="session")
+def catalog() -> Catalog:
+    return default_catalog()
