@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from dxpulse.catalog import Indicator
@@ -26,12 +26,14 @@ def fingerprint(rule: str, indicator: str, period: str, scope: str) -> str:
 
 @dataclass(frozen=True)
 class ActiveAlert:
-    """An alert that is firing, and what it needs to decide when it ends."""
+    """An alert whose condition holds: pending until it has held for the hold-down, then firing."""
 
     starts_at: datetime
+    firing: bool = True
     reference: float | None = None
     """regression: the value before the fall; the alert resolves once the figure is back to it."""
     reporters: tuple[str, ...] = ()
+    summary: str = ""
 
 
 @dataclass(frozen=True)
@@ -57,8 +59,10 @@ class AlertState:
             "active": {
                 rule: {
                     "starts_at": a.starts_at.isoformat(),
+                    "firing": a.firing,
                     "reference": a.reference,
                     "reporters": list(a.reporters),
+                    "summary": a.summary,
                 }
                 for rule, a in self.active.items()
             },
@@ -73,8 +77,10 @@ class AlertState:
             active={
                 rule: ActiveAlert(
                     starts_at=datetime.fromisoformat(a["starts_at"]),
+                    firing=a.get("firing", True),
                     reference=a["reference"],
                     reporters=tuple(a["reporters"]),
+                    summary=a.get("summary", ""),
                 )
                 for rule, a in data.get("active", {}).items()
             },
@@ -127,7 +133,7 @@ def regression(
     if active is not None and active.reference is not None:
         if rollup.value is not None and rollup.value >= active.reference:
             return Condition(False)
-        return Condition(True, reporters=active.reporters, reference=active.reference)
+        return Condition(True, active.summary, active.reporters, active.reference)
     if previous is None or previous.value is None or rollup.value is None:
         return Condition(False)
     if rollup.value >= previous.value:
@@ -152,9 +158,19 @@ def _severity(rule: RuleName, scope: str) -> Literal["critical", "warning", "inf
 
 
 def evaluate(
-    state: AlertState, indicator: Indicator, rollup: Rollup | None, now: datetime
+    state: AlertState,
+    indicator: Indicator,
+    rollup: Rollup | None,
+    now: datetime,
+    hold_down: timedelta = timedelta(0),
 ) -> tuple[AlertState, list[AlertEvent]]:
-    """Judge a new rollup (or, with None, the last one again as time passes): state and transitions."""
+    """Judge a new rollup (or, with None, the last one again as time passes): state and transitions.
+
+    A condition must hold for ``hold_down`` before its alert fires (as Prometheus's ``for:``), so
+    a figure still filling in as reports arrive, or flapping around a threshold, does not storm;
+    the alert then carries the figure as it is when it fires. A pending condition that stops
+    holding vanishes silently; a firing one resolves once.
+    """
     previous = state.last
     current = rollup or previous
     if current is None:
@@ -167,16 +183,37 @@ def evaluate(
     active = dict(state.active)
     events: list[AlertEvent] = []
     for rule, verdict in verdicts.items():
-        firing = active.get(rule)
-        if verdict.holds and firing is None:
-            active[rule] = ActiveAlert(now, verdict.reference, verdict.reporters)
-            events.append(_event(rule, indicator, current, "firing", verdict.summary, verdict, now, now))
-        elif not verdict.holds and firing is not None:
-            del active[rule]
-            summary = f"{describe(indicator, current)}: {rule.replace('_', ' ')} resolved"
-            events.append(
-                _event(rule, indicator, current, "resolved", summary, verdict, firing.starts_at, now)
+        known = active.get(rule)
+        if verdict.holds and known is None:
+            known = active[rule] = ActiveAlert(
+                now, False, verdict.reference, verdict.reporters, verdict.summary
             )
+        if verdict.holds and known is not None and not known.firing:
+            if verdict.summary:
+                known = active[rule] = replace(known, reporters=verdict.reporters, summary=verdict.summary)
+            if now - known.starts_at >= hold_down:
+                active[rule] = replace(known, firing=True)
+                events.append(
+                    _event(
+                        rule,
+                        indicator,
+                        current,
+                        "firing",
+                        known.summary,
+                        known.reporters,
+                        known.starts_at,
+                        now,
+                    )
+                )
+        elif not verdict.holds and known is not None:
+            del active[rule]
+            if known.firing:
+                summary = f"{describe(indicator, current)}: {rule.replace('_', ' ')} resolved"
+                events.append(
+                    _event(
+                        rule, indicator, current, "resolved", summary, verdict.reporters, known.starts_at, now
+                    )
+                )
     return replace(state, last=current, active=active), events
 
 
@@ -186,7 +223,7 @@ def _event(
     rollup: Rollup,
     status: Literal["firing", "resolved"],
     summary: str,
-    verdict: Condition,
+    reporters: tuple[str, ...],
     starts_at: datetime,
     now: datetime,
 ) -> AlertEvent:
@@ -201,7 +238,7 @@ def _event(
         summary=summary,
         value=rollup.value,
         target=indicator.target.value if indicator.target else None,
-        reporters=list(verdict.reporters),
+        reporters=list(reporters),
         starts_at=starts_at,
         ends_at=now if status == "resolved" else None,
         changed_at=now,

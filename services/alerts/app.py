@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import faust
@@ -49,6 +49,7 @@ def create_app(
 ) -> faust.App:
     """Build the alerts worker (start it with ``app.main()``)."""
     catalog = catalog or default_catalog()
+    hold_down = timedelta(seconds=settings.hold_down_s)
     metrics_registry = CollectorRegistry()
     transitions = Counter(
         "dxpulse_alerts_transitions",
@@ -99,7 +100,7 @@ def create_app(
             if indicator is None:
                 yield None
                 continue
-            new_state, events = evaluate(state, indicator, rollup, clock())
+            new_state, events = evaluate(state, indicator, rollup, clock(), hold_down)
             if new_state != state:
                 states[rollup_key] = new_state.to_json()
             for alert in events:

@@ -25,8 +25,16 @@ class AlertsSettings(CommonSettings):
     session_timeout_s: float = Field(
         default=10.0, description="DXPULSE_SESSION_TIMEOUT_S: Kafka consumer session timeout."
     )
+    hold_down_s: float = Field(
+        default=120.0,
+        ge=0,
+        description=(
+            "DXPULSE_HOLD_DOWN_S: how long a condition must hold before its alert fires, so figures"
+            " filling in as reports arrive, or flapping around a threshold, do not storm."
+        ),
+    )
     reevaluate_interval_s: float = Field(
-        default=60.0,
+        default=30.0,
         description=(
             "DXPULSE_REEVALUATE_INTERVAL_S: how often every known rollup is judged again, so a"
             " deadline passing fires alerts even when no report arrives."

@@ -1,0 +1,32 @@
+"""Fixtures for tests against the real Kafka and PostgreSQL: one stack per session, on free ports."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from dxpulse.stack.settings import StackSettings
+from dxpulse.stack.testing import running_stack
+
+
+@pytest.fixture(scope="session")
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackSettings]:
+    """Kafka, PostgreSQL and the three services, started once for the session.
+
+    Fails (never skips) when a server cannot start: a skipped integration suite proves nothing.
+    """
+    # Services inherit this environment: a short hold-down and re-evaluation keep the alert tests quick.
+    timing = {"DXPULSE_HOLD_DOWN_S": "3", "DXPULSE_REEVALUATE_INTERVAL_S": "1"}
+    saved = {name: os.environ.get(name) for name in timing}
+    os.environ.update(timing)
+    try:
+        with running_stack(tmp_path_factory.mktemp("pipeline"), with_services=True) as settings:
+            yield settings
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -1,0 +1,106 @@
+"""End to end on the real stack: the sample scenario over HTTP, rollups and alerts read from Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import asyncpg
+import pytest
+
+from dxpulse.client import IngestClient
+from dxpulse.scenario import sample_reports
+from dxpulse.stack.settings import StackSettings
+from dxpulse.subscriber import alert_events, latest_rollups
+from schemas import AlertEvent, Rollup
+
+pytestmark = pytest.mark.integration
+
+
+async def _rollups_when_settled(settings: StackSettings, timeout_s: float = 120.0) -> dict[str, Rollup]:
+    """Poll the rollup topic until every national figure rests on all the reporters sent."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        rollups = await latest_rollups(settings.kafka_bootstrap)
+        national = [r for k, r in rollups.items() if k.endswith("|national")]
+        if len(national) == 6 and all(
+            r.reporters_reported
+            == (1 if r.indicator == "essential_public_services" else r.reporters_expected)
+            for r in national
+        ):
+            return rollups
+        assert time.monotonic() < deadline, f"rollups did not settle: {sorted(rollups)}"
+        await asyncio.sleep(1)
+
+
+def _figure(rollups: dict[str, Rollup], key: str) -> tuple[float, float | None, float]:
+    rollup = rollups[key]
+    assert rollup.value is not None
+    return rollup.numerator, rollup.denominator, round(rollup.value, 3)
+
+
+async def test_scenario_over_http_gives_seed_figures_on_the_rollup_topic(pipeline: StackSettings) -> None:
+    async with IngestClient(f"http://127.0.0.1:{pipeline.ingest_port}") as client:
+        results = [await client.send(report) for report in sample_reports()]
+    assert [r.problem for r in results if not r.accepted] == []
+
+    rollups = await _rollups_when_settled(pipeline)
+
+    assert _figure(rollups, "emc_connection|2024-H1|ministries_with_procedures")[:2] == (19, 21)
+    assert _figure(rollups, "emc_connection|2024-H1|provinces")[:2] == (63, 63)
+    assert _figure(rollups, "emc_connection|2024-H1|national") == (82, 84, 0.976)
+    assert _figure(rollups, "gov_reporting_connection|2024-H1|ministries")[:2] == (15, 22)
+    assert _figure(rollups, "gov_reporting_connection|2024-H1|provinces")[:2] == (63, 63)
+    assert _figure(rollups, "gov_reporting_connection|2024-H1|national") == (78, 85, 0.918)
+    assert _figure(rollups, "online_records_rate|2024-H1|ministries_with_procedures")[2] == 0.61
+    assert _figure(rollups, "online_records_rate|2024-H1|provinces")[2] == 0.17
+    assert _figure(rollups, "online_records_rate|2024-H1|national")[2] == 0.42
+    assert _figure(rollups, "low_signal_villages_broadband|2024-H1|national") == (256, 896, 0.286)
+    enterprises = rollups["digital_tech_enterprises|2024-H1|national"]
+    assert (enterprises.numerator, round(enterprises.attainment or 0, 3)) == (50_350, 1.049)
+    assert _figure(rollups, "essential_public_services|2024-H1|national") == (43, 53, 0.811)
+
+
+async def _emc_alert(settings: StackSettings, timeout_s: float = 60.0) -> AlertEvent:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        events = await alert_events(settings.kafka_bootstrap)
+        last = {e.fingerprint: e for e in events if e.indicator == "emc_connection" and e.scope == "national"}
+        below = [e for e in last.values() if e.rule == "below_target"]
+        if below and below[0].status == "firing" and "82/84" in below[0].summary:
+            return below[0]
+        assert time.monotonic() < deadline, f"no firing EMC alert: {[e.summary for e in events][-5:]}"
+        await asyncio.sleep(1)
+
+
+async def test_emc_below_target_alert_fires_after_its_deadline(pipeline: StackSettings) -> None:
+    await _rollups_when_settled(pipeline)
+    alert = await _emc_alert(pipeline)
+    # Today (after 2024-12-31) the deadline has passed and 97.6% < 100%.
+    assert alert.summary.startswith("Procedure systems connected to EMC 97.6% (82/84) below target 100.0%")
+    assert alert.severity == "critical"
+    assert set(alert.reporters) <= {r.reporter for r in sample_reports() if r.indicator == "emc_connection"}
+    assert len(alert.reporters) == 2
+
+
+async def test_rollup_history_reaches_postgresql(pipeline: StackSettings) -> None:
+    await _rollups_when_settled(pipeline)
+    deadline = time.monotonic() + 30
+    conn = await asyncpg.connect(pipeline.database_url)
+    try:
+        while True:
+            row = await conn.fetchrow(
+                "SELECT numerator, denominator FROM rollup_history"
+                " WHERE indicator = 'emc_connection' AND scope = 'national'"
+                " ORDER BY computed_at DESC, numerator DESC LIMIT 1"
+            )
+            if row is not None and (row["numerator"], row["denominator"]) == (82, 84):
+                break
+            assert time.monotonic() < deadline, f"history has {row}"
+            await asyncio.sleep(1)
+        duplicates = await conn.fetchval(
+            "SELECT count(*) - count(DISTINCT (indicator, period, scope, revision)) FROM rollup_history"
+        )
+        assert duplicates == 0
+    finally:
+        await conn.close()
