@@ -1,0 +1,308 @@
+"""Pure configuration of the local stack: file layout, config file text and command lines."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import sys
+import tempfile
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dxpulse.stack.settings import StackSettings
+
+# Linux caps a unix socket path (sun_path) at 108 bytes including the trailing NUL.
+_MAX_SOCKET_PATH = 107
+
+KAFKA = "kafka"
+POSTGRES = "postgres"
+PROMETHEUS = "prometheus"
+ALERTMANAGER = "alertmanager"
+INGEST = "ingest"
+AGGREGATE = "aggregate"
+ALERTS = "alerts"
+SERVICE_NAMES: tuple[str, ...] = (INGEST, AGGREGATE, ALERTS)
+
+PROMETHEUS_BIN = Path("/usr/bin/prometheus")
+ALERTMANAGER_BIN = Path("/usr/bin/prometheus-alertmanager")
+
+
+@dataclass(frozen=True)
+class StackPaths:
+    """Where every file of one stack lives, all under its (absolute) state directory."""
+
+    root: Path
+
+    @classmethod
+    def for_settings(cls, settings: StackSettings) -> StackPaths:
+        # Absolute, because child processes run with other working directories.
+        return cls(settings.state_dir.expanduser().absolute())
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def run(self) -> Path:
+        return self.root / "run"
+
+    def log(self, name: str) -> Path:
+        """Log file of a component (its stdout and stderr)."""
+        return self.logs / f"{name}.log"
+
+    def pid_file(self, name: str) -> Path:
+        """Pid file of a component the stack started itself (not PostgreSQL: it has its own)."""
+        return self.run / f"{name}.pid"
+
+    @property
+    def kafka_dir(self) -> Path:
+        return self.root / "kafka"
+
+    @property
+    def kafka_data(self) -> Path:
+        return self.kafka_dir / "data"
+
+    @property
+    def kafka_properties(self) -> Path:
+        return self.kafka_dir / "server.properties"
+
+    @property
+    def kafka_log4j(self) -> Path:
+        return self.kafka_dir / "log4j.properties"
+
+    @property
+    def kafka_cluster_id(self) -> Path:
+        return self.kafka_dir / "cluster-id"
+
+    @property
+    def postgres_dir(self) -> Path:
+        return self.root / "postgres"
+
+    @property
+    def postgres_data(self) -> Path:
+        return self.postgres_dir / "data"
+
+    @property
+    def postmaster_pid(self) -> Path:
+        return self.postgres_data / "postmaster.pid"
+
+    def postgres_socket_dir(self, port: int) -> Path:
+        """Unix socket folder of PostgreSQL: in the state dir, unless that path is too long."""
+        preferred = self.postgres_dir / "run"
+        if len(str(preferred / f".s.PGSQL.{port}").encode()) <= _MAX_SOCKET_PATH:
+            return preferred
+        # Deep state dirs (pytest's tmp dirs) overflow sun_path: use a short, stable path instead.
+        digest = hashlib.sha256(str(self.root).encode()).hexdigest()[:12]
+        return Path(tempfile.gettempdir()) / f"dxpulse-pg-{digest}"
+
+    @property
+    def prometheus_data(self) -> Path:
+        return self.root / "prometheus"
+
+    @property
+    def alertmanager_data(self) -> Path:
+        return self.root / "alertmanager"
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """A long-running process the stack starts, stops and reports on.
+
+    ``ready_port`` is the address shown by ``status`` and, unless ``ready`` is given, the
+    readiness check (a TCP connect). With neither, a process that is still alive half a second
+    after starting counts as ready.
+    """
+
+    name: str
+    argv: tuple[str, ...]
+    env: Mapping[str, str] = field(default_factory=dict)
+    ready_port: int | None = None
+    cwd: Path | None = None
+    ready: Callable[[], bool] | None = field(default=None, compare=False)
+
+
+def new_cluster_id() -> str:
+    """A KRaft cluster id: 16 random bytes, base64url without padding (what kafka-storage makes)."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def kafka_pom(version: str) -> str:
+    """A throwaway Maven project whose runtime dependencies are exactly the broker's jars."""
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>local.dxpulse</groupId>
+  <artifactId>kafka-runtime</artifactId>
+  <version>{version}</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency>
+      <groupId>org.apache.kafka</groupId>
+      <artifactId>kafka_2.13</artifactId>
+      <version>{version}</version>
+    </dependency>
+    <dependency>
+      <!-- Kafka 3.x logs through slf4j to log4j 1; reload4j is the maintained log4j 1. -->
+      <groupId>org.slf4j</groupId>
+      <artifactId>slf4j-reload4j</artifactId>
+      <version>1.7.36</version>
+    </dependency>
+  </dependencies>
+</project>
+"""
+
+
+def kafka_server_properties(settings: StackSettings, paths: StackPaths) -> str:
+    """server.properties of a single-node KRaft broker+controller bound to 127.0.0.1."""
+    port, ctrl = settings.kafka_port, settings.kafka_controller_port
+    lines = {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.voters": f"1@127.0.0.1:{ctrl}",
+        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{ctrl}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "log.dirs": str(paths.kafka_data),
+        # One broker: internal topics cannot have more replicas than that.
+        "offsets.topic.replication.factor": "1",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        # Consumers in tests and a freshly started stack should not wait 3 s for a rebalance.
+        "group.initial.rebalance.delay.ms": "0",
+        # Topics are created by ensure_topics with explicit partitions and policies, never by typo.
+        "auto.create.topics.enable": "false",
+    }
+    return "".join(f"{key}={value}\n" for key, value in lines.items())
+
+
+def kafka_log4j_properties() -> str:
+    """log4j 1 configuration: everything to stdout, which the stack redirects to kafka.log."""
+    return (
+        "log4j.rootLogger=INFO, stdout\n"
+        "log4j.appender.stdout=org.apache.log4j.ConsoleAppender\n"
+        "log4j.appender.stdout.layout=org.apache.log4j.PatternLayout\n"
+        "log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n\n"
+        # The state-change and request loggers are chatty at INFO and say nothing useful here.
+        "log4j.logger.state.change.logger=WARN\n"
+        "log4j.logger.kafka.request.logger=WARN\n"
+        "log4j.logger.org.apache.kafka.clients.NetworkClient=WARN\n"
+    )
+
+
+def _java(settings: StackSettings, paths: StackPaths, *jvm_options: str) -> list[str]:
+    libs = settings.kafka_home / "libs"
+    return [
+        "java",
+        *jvm_options,
+        "-Djava.awt.headless=true",
+        f"-Dlog4j.configuration=file:{paths.kafka_log4j}",
+        "-cp",
+        # Java expands the trailing '*' itself, so no shell is involved.
+        f"{libs}/*",
+    ]
+
+
+def kafka_format_command(settings: StackSettings, paths: StackPaths, cluster_id: str) -> list[str]:
+    """Formats the KRaft storage in log.dirs; --ignore-formatted keeps a second run harmless."""
+    return [
+        *_java(settings, paths),
+        "kafka.tools.StorageTool",
+        "format",
+        "--ignore-formatted",
+        "-t",
+        cluster_id,
+        "-c",
+        str(paths.kafka_properties),
+    ]
+
+
+def kafka_command(settings: StackSettings, paths: StackPaths) -> list[str]:
+    """Runs the broker in the foreground; the stack backgrounds it."""
+    return [
+        # A development broker: a small heap, and die rather than limp on after an OOM.
+        *_java(settings, paths, "-Xms256m", "-Xmx512m", "-XX:+UseG1GC", "-XX:+ExitOnOutOfMemoryError"),
+        "kafka.Kafka",
+        str(paths.kafka_properties),
+    ]
+
+
+def postgres_conf(settings: StackSettings, paths: StackPaths) -> str:
+    """Settings included from postgresql.conf, rewritten at every start so ports can change."""
+    socket_dir = str(paths.postgres_socket_dir(settings.postgres_port)).replace("'", "''")
+    return (
+        # Only loopback: a development database with a well-known password.
+        "listen_addresses = '127.0.0.1'\n"
+        f"port = {settings.postgres_port}\n"
+        # Not /var/run/postgresql, which only exists (writable) with the Debian cluster set up.
+        f"unix_socket_directories = '{socket_dir}'\n"
+        "password_encryption = 'scram-sha-256'\n"
+        # Local data that can be rebuilt: trade crash durability of the last commits for speed.
+        "synchronous_commit = off\n"
+    )
+
+
+INCLUDE_LINE = "include_if_exists = 'dxpulse.conf'\n"
+"""Appended once to postgresql.conf by initdb time, so dxpulse.conf overrides the defaults."""
+
+
+def service_env(settings: StackSettings, paths: StackPaths) -> dict[str, str]:
+    """Environment every dxpulse service gets, pointing it at this stack."""
+    return {
+        "DXPULSE_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "DXPULSE_DATABASE_URL": settings.database_url,
+        "DXPULSE_TOPIC_PARTITIONS": str(settings.topic_partitions),
+        "DXPULSE_INGEST_PORT": str(settings.ingest_port),
+        "DXPULSE_AGGREGATE_WEB_PORT": str(settings.aggregate_web_port),
+        "DXPULSE_ALERTS_WEB_PORT": str(settings.alerts_web_port),
+        "DXPULSE_STATE_DIR": str(paths.root),
+    }
+
+
+def service_specs(settings: StackSettings, paths: StackPaths) -> list[ServiceSpec]:
+    """The three dxpulse services, run with this interpreter so they see the same packages."""
+    env = service_env(settings, paths)
+    ports = {
+        INGEST: settings.ingest_port,
+        AGGREGATE: settings.aggregate_web_port,
+        ALERTS: settings.alerts_web_port,
+    }
+    return [
+        ServiceSpec(name, (sys.executable, "-m", f"services.{name}"), env, ports[name])
+        for name in SERVICE_NAMES
+    ]
+
+
+def prometheus_spec(settings: StackSettings, paths: StackPaths, config: Path) -> ServiceSpec:
+    """Prometheus with its TSDB in the state dir."""
+    return ServiceSpec(
+        PROMETHEUS,
+        (
+            str(PROMETHEUS_BIN),
+            f"--config.file={config.absolute()}",
+            f"--storage.tsdb.path={paths.prometheus_data}",
+            f"--web.listen-address=127.0.0.1:{settings.prometheus_port}",
+            # Lets tests and developers reload rules with POST /-/reload.
+            "--web.enable-lifecycle",
+        ),
+        ready_port=settings.prometheus_port,
+    )
+
+
+def alertmanager_spec(settings: StackSettings, paths: StackPaths, config: Path) -> ServiceSpec:
+    """Alertmanager with its silences in the state dir and clustering off."""
+    return ServiceSpec(
+        ALERTMANAGER,
+        (
+            str(ALERTMANAGER_BIN),
+            f"--config.file={config.absolute()}",
+            f"--storage.path={paths.alertmanager_data}",
+            f"--web.listen-address=127.0.0.1:{settings.alertmanager_port}",
+            # Empty disables the gossip cluster, which would otherwise bind 0.0.0.0:9094.
+            "--cluster.listen-address=",
+        ),
+        ready_port=settings.alertmanager_port,
+    )

@@ -1,0 +1,125 @@
+"""Settings of the local development stack: where its state lives and which ports it uses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import quote
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class StackSettings(BaseSettings):
+    """Where the local stack keeps its files and the 127.0.0.1 ports each component listens on."""
+
+    model_config = SettingsConfigDict(env_prefix="DXPULSE_STACK_", frozen=True, extra="ignore")
+
+    state_dir: Path = Field(
+        # Relative on purpose: resolved against the directory the command runs in (the repo).
+        default=Path(".dxpulse"),
+        description=(
+            "DXPULSE_STACK_STATE_DIR: data, configuration, pid files and logs of the running"
+            " stack; `.dxpulse` in the current directory by default."
+        ),
+    )
+    cache_dir: Path = Field(
+        default_factory=lambda: Path.home() / ".cache" / "dxpulse",
+        description=(
+            "DXPULSE_STACK_CACHE_DIR: downloads shared by every checkout (the Kafka jars,"
+            " resolved once per version)."
+        ),
+    )
+    kafka_version: str = Field(
+        # 3.9.x, not 4.x: 4.0 removed protocol versions aiokafka and faust-streaming still use.
+        default="3.9.1",
+        description="DXPULSE_STACK_KAFKA_VERSION: Apache Kafka release run in KRaft mode.",
+    )
+    kafka_port: int = Field(
+        default=9092, ge=1, le=65535, description="DXPULSE_STACK_KAFKA_PORT: Kafka client port."
+    )
+    kafka_controller_port: int = Field(
+        default=9095,
+        ge=1,
+        le=65535,
+        description="DXPULSE_STACK_KAFKA_CONTROLLER_PORT: KRaft controller port of the broker.",
+    )
+    postgres_port: int = Field(
+        # Not 5432, so a system PostgreSQL cluster can keep running beside the stack.
+        default=5433,
+        ge=1,
+        le=65535,
+        description="DXPULSE_STACK_POSTGRES_PORT: PostgreSQL port.",
+    )
+    postgres_user: str = Field(
+        default="dxpulse",
+        description="DXPULSE_STACK_POSTGRES_USER: PostgreSQL superuser created by initdb.",
+    )
+    postgres_password: str = Field(
+        default="dxpulse",
+        description="DXPULSE_STACK_POSTGRES_PASSWORD: password of the PostgreSQL superuser.",
+    )
+    postgres_db: str = Field(
+        default="dxpulse", description="DXPULSE_STACK_POSTGRES_DB: database the services use."
+    )
+    ingest_port: int = Field(
+        default=8080, ge=1, le=65535, description="DXPULSE_STACK_INGEST_PORT: ingest HTTP API."
+    )
+    aggregate_web_port: int = Field(
+        default=6066,
+        ge=1,
+        le=65535,
+        description="DXPULSE_STACK_AGGREGATE_WEB_PORT: web port of the faust aggregator.",
+    )
+    alerts_web_port: int = Field(
+        default=6067,
+        ge=1,
+        le=65535,
+        description="DXPULSE_STACK_ALERTS_WEB_PORT: web port of the alerts service.",
+    )
+    prometheus_port: int = Field(
+        default=9090, ge=1, le=65535, description="DXPULSE_STACK_PROMETHEUS_PORT: Prometheus."
+    )
+    alertmanager_port: int = Field(
+        default=9093,
+        ge=1,
+        le=65535,
+        description="DXPULSE_STACK_ALERTMANAGER_PORT: Alertmanager.",
+    )
+    prometheus_config: Path | None = Field(
+        default=None,
+        description=(
+            "DXPULSE_STACK_PROMETHEUS_CONFIG: prometheus.yml to run Prometheus with; unset,"
+            " `up` does not start Prometheus."
+        ),
+    )
+    alertmanager_config: Path | None = Field(
+        default=None,
+        description=(
+            "DXPULSE_STACK_ALERTMANAGER_CONFIG: alertmanager.yml to run Alertmanager with;"
+            " unset, `up` does not start Alertmanager."
+        ),
+    )
+    topic_partitions: int = Field(
+        default=6,
+        ge=1,
+        description="DXPULSE_STACK_TOPIC_PARTITIONS: partitions of every dxpulse topic.",
+    )
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        """Bootstrap servers of the local broker."""
+        return f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def database_url(self) -> str:
+        """DSN of the stack's database, as the services take it."""
+        return (
+            # Quoted so a password with '@' or '/' still makes a valid DSN.
+            f"postgresql://{quote(self.postgres_user, safe='')}:{quote(self.postgres_password, safe='')}"
+            f"@127.0.0.1:{self.postgres_port}/{self.postgres_db}"
+        )
+
+    @property
+    def kafka_home(self) -> Path:
+        """Cache folder of this Kafka version; its jars are in ``libs``."""
+        return self.cache_dir.expanduser() / f"kafka-{self.kafka_version}"
