@@ -19,6 +19,13 @@ class CommonSettings(BaseSettings):
         default="postgresql://dxpulse:dxpulse@127.0.0.1:5433/dxpulse",
         description="DXPULSE_DATABASE_URL: PostgreSQL DSN used for history, tokens and alerts.",
     )
+    worker_web_host: str = Field(
+        default="127.0.0.1",
+        description=(
+            "DXPULSE_WORKER_WEB_HOST: address the faust workers' web server (/metrics) binds to;"
+            " 0.0.0.0 in containers."
+        ),
+    )
     topic_partitions: int = Field(
         default=6,
         ge=1,

@@ -239,6 +239,8 @@ def stop_postgres(paths: StackPaths, report: Report, timeout_s: float = 60.0) ->
     if record is None:
         return
     bin_dir = require_postgres()
+    # Between start and stop something (pytest making temp dirs) may have closed a parent again.
+    grant_traversal(paths.postgres_dir, report)
     started = time.monotonic()
     socket_dir = _socket_dir_in_use(paths)
     _run(
