@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -32,5 +34,20 @@ class CommonSettings(BaseSettings):
         description=(
             "DXPULSE_TOPIC_PARTITIONS: partitions of every dxpulse topic; the upper bound on"
             " aggregator workers sharing the work."
+        ),
+    )
+
+
+class WorkerSettings(CommonSettings):
+    """Settings every faust worker (aggregate, alerts) shares."""
+
+    state_dir: Path = Field(
+        default=Path(".dxpulse"), description="DXPULSE_STATE_DIR: where workers keep local files."
+    )
+    session_timeout_s: float = Field(
+        default=10.0,
+        description=(
+            "DXPULSE_SESSION_TIMEOUT_S: Kafka consumer session timeout; a crashed worker's partitions"
+            " move to the others after this long."
         ),
     )

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pydantic import Field
 
-from dxpulse.settings import CommonSettings
+from dxpulse.settings import WorkerSettings
 
 
-class AlertsSettings(CommonSettings):
+class AlertsSettings(WorkerSettings):
     """The alerts worker's identity, web port and timing."""
 
     alerts_app_id: str = Field(
@@ -18,12 +16,6 @@ class AlertsSettings(CommonSettings):
     )
     alerts_web_port: int = Field(
         default=6067, description="DXPULSE_ALERTS_WEB_PORT: port of /metrics and faust's web views."
-    )
-    state_dir: Path = Field(
-        default=Path(".dxpulse"), description="DXPULSE_STATE_DIR: where workers keep local files."
-    )
-    session_timeout_s: float = Field(
-        default=10.0, description="DXPULSE_SESSION_TIMEOUT_S: Kafka consumer session timeout."
     )
     hold_down_s: float = Field(
         default=120.0,
