@@ -1,0 +1,464 @@
+"""The benchmark scenarios: each measures dxpulse and a raw-client baseline on the same topics."""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import statistics
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from rich.progress import Progress
+
+from bench.children import Child, start_child, wait_http
+from bench.kafka import (
+    RollupWatcher,
+    commit_offsets,
+    consume_and_decode,
+    end_offsets,
+    new_producer,
+    produce,
+)
+from bench.results import Figure
+from bench.synthetic import OBSERVED_BASE, Size, Workload
+from dxpulse.topics import REPORTS, ROLLUPS
+from services.ingest.app import create_app as create_ingest
+from services.ingest.settings import IngestSettings
+
+BATCH = 500
+"""Reports per HTTP batch (issue 7)."""
+HTTP_CONCURRENCY = 32
+
+
+@dataclass
+class Bench:
+    """What every scenario shares: the Kafka it runs on, the workload, a work folder and the figures."""
+
+    bootstrap: str
+    size: Size
+    work_dir: Path
+    progress: Progress
+    workload: Workload = field(init=False)
+    figures: list[Figure] = field(default_factory=list)
+    profile: bool = False
+    """Sample the aggregator and ingest processes with py-spy (see children.start_child)."""
+    ingest_rate: float | None = None
+    """Single-report requests/s the ingest scenario measured; caps the latency scenario's rate."""
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+
+    def __post_init__(self) -> None:
+        self.workload = Workload(self.size)
+
+    def add(self, figure: Figure) -> None:
+        self.figures.append(figure)
+        self.progress.console.print(
+            f"[bold]{figure.scenario}[/] {figure.metric}: " + " · ".join(c for c in figure.cells()[2:] if c)
+        )
+
+    def task(self, description: str, total: float | None) -> Callable[[int], None]:
+        task = self.progress.add_task(description, total=total)
+        return lambda n: self.progress.advance(task, n)
+
+    async def fresh_worker(self, label: str) -> tuple[str, Child]:
+        """Start an aggregator with a new app id whose group starts at the current end of reports."""
+        app_id = f"bench-{label}-{self.run_id}"
+        await commit_offsets(self.bootstrap, app_id, REPORTS, await end_offsets(self.bootstrap, REPORTS))
+        return app_id, self.aggregator(app_id, label)
+
+    def aggregator(self, app_id: str, name: str) -> Child:
+        return start_child(
+            "aggregate",
+            self.size.name,
+            self.bootstrap,
+            self.work_dir,
+            name,
+            self.profile,
+            DXPULSE_AGGREGATE_APP_ID=app_id,
+        )
+
+
+async def aggregator_throughput(bench: Bench) -> None:
+    """Pre-load N reports, start one worker, time until every final rollup is on the topic."""
+    n = bench.size.throughput_reports
+    start = await end_offsets(bench.bootstrap, REPORTS)
+    app_id = f"bench-throughput-{bench.run_id}"
+    await commit_offsets(bench.bootstrap, app_id, REPORTS, start)
+    await produce(
+        bench.bootstrap, REPORTS, bench.workload.messages(0, n), bench.task(f"pre-loading {n:,} reports", n)
+    )
+    raw_s = await consume_and_decode(
+        bench.bootstrap, REPORTS, start, n, bench.task("raw aiokafka consume-and-decode", n)
+    )
+    expected = bench.workload.expected_revisions(0, n)
+    rollup_start = await end_offsets(bench.bootstrap, ROLLUPS)
+    worker = bench.aggregator(app_id, "throughput")
+    try:
+        async with RollupWatcher(bench.bootstrap, rollup_start) as watcher:
+            done = await _watch(bench, watcher, worker, expected, "aggregator: rollups correct", 1800.0)
+    finally:
+        worker.stop()
+    assert watcher.first_received is not None
+    busy_s = done - watcher.first_received
+    wall_s = done - worker.started
+    rate, raw_rate = n / busy_s, n / raw_s
+    bench.add(
+        Figure(
+            "aggregator",
+            "throughput, one worker",
+            rate,
+            "reports/s",
+            raw_rate,
+            "raw consume+decode",
+            ">= 50,000/s and >= 0.40 of raw",
+            rate >= 50_000 and rate >= 0.4 * raw_rate,
+            f"{n:,} reports, {bench.size.reporter_keys:,} reporter-keys; first to last rollup;"
+            f" {n / wall_s:,.0f}/s counting start-up",
+        )
+    )
+
+
+async def _watch(
+    bench: Bench, watcher: RollupWatcher, worker: Child, expected: dict[str, str], what: str, deadline: float
+) -> float:
+    """Wait for ``expected`` while checking the worker is alive; returns perf_counter() when done."""
+    advance = bench.task(what, len(expected))
+    give_up = time.perf_counter() + deadline
+    while True:
+        worker.check_alive()
+        try:
+            return await watcher.until(expected, min(5.0, give_up - time.perf_counter()), advance)
+        except TimeoutError:
+            if time.perf_counter() >= give_up:
+                raise
+
+
+def batch_path() -> str | None:
+    """The ingest batch endpoint's path when this checkout has one (another branch adds it)."""
+    api = create_ingest(IngestSettings())
+    for route in api.routes:
+        path, methods = getattr(route, "path", ""), getattr(route, "methods", set()) or set()
+        if "POST" in methods and "batch" in path:
+            return str(path)
+    return None
+
+
+async def _post_all(
+    url: str, bodies: list[bytes], advance: Callable[[int], None], per_body: int = 1
+) -> tuple[float, int]:
+    """POST every body with HTTP_CONCURRENCY connections; (seconds, refused responses)."""
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for body in bodies:
+        queue.put_nowait(body)
+    refused = 0
+    limits = httpx.Limits(max_connections=HTTP_CONCURRENCY)
+    async with httpx.AsyncClient(limits=limits, timeout=60.0) as client:
+
+        async def sender() -> None:
+            nonlocal refused
+            while not queue.empty():
+                body = queue.get_nowait()
+                response = await client.post(url, content=body, headers={"content-type": "application/json"})
+                if response.status_code >= 300:
+                    refused += 1
+                advance(per_body)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(sender() for _ in range(HTTP_CONCURRENCY)))
+        return time.perf_counter() - started, refused
+
+
+async def ingest_throughput(bench: Bench) -> None:
+    """Single-report requests (and batches of 500 when the endpoint exists) against a raw producer."""
+    n = bench.size.ingest_reports
+    offset = 10_000_000  # seqs of their own, so no other scenario's report is a duplicate
+    messages = list(bench.workload.messages(offset, n))
+    bodies = [value for _, value in messages]
+    _, raw_s = await produce(bench.bootstrap, REPORTS, messages, bench.task("raw aiokafka producer, acks=all", n))
+    raw_rate = n / raw_s
+    api = start_child("ingest", bench.size.name, bench.bootstrap, bench.work_dir, "ingest", bench.profile)
+    try:
+        wait_http(api, "/healthz")
+        url = f"http://127.0.0.1:{api.port}"
+        seconds, refused = await _post_all(f"{url}/v1/reports", bodies, bench.task("ingest: single reports", n))
+        if refused:
+            raise RuntimeError(f"ingest refused {refused} of {n} benchmark reports; see {api.log}")
+        bench.ingest_rate = n / seconds
+        bench.add(
+            Figure(
+                "ingest",
+                "single-report requests",
+                n / seconds,
+                "reports/s",
+                raw_rate,
+                "raw producer acks=all",
+                "(reported, no target)",
+                None,
+                f"{n:,} reports, {HTTP_CONCURRENCY} connections",
+            )
+        )
+        path = batch_path()
+        if path is None:
+            bench.add(
+                Figure(
+                    "ingest",
+                    f"batches of {BATCH}",
+                    float("nan"),
+                    "reports/s",
+                    raw_rate,
+                    "raw producer acks=all",
+                    ">= 30,000/s and >= 0.50 of raw",
+                    None,
+                    "not measured: this checkout has no batch endpoint yet",
+                )
+            )
+            return
+        batches = [b"[" + b",".join(bodies[i : i + BATCH]) + b"]" for i in range(0, n, BATCH)]
+        seconds, refused = await _post_all(
+            f"{url}{path}", batches, bench.task(f"ingest: batches of {BATCH}", n), BATCH
+        )
+        rate = n / seconds
+        bench.add(
+            Figure(
+                "ingest",
+                f"batches of {BATCH}",
+                rate,
+                "reports/s",
+                raw_rate,
+                "raw producer acks=all",
+                ">= 30,000/s and >= 0.50 of raw",
+                rate >= 30_000 and rate >= 0.5 * raw_rate and not refused,
+                f"POST {path}; {refused} batches refused" if refused else f"POST {path}",
+            )
+        )
+    finally:
+        api.stop()
+
+
+def _ms_of(observed_at: str | None) -> int:
+    """The sequence number of the newest report a rollup rests on (reports are OBSERVED_BASE + seq ms)."""
+    if observed_at is None:
+        return -1
+    return round((datetime.fromisoformat(observed_at) - OBSERVED_BASE).total_seconds() * 1000)
+
+
+def _percentiles(samples: list[float]) -> tuple[float, float, float]:
+    cuts = statistics.quantiles(samples, n=100, method="inclusive")
+    return cuts[49], cuts[94], cuts[98]
+
+
+async def _paced(rate: float, count: int, send: Callable[[int], Awaitable[None]], advance: Callable[[int], None]) -> float:
+    """Call ``send(i)`` at ``rate`` per second (open loop, bounded in flight); the achieved rate."""
+    in_flight = asyncio.Semaphore(HTTP_CONCURRENCY * 4)
+    tasks: list[asyncio.Task[None]] = []
+
+    async def one(i: int) -> None:
+        try:
+            await send(i)
+        finally:
+            in_flight.release()
+            advance(1)
+
+    started = time.perf_counter()
+    for i in range(count):
+        delay = started + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        await in_flight.acquire()
+        tasks.append(asyncio.create_task(one(i)))
+    await asyncio.gather(*tasks)
+    return count / (time.perf_counter() - started)
+
+
+async def end_to_end_latency(bench: Bench, rate_override: float | None) -> None:
+    """HTTP 202 until the rollup resting on the report is published, at a steady offered rate."""
+    rate = rate_override or float(bench.size.latency_rate)
+    note = ""
+    if rate_override is None and bench.ingest_rate is not None and bench.ingest_rate * 0.7 < rate:
+        rate = round(bench.ingest_rate * 0.7)
+        note = f"{bench.size.latency_rate:,}/s is beyond this machine's single-report ingest; 70% of it. "
+    count = int(rate * bench.size.latency_seconds)
+    offset = 20_000_000
+    reports = [bench.workload.report(offset + i) for i in range(count)]
+    bodies = [r.model_dump_json().encode() for r in reports]
+    accepted = [0.0] * count
+
+    _, worker = await bench.fresh_worker("latency")
+    api = start_child(
+        "ingest", bench.size.name, bench.bootstrap, bench.work_dir, "latency-ingest", bench.profile
+    )
+    try:
+        wait_http(api, "/healthz")
+        rollup_start = await end_offsets(bench.bootstrap, ROLLUPS)
+        async with (
+            httpx.AsyncClient(limits=httpx.Limits(max_connections=HTTP_CONCURRENCY * 4), timeout=60.0) as client,
+            RollupWatcher(bench.bootstrap, rollup_start, keep_history=True) as watcher,
+        ):
+            url = f"http://127.0.0.1:{api.port}/v1/reports"
+            warm = bench.workload.report(offset - 1)
+            await client.post(url, content=warm.model_dump_json().encode())
+            await _watch(
+                bench, watcher, worker, bench.workload.expected_revisions(offset - 1, 1), "worker warm-up", 300
+            )
+
+            async def send(i: int) -> None:
+                response = await client.post(url, content=bodies[i])
+                if response.status_code != 202:
+                    raise RuntimeError(f"ingest answered {response.status_code}: {response.text}")
+                accepted[i] = time.time()
+
+            polling = asyncio.create_task(_poll_forever(watcher))
+            try:
+                achieved = await _paced(rate, count, send, bench.task(f"latency: {rate:,.0f} reports/s", count))
+                expected = bench.workload.expected_revisions(offset - 1, count + 1)
+                await _watch(bench, watcher, worker, expected, "latency: last rollups", 600)
+            finally:
+                polling.cancel()
+    finally:
+        api.stop()
+        worker.stop()
+    published: dict[str, tuple[list[int], list[int]]] = {}
+    for key, seen in watcher.history:
+        indicator, period, scope = key.split("|")
+        if scope == "national":
+            seqs, times = published.setdefault(f"{indicator}|{period}", ([], []))
+            seqs.append(_ms_of(seen.latest_observed_at) - offset)
+            times.append(seen.published_ms)
+    latencies = []
+    for i, report in enumerate(reports):
+        seqs, times = published[f"{report.indicator}|{report.period}"]
+        at = bisect.bisect_left(seqs, i)
+        latencies.append(max(0.0, times[at] / 1000 - accepted[i]))
+    p50, p95, p99 = _percentiles(latencies)
+    base50, base95, base99 = await _raw_latency(bench, rate, count)
+    for label, value, base in (("p50", p50, base50), ("p95", p95, base95), ("p99", p99, base99)):
+        bench.add(
+            Figure(
+                "end-to-end",
+                f"latency {label} at {achieved:,.0f} reports/s",
+                value * 1000,
+                "ms",
+                base * 1000,
+                "raw produce→consume",
+                "p99 <= 300 ms" if label == "p99" else "",
+                (value <= 0.3) if label == "p99" else None,
+                note + f"{count:,} single-report requests; HTTP 202 → rollup publish time" if label == "p99" else "",
+            )
+        )
+
+
+async def _poll_forever(watcher: RollupWatcher) -> None:
+    while True:
+        await watcher.poll(50)
+
+
+async def _raw_latency(bench: Bench, rate: float, count: int) -> tuple[float, float, float]:
+    """Raw aiokafka at the same rate: producer acks=all send → consumer receipt, per message."""
+    start = await end_offsets(bench.bootstrap, REPORTS)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bench.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=20)
+    producer = new_producer(bench.bootstrap)
+    await consumer.start()
+    await producer.start()
+    latencies: list[float] = []
+    try:
+        consumer.assign([TopicPartition(REPORTS, p) for p in start])
+        for p, offset in start.items():
+            consumer.seek(TopicPartition(REPORTS, p), offset)
+
+        async def receive() -> None:
+            while len(latencies) < count:
+                for records in (await consumer.getmany(timeout_ms=50)).values():
+                    now = time.time()
+                    latencies.extend(now - r.timestamp / 1000 for r in records)
+
+        receiving = asyncio.create_task(receive())
+        messages = list(bench.workload.messages(30_000_000, count))
+
+        async def send(i: int) -> None:
+            key, value = messages[i]
+            await producer.send_and_wait(REPORTS, value=value, key=key)
+
+        await _paced(rate, count, send, bench.task("raw produce→consume latency", count))
+        await asyncio.wait_for(receiving, 120)
+    finally:
+        await producer.stop()
+        await consumer.stop()
+    return _percentiles([max(0.0, x) for x in latencies])
+
+
+async def recovery_and_memory(bench: Bench) -> None:
+    """Fill a worker with every reporter-key, read its memory, restart it and time correct rollups."""
+    keys = bench.size.reporter_keys
+    app_id, first = await bench.fresh_worker("state")
+    rollup_start = await end_offsets(bench.bootstrap, ROLLUPS)
+    try:
+        async with RollupWatcher(bench.bootstrap, rollup_start) as watcher:
+            await produce(bench.bootstrap, REPORTS, bench.workload.messages(0, 1))
+            ready = await _watch(
+                bench, watcher, first, bench.workload.expected_revisions(0, 1), "empty worker: first rollup", 300
+            )
+            cold_start_s = ready - first.started
+            empty_kib = first.rss_kib()
+            _, raw_s = await produce(
+                bench.bootstrap, REPORTS, bench.workload.messages(1, keys - 1), bench.task(f"{keys:,} reporter-keys", keys)
+            )
+            await _watch(
+                bench, watcher, first, bench.workload.expected_revisions(0, keys), "worker: state filled", 1800
+            )
+            full_kib = first.rss_kib()
+    finally:
+        first.stop()
+    raw_bytes = sum(len(k) + len(v) for k, v in bench.workload.messages(0, keys))
+    per_100k = (full_kib - empty_kib) * 1024 * 100_000 / keys
+    bench.add(
+        Figure(
+            "memory",
+            "aggregator RSS per 100,000 reporter-keys",
+            per_100k / 2**20,
+            "MiB",
+            raw_bytes * 100_000 / keys / 2**20,
+            "the reports' bytes on Kafka",
+            "(reported, no target)",
+            None,
+            f"VmRSS {empty_kib / 1024:,.0f} MiB empty → {full_kib / 1024:,.0f} MiB with {keys:,} keys",
+        )
+    )
+    probes = min(12, keys)
+    rollup_start = await end_offsets(bench.bootstrap, ROLLUPS)
+    async with RollupWatcher(bench.bootstrap, rollup_start) as watcher:
+        second = bench.aggregator(app_id, "state-restarted")
+        try:
+            await produce(bench.bootstrap, REPORTS, bench.workload.messages(keys, probes))
+            every = bench.workload.expected_revisions(0, keys + probes)
+            probed = {
+                key
+                for seq in range(keys, keys + probes)
+                for key in every
+                if key.startswith(f"{bench.workload.report(seq).indicator}|{bench.workload.report(seq).period}|")
+            }
+            done = await _watch(
+                bench, watcher, second, {k: every[k] for k in probed}, "restarted worker: correct rollups", 900
+            )
+            recovered_kib = second.rss_kib()
+        finally:
+            second.stop()
+    recovery_s = done - second.started
+    bench.add(
+        Figure(
+            "recovery",
+            f"restart with {keys:,} reporter-keys → correct rollups",
+            recovery_s,
+            "s",
+            cold_start_s,
+            "empty worker start → first rollup",
+            "<= 10 s",
+            recovery_s <= 10,
+            f"SIGTERM then a new process; {probes} probe reports; RSS after recovery {recovered_kib / 1024:,.0f} MiB",
+        )
+    )
+    del raw_s
