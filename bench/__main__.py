@@ -49,7 +49,9 @@ console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 def machine() -> str:
     """Cores, memory and CPU model from /proc, for the record beside the figures."""
     cpuinfo = Path("/proc/cpuinfo").read_text()
-    model = next((ln.split(":", 1)[1].strip() for ln in cpuinfo.splitlines() if ln.startswith("model name")), "?")
+    model = next(
+        (ln.split(":", 1)[1].strip() for ln in cpuinfo.splitlines() if ln.startswith("model name")), "?"
+    )
     cores = cpuinfo.count("processor\t:")
     meminfo = {ln.split(":")[0]: ln.split()[1] for ln in Path("/proc/meminfo").read_text().splitlines()}
     memory_gib = int(meminfo["MemTotal"]) / 2**20
@@ -87,9 +89,12 @@ async def run_suite(bench: Bench, scenarios: list[Scenario], rate: float | None)
 
 @app.command()
 def main(
-    size: Annotated[SizeName, typer.Option(help="tiny (a smoke run), small, or full (the figures).")] = SizeName.small,
+    size: Annotated[
+        SizeName, typer.Option(help="tiny (a smoke run), small, or full (the figures).")
+    ] = SizeName.small,
     scenario: Annotated[
-        list[Scenario] | None, typer.Option("--scenario", "-s", help="Run only these (repeatable); all by default.")
+        list[Scenario] | None,
+        typer.Option("--scenario", "-s", help="Run only these (repeatable); all by default."),
     ] = None,
     kafka_bootstrap: Annotated[
         str | None,
@@ -97,7 +102,9 @@ def main(
     ] = None,
     rate: Annotated[
         float | None,
-        typer.Option(help="Reports/s of the latency scenario (default: the size's, capped by measured ingest)."),
+        typer.Option(
+            help="Reports/s of the latency scenario (default: the size's, capped by measured ingest)."
+        ),
     ] = None,
     markdown_out: Annotated[
         Path | None, typer.Option("--markdown", help="Also write the figures as a Markdown table here.")
@@ -106,7 +113,8 @@ def main(
         bool, typer.Option(help="Sample the aggregator and ingest processes with py-spy (dev extra).")
     ] = False,
     work_dir: Annotated[
-        Path | None, typer.Option(help="Where stack data and process logs go (a temporary folder by default).")
+        Path | None,
+        typer.Option(help="Where stack data and process logs go (a temporary folder by default)."),
     ] = None,
 ) -> None:
     """Benchmark dxpulse against raw aiokafka on the same topics: aggregator and ingest throughput,

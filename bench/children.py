@@ -107,5 +107,7 @@ def wait_http(child: Child, path: str, deadline_s: float = 120.0) -> None:
         except httpx.HTTPError:
             pass
         if time.monotonic() > give_up:
-            raise TimeoutError(f"{child.name} did not answer {path} within {deadline_s:.0f} s; see {child.log}")
+            raise TimeoutError(
+                f"{child.name} did not answer {path} within {deadline_s:.0f} s; see {child.log}"
+            )
         time.sleep(0.2)

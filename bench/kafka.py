@@ -161,7 +161,9 @@ class RollupWatcher:
 
     def missing(self, expected: dict[str, str]) -> int:
         """How many rollup keys do not show their expected revision yet."""
-        return sum(1 for key, rev in expected.items() if (s := self.latest.get(key)) is None or s.revision != rev)
+        return sum(
+            1 for key, rev in expected.items() if (s := self.latest.get(key)) is None or s.revision != rev
+        )
 
     async def until(self, expected: dict[str, str], deadline_s: float, advance: Advance = _nothing) -> float:
         """Poll until every key shows its expected revision; returns perf_counter() at that moment."""

@@ -142,7 +142,8 @@ def batch_path() -> str | None:
     """The ingest batch endpoint's path when this checkout has one (another branch adds it)."""
     api = create_ingest(IngestSettings())
     for route in api.routes:
-        path, methods = getattr(route, "path", ""), getattr(route, "methods", set()) or set()
+        path: str = getattr(route, "path", "")
+        methods: set[str] = getattr(route, "methods", None) or set()
         if "POST" in methods and "batch" in path:
             return str(path)
     return None
@@ -179,13 +180,17 @@ async def ingest_throughput(bench: Bench) -> None:
     offset = 10_000_000  # seqs of their own, so no other scenario's report is a duplicate
     messages = list(bench.workload.messages(offset, n))
     bodies = [value for _, value in messages]
-    _, raw_s = await produce(bench.bootstrap, REPORTS, messages, bench.task("raw aiokafka producer, acks=all", n))
+    _, raw_s = await produce(
+        bench.bootstrap, REPORTS, messages, bench.task("raw aiokafka producer, acks=all", n)
+    )
     raw_rate = n / raw_s
     api = start_child("ingest", bench.size.name, bench.bootstrap, bench.work_dir, "ingest", bench.profile)
     try:
         wait_http(api, "/healthz")
         url = f"http://127.0.0.1:{api.port}"
-        seconds, refused = await _post_all(f"{url}/v1/reports", bodies, bench.task("ingest: single reports", n))
+        seconds, refused = await _post_all(
+            f"{url}/v1/reports", bodies, bench.task("ingest: single reports", n)
+        )
         if refused:
             raise RuntimeError(f"ingest refused {refused} of {n} benchmark reports; see {api.log}")
         bench.ingest_rate = n / seconds
@@ -252,7 +257,9 @@ def _percentiles(samples: list[float]) -> tuple[float, float, float]:
     return cuts[49], cuts[94], cuts[98]
 
 
-async def _paced(rate: float, count: int, send: Callable[[int], Awaitable[None]], advance: Callable[[int], None]) -> float:
+async def _paced(
+    rate: float, count: int, send: Callable[[int], Awaitable[None]], advance: Callable[[int], None]
+) -> float:
     """Call ``send(i)`` at ``rate`` per second (open loop, bounded in flight); the achieved rate."""
     in_flight = asyncio.Semaphore(HTTP_CONCURRENCY * 4)
     tasks: list[asyncio.Task[None]] = []
@@ -296,14 +303,21 @@ async def end_to_end_latency(bench: Bench, rate_override: float | None) -> None:
         wait_http(api, "/healthz")
         rollup_start = await end_offsets(bench.bootstrap, ROLLUPS)
         async with (
-            httpx.AsyncClient(limits=httpx.Limits(max_connections=HTTP_CONCURRENCY * 4), timeout=60.0) as client,
+            httpx.AsyncClient(
+                limits=httpx.Limits(max_connections=HTTP_CONCURRENCY * 4), timeout=60.0
+            ) as client,
             RollupWatcher(bench.bootstrap, rollup_start, keep_history=True) as watcher,
         ):
             url = f"http://127.0.0.1:{api.port}/v1/reports"
             warm = bench.workload.report(offset - 1)
             await client.post(url, content=warm.model_dump_json().encode())
             await _watch(
-                bench, watcher, worker, bench.workload.expected_revisions(offset - 1, 1), "worker warm-up", 300
+                bench,
+                watcher,
+                worker,
+                bench.workload.expected_revisions(offset - 1, 1),
+                "worker warm-up",
+                300,
             )
 
             async def send(i: int) -> None:
@@ -314,7 +328,9 @@ async def end_to_end_latency(bench: Bench, rate_override: float | None) -> None:
 
             polling = asyncio.create_task(_poll_forever(watcher))
             try:
-                achieved = await _paced(rate, count, send, bench.task(f"latency: {rate:,.0f} reports/s", count))
+                achieved = await _paced(
+                    rate, count, send, bench.task(f"latency: {rate:,.0f} reports/s", count)
+                )
                 expected = bench.workload.expected_revisions(offset - 1, count + 1)
                 await _watch(bench, watcher, worker, expected, "latency: last rollups", 600)
             finally:
@@ -347,7 +363,9 @@ async def end_to_end_latency(bench: Bench, rate_override: float | None) -> None:
                 "raw produce→consume",
                 "p99 <= 300 ms" if label == "p99" else "",
                 (value <= 0.3) if label == "p99" else None,
-                note + f"{count:,} single-report requests; HTTP 202 → rollup publish time" if label == "p99" else "",
+                note + f"{count:,} single-report requests; HTTP 202 → rollup publish time"
+                if label == "p99"
+                else "",
             )
         )
 
@@ -360,7 +378,9 @@ async def _poll_forever(watcher: RollupWatcher) -> None:
 async def _raw_latency(bench: Bench, rate: float, count: int) -> tuple[float, float, float]:
     """Raw aiokafka at the same rate: producer acks=all send → consumer receipt, per message."""
     start = await end_offsets(bench.bootstrap, REPORTS)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bench.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=20)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bench.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=20
+    )
     producer = new_producer(bench.bootstrap)
     await consumer.start()
     await producer.start()
@@ -400,15 +420,28 @@ async def recovery_and_memory(bench: Bench) -> None:
         async with RollupWatcher(bench.bootstrap, rollup_start) as watcher:
             await produce(bench.bootstrap, REPORTS, bench.workload.messages(0, 1))
             ready = await _watch(
-                bench, watcher, first, bench.workload.expected_revisions(0, 1), "empty worker: first rollup", 300
+                bench,
+                watcher,
+                first,
+                bench.workload.expected_revisions(0, 1),
+                "empty worker: first rollup",
+                300,
             )
             cold_start_s = ready - first.started
             empty_kib = first.rss_kib()
-            _, raw_s = await produce(
-                bench.bootstrap, REPORTS, bench.workload.messages(1, keys - 1), bench.task(f"{keys:,} reporter-keys", keys)
+            await produce(
+                bench.bootstrap,
+                REPORTS,
+                bench.workload.messages(1, keys - 1),
+                bench.task(f"{keys:,} reporter-keys", keys),
             )
             await _watch(
-                bench, watcher, first, bench.workload.expected_revisions(0, keys), "worker: state filled", 1800
+                bench,
+                watcher,
+                first,
+                bench.workload.expected_revisions(0, keys),
+                "worker: state filled",
+                1800,
             )
             full_kib = first.rss_kib()
     finally:
@@ -439,10 +472,17 @@ async def recovery_and_memory(bench: Bench) -> None:
                 key
                 for seq in range(keys, keys + probes)
                 for key in every
-                if key.startswith(f"{bench.workload.report(seq).indicator}|{bench.workload.report(seq).period}|")
+                if key.startswith(
+                    f"{bench.workload.report(seq).indicator}|{bench.workload.report(seq).period}|"
+                )
             }
             done = await _watch(
-                bench, watcher, second, {k: every[k] for k in probed}, "restarted worker: correct rollups", 900
+                bench,
+                watcher,
+                second,
+                {k: every[k] for k in probed},
+                "restarted worker: correct rollups",
+                900,
             )
             recovered_kib = second.rss_kib()
         finally:
@@ -458,7 +498,7 @@ async def recovery_and_memory(bench: Bench) -> None:
             "empty worker start → first rollup",
             "<= 10 s",
             recovery_s <= 10,
-            f"SIGTERM then a new process; {probes} probe reports; RSS after recovery {recovered_kib / 1024:,.0f} MiB",
+            f"SIGTERM then a new process; {probes} probe reports;"
+            f" RSS after recovery {recovered_kib / 1024:,.0f} MiB",
         )
     )
-    del raw_s

@@ -33,7 +33,9 @@ def main(argv: list[str]) -> int:
     else:
         ingest = IngestSettings()
         api = create_ingest(ingest, catalog=workload.catalog, registry=workload.registry)
-        uvicorn.run(api, host=ingest.ingest_host, port=ingest.ingest_port, log_level="warning", access_log=False)
+        uvicorn.run(
+            api, host=ingest.ingest_host, port=ingest.ingest_port, log_level="warning", access_log=False
+        )
     return 0
 
 
