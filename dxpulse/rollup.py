@@ -87,13 +87,28 @@ def apply(latest: Mapping[str, Snapshot], report: Report) -> dict[str, Snapshot]
 
     Nothing changes for a duplicate or an older observation arriving late; a newer one replaces.
     """
-    incoming = Snapshot.of(report)
-    current = latest.get(report.reporter)
-    if current is not None and current.order >= incoming.order:
-        return None
-    updated = dict(latest)
-    updated[report.reporter] = incoming
-    return updated
+    return apply_all(latest, (report,))[0]
+
+
+def apply_all(
+    latest: Mapping[str, Snapshot], reports: Iterable[Report]
+) -> tuple[dict[str, Snapshot] | None, int]:
+    """The latest-value map after every report in turn (None if none changes it), and how many did.
+
+    The map is copied once per batch, not once per report: a district-level map holds ~1,000.
+    """
+    updated: dict[str, Snapshot] | None = None
+    changed = 0
+    for report in reports:
+        incoming = Snapshot.of(report)
+        current = (latest if updated is None else updated).get(report.reporter)
+        if current is not None and current.order >= incoming.order:
+            continue
+        if updated is None:
+            updated = dict(latest)
+        updated[report.reporter] = incoming
+        changed += 1
+    return updated, changed
 
 
 def _ratio(numerator: float, denominator: float | None) -> float | None:
@@ -193,10 +208,31 @@ def step(
     computed_at: datetime,
 ) -> tuple[PeriodState, list[Rollup]]:
     """Apply one report: the new state and the rollups whose figures changed (to publish)."""
-    latest = apply(state.latest, report)
+    new_state, rollups, _ = step_many(state, (report,), indicator, period, registry, computed_at)
+    return new_state, rollups
+
+
+def step_many(
+    state: PeriodState,
+    reports: Iterable[Report],
+    indicator: Indicator,
+    period: Period,
+    registry: Registry,
+    computed_at: datetime,
+) -> tuple[PeriodState, list[Rollup], int]:
+    """Apply a batch of one (indicator, period)'s reports: the new state, the rollups to publish,
+    and how many reports changed the latest values.
+
+    Each changed scope is published once, with its figure after the whole batch. The figures in
+    between are skipped; none is lost for good, since each figure depends only on the latest values.
+    """
+    latest, changed = apply_all(state.latest, reports)
     if latest is None:
-        return state, []
-    return changed_rollups(replace(state, latest=latest), indicator, period, registry, computed_at)
+        return state, [], 0
+    new_state, rollups = changed_rollups(
+        replace(state, latest=latest), indicator, period, registry, computed_at
+    )
+    return new_state, rollups, changed
 
 
 def changed_rollups(

@@ -1,0 +1,77 @@
+"""Properties of batch application (``step_many``): the aggregator's batches change no final figure."""
+
+from __future__ import annotations
+
+import itertools
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dxpulse.catalog import default_catalog
+from dxpulse.periods import parse_period
+from dxpulse.registry import default_registry
+from dxpulse.rollup import PeriodState, apply, apply_all, step_many
+from schemas import Report, Rollup
+from tests.unit.conftest import COMPUTED_AT, feed, flag, last_per_scope, make_report
+from tests.unit.test_rollup_properties import (
+    PERIOD,
+    PROPERTY_SETTINGS,
+    _deliveries,
+    _flag_values,
+    _ratio_values,
+)
+
+
+def _feed_batches(
+    batches: list[list[Report]], indicator_id: str
+) -> tuple[PeriodState, list[list[Rollup]], int]:
+    indicator = default_catalog()[indicator_id]
+    period = parse_period(PERIOD, indicator.period_type)
+    state = PeriodState()
+    published = []
+    changed = 0
+    for batch in batches:
+        state, fresh, n = step_many(state, batch, indicator, period, default_registry(), COMPUTED_AT)
+        published.append(fresh)
+        changed += n
+    return state, published, changed
+
+
+def _split(reports: list[Report], cuts: list[int]) -> list[list[Report]]:
+    bounds = sorted({0, len(reports), *(c % (len(reports) + 1) for c in cuts)})
+    return [reports[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+@PROPERTY_SETTINGS
+@given(
+    st.sampled_from([("emc_connection", _flag_values()), ("online_records_rate", _ratio_values())]).flatmap(
+        lambda pair: st.tuples(st.just(pair[0]), _deliveries(pair[0], pair[1]))
+    ),
+    st.lists(st.integers(min_value=0, max_value=40), max_size=6),
+)
+def test_batches_end_in_the_state_and_figures_of_one_report_at_a_time(
+    case: tuple[str, list[Report]], cuts: list[int]
+) -> None:
+    indicator, deliveries = case
+    one_by_one, published = feed(deliveries, indicator, PERIOD)
+    batched, batch_published, changed = _feed_batches(_split(deliveries, cuts), indicator)
+    assert batched.latest == one_by_one.latest
+    assert batched.published == one_by_one.published
+    last, batch_last = last_per_scope(published), last_per_scope(batch_published)
+    assert {s: r.revision for s, r in batch_last.items()} == {s: r.revision for s, r in last.items()}
+    # A batch publishes each scope at most once.
+    assert all(len({r.scope for r in fresh}) == len(fresh) for fresh in batch_published)
+    assert 0 < changed <= len(deliveries)
+
+
+def test_apply_all_counts_only_reports_that_change_the_latest_values() -> None:
+    first = make_report("province:01", flag(True), minutes=1)
+    older = make_report("province:01", flag(False), minutes=0)
+    other = make_report("province:79", flag(True))
+    latest, changed = apply_all({}, [first, older, first, other])
+    assert changed == 2
+    assert latest is not None
+    assert set(latest) == {"province:01", "province:79"}
+    assert latest["province:01"].event_id == str(first.event_id)
+    assert apply_all(latest, [older, first]) == (None, 0)
+    assert apply(latest, older) is None
