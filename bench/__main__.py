@@ -123,8 +123,8 @@ def main(
     Each figure is printed beside a baseline measured in the same run, with the ratio and the target
     of issue 7. Needs the local stack's prerequisites (Java and the Kafka jars, PostgreSQL): see README.
     """
-    # aiokafka warns while Kafka creates __consumer_offsets on first use; it retries by itself.
-    logging.getLogger("aiokafka").setLevel(logging.ERROR)
+    # aiokafka logs errors while Kafka creates __consumer_offsets on first use, and retries by itself.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     chosen = list(scenario or list(Scenario))
     folder = Path(tempfile.mkdtemp(prefix="dxpulse-bench-")) if work_dir is None else work_dir
     folder.mkdir(parents=True, exist_ok=True)

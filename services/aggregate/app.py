@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,8 +16,9 @@ from pydantic import ValidationError
 from dxpulse.catalog import Catalog, default_catalog
 from dxpulse.faust_support import add_metrics_page, json_table, new_faust_app, raw_topic
 from dxpulse.migrations import apply_migrations
+from dxpulse.periods import Period
 from dxpulse.registry import Registry, default_registry
-from dxpulse.rollup import PeriodState, step
+from dxpulse.rollup import PeriodState, step_many
 from dxpulse.topics import DEAD_LETTERS, REPORTS, ROLLUPS, TopicSpec, changelog
 from dxpulse.validation import Problem, validate_report
 from schemas import DeadLetter, Report, Rollup
@@ -125,37 +126,59 @@ def create_app(
         log.warning("dead-lettered %s@%s: %s", message.partition, message.offset, detail)
         await dead_letters.send(key=message.key, value=letter.model_dump_json().encode())
 
-    async def process(event: Any) -> None:
+    async def accepted(event: Any) -> tuple[str, Report, Period] | None:
+        """The table key, report and period of a valid event; None once a refused one is dead-lettered."""
         try:
             report = Report.model_validate_json(event.value)
         except ValidationError as error:
             await dead_letter(event, "invalid-report", str(error).replace("\n", " "))
-            return
+            return None
         verdict = validate_report(report, catalog, registry, clock())
         if isinstance(verdict, Problem):
             await dead_letter(event, verdict.type, verdict.detail)
-            return
+            return None
         key = report_key(report.indicator, report.period)
         if event.key is None or event.key.decode(errors="replace") != key:
             # The table is partitioned by this key: a report on another partition would start a
             # second, disagreeing state for the same (indicator, period).
             await dead_letter(event, "wrong-key", f"reports must be keyed {key!r} (indicator|period)")
-            return
-        state = PeriodState.from_json(states.get(key))
-        new_state, rollups = step(state, report, catalog[report.indicator], verdict.period, registry, clock())
-        if new_state is state:
-            metrics.processed.labels(outcome="unchanged").inc()
-            return
-        states[key] = new_state.to_json()
-        for rollup in rollups:
-            await rollups_topic.send(key=rollup.key.encode(), value=rollup.model_dump_json().encode())
-        metrics.published.inc(len(rollups))
-        metrics.processed.labels(outcome="changed").inc()
+            return None
+        return key, report, verdict.period
+
+    async def process(events: Sequence[Any]) -> None:
+        # One table write and at most one rollup per scope per (indicator, period) and batch:
+        # with ~1,000 district reporters per key, a write per report cost O(reporters) each.
+        by_key: dict[str, list[tuple[Any, Report, Period]]] = {}
+        for event in events:
+            valid = await accepted(event)
+            if valid is not None:
+                key, report, period = valid
+                by_key.setdefault(key, []).append((event, report, period))
+        for key, items in by_key.items():
+            first_event, first, period = items[0]
+            reports = [report for _, report, _ in items]
+            state = PeriodState.from_json(states.get(key))
+            new_state, rollups, changed = step_many(
+                state, reports, catalog[first.indicator], period, registry, clock()
+            )
+            metrics.processed.labels(outcome="unchanged").inc(len(reports) - changed)
+            if new_state is state:
+                continue
+            # What ``states[key] = ...`` does, with the partition named: take_events leaves one
+            # current event for the whole batch, and the changelog must follow the key's partition.
+            value = new_state.to_json()
+            states.send_changelog(first_event.message.partition, key, value)
+            states.data[key] = value
+            for rollup in rollups:
+                await rollups_topic.send(key=rollup.key.encode(), value=rollup.model_dump_json().encode())
+            metrics.published.inc(len(rollups))
+            metrics.processed.labels(outcome="changed").inc(changed)
 
     @app.agent(reports_topic)
     async def aggregate(stream: Any) -> AsyncIterator[None]:
-        async for event in stream.events():
-            await process(event)
+        batches = stream.take_events(settings.aggregate_batch_max, within=settings.aggregate_batch_within_s)
+        async for events in batches:
+            await process(events)
             yield None
 
     if settings.history_enabled:

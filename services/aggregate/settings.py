@@ -20,3 +20,19 @@ class AggregateSettings(WorkerSettings):
     history_enabled: bool = Field(
         default=True, description="DXPULSE_HISTORY_ENABLED: write every rollup to PostgreSQL history."
     )
+    aggregate_batch_max: int = Field(
+        default=1000,
+        ge=1,
+        description=(
+            "DXPULSE_AGGREGATE_BATCH_MAX: reports taken from Kafka at once; each (indicator, period)"
+            " in a batch is written and published once."
+        ),
+    )
+    aggregate_batch_within_s: float = Field(
+        default=0.05,
+        gt=0,
+        description=(
+            "DXPULSE_AGGREGATE_BATCH_WITHIN_S: the longest a report waits for its batch to fill;"
+            " adds at most this to end-to-end latency."
+        ),
+    )
