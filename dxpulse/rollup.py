@@ -43,6 +43,13 @@ class Snapshot:
     def of(cls, report: Report) -> Snapshot:
         return cls(observed_at=report.observed_at, event_id=str(report.event_id), value=report.value)
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "observed_at": self.observed_at.isoformat(),
+            "event_id": self.event_id,
+            "value": self.value.model_dump(mode="json"),
+        }
+
 
 @dataclass(frozen=True)
 class PeriodState:
@@ -52,18 +59,19 @@ class PeriodState:
     published: dict[str, str] = field(default_factory=dict)
     """Scope → revision of the rollup last published, so unchanged figures are not sent again."""
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "latest": {
-                reporter: {
-                    "observed_at": snap.observed_at.isoformat(),
-                    "event_id": snap.event_id,
-                    "value": snap.value.model_dump(mode="json"),
-                }
-                for reporter, snap in self.latest.items()
-            },
-            "published": dict(self.published),
-        }
+    def to_json(self, unchanged_from: tuple[PeriodState, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+        """The changelog record. ``unchanged_from`` is an earlier state with its record: the entries
+        of snapshots both share are reused, so a batch serializes the few reporters it changed,
+        not all ~1,000 of a district-level indicator."""
+        before, before_json = unchanged_from if unchanged_from is not None else (PeriodState(), {})
+        entries: Mapping[str, Any] = before_json.get("latest", {})
+        latest = {}
+        for reporter, snap in self.latest.items():
+            entry = entries.get(reporter)
+            latest[reporter] = (
+                entry if entry is not None and before.latest.get(reporter) is snap else snap.to_json()
+            )
+        return {"latest": latest, "published": dict(self.published)}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None) -> PeriodState:

@@ -75,3 +75,25 @@ def test_apply_all_counts_only_reports_that_change_the_latest_values() -> None:
     assert latest["province:01"].event_id == str(first.event_id)
     assert apply_all(latest, [older, first]) == (None, 0)
     assert apply(latest, older) is None
+
+
+def _step(state: PeriodState, reports: list[Report]) -> PeriodState:
+    indicator = default_catalog()["online_records_rate"]
+    period = parse_period(PERIOD, indicator.period_type)
+    return step_many(state, reports, indicator, period, default_registry(), COMPUTED_AT)[0]
+
+
+@PROPERTY_SETTINGS
+@given(_deliveries("online_records_rate", _ratio_values()), st.integers(min_value=0, max_value=20))
+def test_a_record_reusing_unchanged_entries_equals_a_full_one(deliveries: list[Report], cut: int) -> None:
+    middle = cut % (len(deliveries) + 1)
+    before = _step(PeriodState(), deliveries[:middle])
+    before_json = before.to_json()
+    after = _step(before, deliveries[middle:])
+    # As the worker has it after a restart: decoded from the record, then stepped.
+    decoded = PeriodState.from_json(before_json)
+    after_decoded = _step(decoded, deliveries[middle:])
+    full = after.to_json()
+    assert after.to_json(unchanged_from=(before, before_json)) == full
+    assert after_decoded.to_json(unchanged_from=(decoded, before_json)) == full
+    assert PeriodState.from_json(after.to_json(unchanged_from=(before, before_json))) == after
