@@ -101,6 +101,7 @@ async def aggregator_throughput(bench: Bench) -> None:
     try:
         async with RollupWatcher(bench.bootstrap, rollup_start) as watcher:
             done = await _watch(bench, watcher, worker, expected, "aggregator: rollups correct", 1800.0)
+        published = _published_rollups(worker)
     finally:
         worker.stop()
     assert watcher.first_received is not None
@@ -118,9 +119,18 @@ async def aggregator_throughput(bench: Bench) -> None:
             ">= 50,000/s and >= 0.40 of raw",
             rate >= 50_000 and rate >= 0.4 * raw_rate,
             f"{n:,} reports, {bench.size.reporter_keys:,} reporter-keys; first to last rollup;"
-            f" {n / wall_s:,.0f}/s counting start-up",
+            f" {n / wall_s:,.0f}/s counting start-up; {published:,.0f} rollups published",
         )
     )
+
+
+def _published_rollups(worker: Child) -> float:
+    """The worker's own count of rollups published (its /metrics), to see how much batches coalesce."""
+    text = httpx.get(f"http://127.0.0.1:{worker.port}/metrics", timeout=10.0).text
+    for line in text.splitlines():
+        if line.startswith("dxpulse_aggregate_rollups_published_total "):
+            return float(line.split()[1])
+    raise RuntimeError(f"the worker's /metrics has no dxpulse_aggregate_rollups_published_total:\n{text}")
 
 
 async def _watch(
