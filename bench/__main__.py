@@ -20,10 +20,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from bench.results import Figure, figure_table, markdown
 from bench.scenarios import (
     Bench,
-    aggregator_throughput,
+    aggregator,
     end_to_end_latency,
     ingest_throughput,
-    recovery_and_memory,
 )
 from bench.synthetic import SIZES
 from dxpulse.stack.testing import running_stack
@@ -33,7 +32,6 @@ class Scenario(enum.StrEnum):
     aggregator = "aggregator"
     ingest = "ingest"
     latency = "latency"
-    recovery = "recovery"
 
 
 class SizeName(enum.StrEnum):
@@ -74,17 +72,15 @@ def kafka(bootstrap: str | None, work_dir: Path) -> Iterator[str]:
 
 async def run_suite(bench: Bench, scenarios: list[Scenario], rate: float | None) -> None:
     # Ingest before latency: the latency scenario caps its rate at what ingest sustained.
-    order = [Scenario.aggregator, Scenario.ingest, Scenario.latency, Scenario.recovery]
+    order = [Scenario.ingest, Scenario.latency, Scenario.aggregator]
     for scenario in (s for s in order if s in scenarios):
         console.rule(f"{scenario.value} ({bench.size.name})")
         if scenario is Scenario.aggregator:
-            await aggregator_throughput(bench)
+            await aggregator(bench)  # throughput, then memory and recovery of the same worker
         elif scenario is Scenario.ingest:
             await ingest_throughput(bench)
-        elif scenario is Scenario.latency:
-            await end_to_end_latency(bench, rate)
         else:
-            await recovery_and_memory(bench)
+            await end_to_end_latency(bench, rate)
 
 
 @app.command()

@@ -33,8 +33,8 @@ class Size:
     periods: int
     districts: int
     ministries: int
-    throughput_reports: int
-    """Reports pre-loaded for the aggregator throughput scenario (state grows, then updates)."""
+    passes: int
+    """Reports per reporter-key in the aggregator scenario: the first fills the state, later ones update."""
     ingest_reports: int
     latency_rate: int
     """Reports per second offered in the latency scenario."""
@@ -45,11 +45,15 @@ class Size:
         """(indicator, period, reporter) triples: the state the aggregator holds when all reported."""
         return len(Workload(self).triples)
 
+    @property
+    def throughput_reports(self) -> int:
+        return self.reporter_keys * self.passes
+
 
 SIZES: dict[str, Size] = {
-    "tiny": Size("tiny", 4, 1, 30, 3, 1_000, 400, 200, 3.0),
-    "small": Size("small", 20, 2, 250, 10, 20_000, 5_000, 2_000, 10.0),
-    "full": Size("full", 50, 2, 1_000, 20, 200_000, 10_000, 2_000, 30.0),
+    "tiny": Size("tiny", 4, 1, 30, 3, 4, 400, 200, 3.0),
+    "small": Size("small", 20, 2, 250, 10, 2, 5_000, 2_000, 10.0),
+    "full": Size("full", 50, 2, 1_000, 20, 1, 10_000, 2_000, 30.0),
 }
 
 
