@@ -8,15 +8,7 @@ from __future__ import annotations
 
 import sys
 
-import uvicorn
-
 from bench.synthetic import SIZES, Workload
-from dxpulse.faust_support import run_worker
-from services.aggregate.app import create_app as create_aggregate
-from services.aggregate.app import worker_topics
-from services.aggregate.settings import AggregateSettings
-from services.ingest.app import create_app as create_ingest
-from services.ingest.settings import IngestSettings
 
 USAGE = "usage: python -m bench.servers aggregate|ingest tiny|small|full"
 
@@ -26,11 +18,21 @@ def main(argv: list[str]) -> int:
         print(USAGE, file=sys.stderr)
         return 2
     workload = Workload(SIZES[argv[1]])
+    # Each imports only what its service imports, so start-up (part of recovery) is the service's own.
     if argv[0] == "aggregate":
+        from dxpulse.faust_support import run_worker
+        from services.aggregate.app import create_app, worker_topics
+        from services.aggregate.settings import AggregateSettings
+
         settings = AggregateSettings()
-        app = create_aggregate(settings, catalog=workload.catalog, registry=workload.registry)
+        app = create_app(settings, catalog=workload.catalog, registry=workload.registry)
         run_worker(app, settings, worker_topics(settings), loglevel="warn")
     else:
+        import uvicorn
+
+        from services.ingest.app import create_app as create_ingest
+        from services.ingest.settings import IngestSettings
+
         ingest = IngestSettings()
         api = create_ingest(ingest, catalog=workload.catalog, registry=workload.registry)
         uvicorn.run(
