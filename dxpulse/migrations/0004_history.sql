@@ -28,23 +28,12 @@ ALTER TABLE rollup_history ADD PRIMARY KEY (indicator, period, scope, seq);
 -- rows arrive in computed_at order.
 CREATE INDEX rollup_history_computed_brin ON rollup_history USING brin (computed_at);
 
--- The newest revision of every rollup: what the query API lists, and the history writer's
--- per-rollup position (the last seq, revision and source offset it wrote).
-CREATE TABLE rollup_current (
-    indicator        text        NOT NULL,
-    period           text        NOT NULL,
-    scope            text        NOT NULL,
-    seq              integer     NOT NULL,
-    revision         text        NOT NULL,
-    source_partition integer,
-    source_offset    bigint,
-    computed_at      timestamptz NOT NULL,
-    body             jsonb       NOT NULL,
-    PRIMARY KEY (indicator, period, scope)
-);
+-- The newest revision of every rollup, with rollup_history's columns: what the query API lists,
+-- and the history writer's position per rollup (the last seq, revision and source offset written).
+CREATE TABLE rollup_current (LIKE rollup_history INCLUDING DEFAULTS);
+ALTER TABLE rollup_current ADD PRIMARY KEY (indicator, period, scope);
 INSERT INTO rollup_current
-SELECT DISTINCT ON (indicator, period, scope)
-       indicator, period, scope, seq, revision, source_partition, source_offset, computed_at, body
+SELECT DISTINCT ON (indicator, period, scope) *
 FROM rollup_history
 ORDER BY indicator, period, scope, seq DESC;
 

@@ -76,6 +76,9 @@ class StackSettings(BaseSettings):
         le=65535,
         description="DXPULSE_STACK_ALERTS_WEB_PORT: web port of the alerts service.",
     )
+    query_port: int = Field(
+        default=8081, ge=1, le=65535, description="DXPULSE_STACK_QUERY_PORT: query HTTP API (read-only)."
+    )
     prometheus_port: int = Field(
         default=9090, ge=1, le=65535, description="DXPULSE_STACK_PROMETHEUS_PORT: Prometheus."
     )

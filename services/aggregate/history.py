@@ -102,7 +102,7 @@ def new_revisions(
 
 
 def history_row(revision: Revision) -> tuple[Any, ...]:
-    """The rollup_history row of a revision, in INSERT_HISTORY's column order."""
+    """The rollup_history (and rollup_current) row of a revision, in _ROW's column order."""
     rollup = revision.source.rollup
     return (
         rollup.indicator,
@@ -123,22 +123,6 @@ def history_row(revision: Revision) -> tuple[Any, ...]:
     )
 
 
-def current_row(revision: Revision) -> tuple[Any, ...]:
-    """The rollup_current row of a rollup's newest revision, in UPSERT_CURRENT's column order."""
-    rollup = revision.source.rollup
-    return (
-        rollup.indicator,
-        rollup.period,
-        rollup.scope,
-        revision.seq,
-        rollup.revision,
-        revision.source.partition,
-        revision.source.offset,
-        rollup.computed_at,
-        rollup.model_dump_json(),
-    )
-
-
 def newest_per_key(revisions: Sequence[Revision]) -> list[Revision]:
     """The last revision of each rollup among ``revisions``."""
     return list({r.source.rollup.key: r for r in revisions}.values())
@@ -151,22 +135,26 @@ WHERE (indicator, period, scope) IN (SELECT * FROM unnest($1::text[], $2::text[]
 FOR UPDATE
 """
 
-INSERT_HISTORY = """
-INSERT INTO rollup_history (indicator, period, scope, seq, revision, value, numerator, denominator,
-    attainment, reporters_reported, reporters_expected, computed_at, body, source_partition, source_offset)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb, $14, $15)
-ON CONFLICT DO NOTHING
-"""
+_ROW = """(indicator, period, scope, seq, revision, value, numerator, denominator, attainment,
+    reporters_reported, reporters_expected, computed_at, body, source_partition, source_offset)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb, $14, $15)"""
+"""Columns and placeholders of history_row, shared by rollup_history and rollup_current."""
 
-UPSERT_CURRENT = """
-INSERT INTO rollup_current (indicator, period, scope, seq, revision, source_partition, source_offset,
-    computed_at, body)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb)
+INSERT_HISTORY = "INSERT INTO rollup_history " + _ROW + " ON CONFLICT DO NOTHING"
+
+UPSERT_CURRENT = (
+    "INSERT INTO rollup_current "
+    + _ROW
+    + """
 ON CONFLICT (indicator, period, scope) DO UPDATE
-SET seq = EXCLUDED.seq, revision = EXCLUDED.revision, source_partition = EXCLUDED.source_partition,
-    source_offset = EXCLUDED.source_offset, computed_at = EXCLUDED.computed_at, body = EXCLUDED.body
+SET seq = EXCLUDED.seq, revision = EXCLUDED.revision, value = EXCLUDED.value,
+    numerator = EXCLUDED.numerator, denominator = EXCLUDED.denominator, attainment = EXCLUDED.attainment,
+    reporters_reported = EXCLUDED.reporters_reported, reporters_expected = EXCLUDED.reporters_expected,
+    computed_at = EXCLUDED.computed_at, body = EXCLUDED.body,
+    source_partition = EXCLUDED.source_partition, source_offset = EXCLUDED.source_offset
 WHERE rollup_current.seq < EXCLUDED.seq
 """
+)
 
 
 async def write_rollups(conn: asyncpg.Connection, messages: Sequence[Published]) -> int:
@@ -187,7 +175,7 @@ async def write_rollups(conn: asyncpg.Connection, messages: Sequence[Published])
         added, _ = new_revisions(tips, messages)
         if added:
             await conn.executemany(INSERT_HISTORY, [history_row(r) for r in added])
-            await conn.executemany(UPSERT_CURRENT, [current_row(r) for r in newest_per_key(added)])
+            await conn.executemany(UPSERT_CURRENT, [history_row(r) for r in newest_per_key(added)])
     return len(added)
 
 

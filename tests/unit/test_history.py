@@ -15,7 +15,6 @@ from services.aggregate.history import (
     Revision,
     Tip,
     accepted_report,
-    current_row,
     history_row,
     latest_row,
     new_revisions,
@@ -136,9 +135,7 @@ def test_rows_match_their_statements() -> None:
     assert history[:5] == ("emc_connection", "2024-H1", "provinces", 2, rollups[1].revision)
     assert history[-2:] == (1, 42)
     assert Rollup.model_validate_json(history[12]) == rollups[1]
-    current = current_row(revision)
-    assert len(current) == _placeholders(UPSERT_CURRENT)
-    assert current[:5] == history[:5]
+    assert _placeholders(UPSERT_CURRENT) == len(history)
     report = make_report("province:79", flag(True))
     assert len(latest_row(report)) == _placeholders(UPSERT_LATEST)
 

@@ -199,13 +199,14 @@ def test_services_get_the_stack_environment(tmp_path: Path) -> None:
         "DXPULSE_INGEST_PORT": "3",
         "DXPULSE_AGGREGATE_WEB_PORT": "6066",
         "DXPULSE_ALERTS_WEB_PORT": "6067",
+        "DXPULSE_QUERY_PORT": "8081",
         "DXPULSE_STATE_DIR": str(tmp_path),
     }
     specs = {spec.name: spec for spec in service_specs(s, paths)}
-    assert list(specs) == ["ingest", "aggregate", "alerts"]
+    assert list(specs) == ["ingest", "aggregate", "alerts", "query"]
     assert specs["ingest"].argv == (sys.executable, "-m", "services.ingest")
     assert (specs["ingest"].ready_port, specs["aggregate"].ready_port) == (3, 6066)
-    assert specs["alerts"].ready_port == 6067
+    assert (specs["alerts"].ready_port, specs["query"].ready_port) == (6067, 8081)
     assert all(spec.env == env for spec in specs.values())
 
 
@@ -364,7 +365,16 @@ def test_down_and_status_with_nothing_running(tmp_path: Path) -> None:
     stack = Stack(StackSettings(state_dir=tmp_path / "empty"), report=lambda _: None)
     stack.down()
     names = [s.name for s in stack.status()]
-    assert names == ["kafka", "postgres", "ingest", "aggregate", "alerts", "prometheus", "alertmanager"]
+    assert names == [
+        "kafka",
+        "postgres",
+        "ingest",
+        "aggregate",
+        "alerts",
+        "query",
+        "prometheus",
+        "alertmanager",
+    ]
     assert not any(s.running for s in stack.status())
 
 
