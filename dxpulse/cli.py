@@ -13,10 +13,12 @@ from rich.console import Console
 from rich.progress import Progress
 
 from dxpulse.client import IngestClient
+from dxpulse.history_cli import history_app
 from dxpulse.presentation import alert_table, firing, rollup_table
 from dxpulse.scenario import EXPECTED_FIGURES, sample_reports
 from dxpulse.stack.cli import stack_app
 from dxpulse.stack.settings import StackSettings
+from dxpulse.status import status
 from dxpulse.subscriber import alert_events, latest_rollups
 from schemas import Report, Rollup
 
@@ -24,6 +26,8 @@ app = typer.Typer(
     help="dxpulse: the national digital-transformation scoreboard pipeline.", no_args_is_help=True
 )
 app.add_typer(stack_app, name="stack")
+app.add_typer(history_app, name="history")
+app.command()(status)
 # Off a terminal (CI logs, pipes) rich would wrap tables at 80 columns.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 

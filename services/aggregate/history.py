@@ -20,6 +20,8 @@ from pydantic import ValidationError
 from dxpulse.catalog import Catalog
 from dxpulse.migrations import apply_migrations
 from dxpulse.registry import Registry
+from dxpulse.subscriber import read_records
+from dxpulse.topics import ROLLUPS
 from dxpulse.validation import Problem, validate_report
 from schemas import Report, Rollup
 from schemas.events import report_key
@@ -282,3 +284,30 @@ def register_history(
                 yield None
         finally:
             await pool.close()
+
+
+async def replay_rollups(
+    bootstrap: str,
+    database_url: str,
+    *,
+    progress: Callable[[int, int], None] = lambda done, total: None,
+    timeout_s: float = 300.0,
+) -> tuple[int, int]:
+    """Write the whole rollup topic, from its first offset, into history; returns (read, added).
+
+    What the history agent does, from the beginning and outside any consumer group: rebuilds history
+    in a new database, or fills a gap after an outage. Idempotent: a replay over complete history
+    adds nothing. ``progress`` gets (messages written, messages read) after each batch.
+    """
+    records = await read_records(bootstrap, ROLLUPS, timeout_s=timeout_s)
+    messages = [m for r in records if (m := parse_published(r.partition, r.offset, r.value)) is not None]
+    added = 0
+    pool = await open_pool(database_url)
+    try:
+        async with pool.acquire() as conn:
+            for start in range(0, len(messages), BATCH):
+                added += await write_rollups(conn, messages[start : start + BATCH])
+                progress(min(start + BATCH, len(messages)), len(messages))
+    finally:
+        await pool.close()
+    return len(records), added
