@@ -14,12 +14,12 @@ START = datetime(2025, 1, 1, tzinfo=UTC)
 def _alert(rule: str, severity: str, minutes: int) -> AlertEvent:
     return AlertEvent(
         fingerprint=f"{rule}|emc_connection|2024-H1|national",
-        rule=rule,  # type: ignore[arg-type]
+        rule=rule,
         indicator="emc_connection",
         period="2024-H1",
         scope="national",
         status="firing",
-        severity=severity,  # type: ignore[arg-type]
+        severity=severity,
         summary=rule,
         value=None,
         target=None,
