@@ -268,9 +268,8 @@ async def test_history_has_neither_gaps_nor_duplicates_after_the_rollup_topic_is
     assert await _history(pipeline.database_url) == live
 
     # Replaying into an empty database rebuilds exactly the same history, offsets and bodies included.
-    admin = await asyncpg.connect(pipeline.database_url)
     name = f"replay_{uuid.uuid4().hex[:8]}"
-    await admin.execute(f'CREATE DATABASE "{name}"')
+    await _admin(pipeline.database_url, f'CREATE DATABASE "{name}"')
     try:
         fresh = _other_database(pipeline.database_url, name)
         read, added = await replay_rollups(pipeline.kafka_bootstrap, fresh)
@@ -279,5 +278,12 @@ async def test_history_has_neither_gaps_nor_duplicates_after_the_rollup_topic_is
         # Twice is the same as once.
         assert (await replay_rollups(pipeline.kafka_bootstrap, fresh))[1] == 0
     finally:
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        await admin.close()
+        await _admin(pipeline.database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def _admin(dsn: str, statement: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
