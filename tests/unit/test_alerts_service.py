@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from prometheus_client import generate_latest
 from pydantic import ValidationError
 
+from dxpulse.stack.settings import StackSettings
 from schemas import AlertEvent
 from services.alerts.alertmanager import RESEND_FACTOR, alertmanager_payload
 from services.alerts.app import AlertsMetrics, history_row
@@ -94,3 +96,9 @@ def test_alertmanager_url_is_checked_and_may_be_empty() -> None:
     assert AlertsSettings(alertmanager_url="").alertmanager_url == ""
     with pytest.raises(ValidationError, match="alertmanager_url"):
         AlertsSettings(alertmanager_url="am:9093 please")
+
+
+def test_stack_runs_the_repository_alertmanager_config_by_default() -> None:
+    default = StackSettings().alertmanager_config
+    assert default == Path("deploy/alertmanager/alertmanager.yml")
+    assert (Path(__file__).parents[2] / default).is_file()
