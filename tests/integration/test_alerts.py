@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 
@@ -27,6 +28,7 @@ from dxpulse.registry import default_registry
 from dxpulse.rollup import Snapshot, compute_rollups
 from dxpulse.rules import fingerprint
 from dxpulse.stack.config import ALERTS, ServiceSpec, service_env
+from dxpulse.stack.process import port_open, wait_for
 from dxpulse.stack.settings import StackSettings
 from dxpulse.stack.stack import Stack
 from dxpulse.stack.testing import free_ports, running_stack
@@ -114,6 +116,7 @@ def alerts_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AlertsSta
             yield running
     finally:
         webhook.server.shutdown()
+        webhook.server.server_close()
 
 
 def flag_rollup(indicator_id: str, not_connected: set[str], scope: str = "national") -> Rollup:
@@ -151,6 +154,17 @@ async def eventually(probe: Callable[[], Awaitable[T | None]], what: str, timeou
             return found
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         await asyncio.sleep(1)
+
+
+def ss(port: int) -> str:
+    """What holds ``port``, for a failure message."""
+    listing = subprocess.run(["ss", "-tanp"], capture_output=True, text=True, check=False).stdout
+    return "\n".join(line for line in listing.splitlines() if f":{port} " in line)
+
+
+def same_instant(text: str, moment: datetime) -> bool:
+    """Alertmanager keeps times to the millisecond."""
+    return abs(datetime.fromisoformat(text.replace("Z", "+00:00")) - moment) < timedelta(milliseconds=1)
 
 
 def key_of(rollup: Rollup, rule: str = "below_target") -> str:
@@ -197,10 +211,12 @@ async def test_alertmanager_receives_the_alert_and_its_resolution(alerts_stack: 
         "severity": "critical",
     }
     assert shown["annotations"]["summary"] == fired.summary
-    assert datetime.fromisoformat(shown["startsAt"]) == fired.starts_at
+    assert same_instant(shown["startsAt"], fired.starts_at)
 
     # Alertmanager restarted: it forgets its alerts; the periodic re-send brings this one back.
     alerts_stack.stack.stop_alertmanager()
+    closed = wait_for(lambda: not port_open(settings.alertmanager_port), 60)
+    assert closed, f"Alertmanager's port stayed open: {ss(settings.alertmanager_port)}"
     assert alerts_stack.settings.alertmanager_config is not None
     alerts_stack.stack.start_alertmanager(alerts_stack.settings.alertmanager_config)
     await eventually(active, "the alert re-sent to the restarted Alertmanager")
@@ -229,7 +245,7 @@ async def test_alertmanager_receives_the_alert_and_its_resolution(alerts_stack: 
 
     note = await eventually(probe, "Alertmanager's resolved notification")
     # endsAt is the one dxpulse pushed (when the condition ended), not an expiry of the firing alert.
-    assert datetime.fromisoformat(note["endsAt"].replace("Z", "+00:00")) == resolved.ends_at
+    assert same_instant(note["endsAt"], resolved.ends_at)
 
 
 async def test_restarted_alerts_service_fires_nothing_twice_and_loses_no_resolve(
