@@ -138,6 +138,12 @@ def create_app(
     # Standby copies would make the timer below judge partitions another worker owns.
     app.conf.table_standby_replicas = 0
     add_metrics_page(app, metrics.registry)
+
+    @app.page("/alerts")
+    async def current_alerts(web: Any, request: Any) -> Any:
+        """The alerts firing now, with the figures as they are now (the topic has them as they fired)."""
+        return web.json([alert.model_dump(mode="json") for alert in firing()])
+
     alerts_topic = raw_topic(app, ALERTS)
     # Ticks share the rollup topic's keys and partition count, so a tick reaches the worker that
     # owns the rollup's state; faust only lets a table change inside stream iteration.
