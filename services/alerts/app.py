@@ -8,15 +8,13 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
 import faust
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from dxpulse.catalog import Catalog, Severity, default_catalog
-from dxpulse.faust_support import add_metrics_page, json_table, new_faust_app, raw_topic
-from dxpulse.migrations import apply_migrations
+from dxpulse.faust_support import add_history_writer, add_metrics_page, json_table, new_faust_app, raw_topic
 from dxpulse.rules import RULES, AlertState, evaluate, firing_alerts
 from dxpulse.topics import ALERTS, ROLLUPS, TopicSpec, changelog
 from schemas import AlertEvent, Rollup
@@ -216,17 +214,12 @@ def create_app(
             await pusher.run()
 
     if settings.history_enabled:
-
-        @app.agent(alerts_topic)
-        async def record_history(stream: Any) -> AsyncIterator[None]:
-            await apply_migrations(settings.database_url)
-            pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
-            try:
-                async for values in stream.take(500, within=1.0):
-                    rows = [history_row(AlertEvent.model_validate_json(v)) for v in values]
-                    await pool.executemany(INSERT_HISTORY, rows)
-                    yield None
-            finally:
-                await pool.close()
+        add_history_writer(
+            app,
+            alerts_topic,
+            settings.database_url,
+            INSERT_HISTORY,
+            lambda value: history_row(AlertEvent.model_validate_json(value)),
+        )
 
     return app
