@@ -238,6 +238,28 @@ async def test_restarted_worker_recovers_its_table_from_the_changelog_without_do
     finally:
         stack.stop_service("agg-r")
 
+    # The documented example subscriber, run as a downstream team would, ends with the same figures.
+    subscriber = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "examples.subscribe_rollups",
+        "--bootstrap",
+        settings.kafka_bootstrap,
+        "--group",
+        "example-subscriber",
+        "--idle-exit",
+        "5",
+        stdout=asyncio.subprocess.PIPE,
+    )
+    output, _ = await asyncio.wait_for(subscriber.communicate(), timeout=120)
+    assert subscriber.returncode == 0
+    printed_last: dict[str, str] = {}
+    for line in output.decode().splitlines():
+        name, _, figure = line.partition(": ")
+        printed_last[name] = figure
+    assert printed_last["emc_connection 2024-H1 national"] == "0.964 (81/84), 84/84 reported"
+    assert len(printed_last) == len(rollups)
+
     national = rollups["emc_connection|2024-H1|national"]
     assert (national.numerator, national.denominator) == (81, 84)
     assert rollups["emc_connection|2024-H1|provinces"].lagging == ["province:79"]
