@@ -261,6 +261,10 @@ def service_env(settings: StackSettings, paths: StackPaths) -> dict[str, str]:
         "DXPULSE_ALERTS_WEB_PORT": str(settings.alerts_web_port),
         "DXPULSE_QUERY_PORT": str(settings.query_port),
         "DXPULSE_STATE_DIR": str(paths.root),
+        # Empty tells the alerts service to push nowhere when the stack runs no Alertmanager.
+        "DXPULSE_ALERTMANAGER_URL": (
+            f"http://127.0.0.1:{settings.alertmanager_port}" if settings.alertmanager_config else ""
+        ),
     }
 
 

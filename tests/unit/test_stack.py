@@ -75,6 +75,7 @@ def test_settings_defaults() -> None:
     assert s.kafka_bootstrap == "127.0.0.1:9092"
     assert s.database_url == "postgresql://dxpulse:dxpulse@127.0.0.1:5433/dxpulse"
     assert s.kafka_home == Path.home() / ".cache" / "dxpulse" / "kafka-3.9.1"
+    assert s.alertmanager_config == Path("deploy/alertmanager/alertmanager.yml")
 
 
 def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -201,7 +202,12 @@ def test_services_get_the_stack_environment(tmp_path: Path) -> None:
         "DXPULSE_ALERTS_WEB_PORT": "6067",
         "DXPULSE_QUERY_PORT": "8081",
         "DXPULSE_STATE_DIR": str(tmp_path),
+        "DXPULSE_ALERTMANAGER_URL": "http://127.0.0.1:9093",
     }
+    assert (
+        service_env(s.model_copy(update={"alertmanager_config": None}), paths)["DXPULSE_ALERTMANAGER_URL"]
+        == ""
+    )
     specs = {spec.name: spec for spec in service_specs(s, paths)}
     assert list(specs) == ["ingest", "aggregate", "alerts", "query"]
     assert specs["ingest"].argv == (sys.executable, "-m", "services.ingest")
