@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -35,10 +36,12 @@ async def create_token(conn: asyncpg.Connection, subject: str, label: str = "") 
     return minted
 
 
-async def create_tokens(conn: asyncpg.Connection, subjects: Iterable[str], label: str) -> dict[str, str]:
-    """One new token per subject, in one transaction; returns subject -> secret."""
+async def create_tokens(
+    conn: asyncpg.Connection, subjects: Iterable[str], label: str
+) -> dict[str, MintedToken]:
+    """One new token per subject, in one transaction."""
     async with conn.transaction():
-        return {s: (await create_token(conn, s, label)).secret for s in subjects}
+        return {s: await create_token(conn, s, label) for s in subjects}
 
 
 async def revoke_tokens(conn: asyncpg.Connection, token_ids: Iterable[str]) -> list[str]:
@@ -80,3 +83,17 @@ async def subject_of(pool: asyncpg.Pool, secret: str) -> str | None:
         "SELECT subject FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL", hash_token(secret)
     )
     return None if value is None else str(value)
+
+
+@asynccontextmanager
+async def temporary_tokens(dsn: str, subjects: Iterable[str], label: str) -> AsyncIterator[dict[str, str]]:
+    """Tokens for ``subjects`` (subject -> secret), revoked again on exit: for the demo and tests."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        issued = await create_tokens(conn, sorted(set(subjects)), label)
+        try:
+            yield {subject: minted.secret for subject, minted in issued.items()}
+        finally:
+            await revoke_tokens(conn, [minted.token_id for minted in issued.values()])
+    finally:
+        await conn.close()

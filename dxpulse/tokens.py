@@ -40,6 +40,14 @@ def mint_token() -> MintedToken:
     return MintedToken(token_id=token_id, secret=secret, digest=hash_token(secret))
 
 
+def token_id_of(secret: str) -> str | None:
+    """The public id inside a token ``dxp_<id>_<secret>``, None if it is not shaped like one."""
+    if not secret.startswith(TOKEN_PREFIX):
+        return None
+    token_id, sep, _ = secret.removeprefix(TOKEN_PREFIX).partition("_")
+    return token_id if sep and token_id else None
+
+
 def bearer_token(authorization: str | None) -> str | None:
     """The token of an ``Authorization: Bearer <token>`` header, or None when there is none."""
     if not authorization:

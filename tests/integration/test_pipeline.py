@@ -8,10 +8,11 @@ import time
 import asyncpg
 import pytest
 
-from dxpulse.client import IngestClient
+from dxpulse.client import send_as_reporters
 from dxpulse.scenario import sample_reports
 from dxpulse.stack.settings import StackSettings
 from dxpulse.subscriber import alert_events, latest_rollups
+from dxpulse.token_store import temporary_tokens
 from schemas import AlertEvent, Rollup
 
 pytestmark = pytest.mark.integration
@@ -22,7 +23,7 @@ async def _rollups_when_settled(settings: StackSettings, timeout_s: float = 120.
     deadline = time.monotonic() + timeout_s
     while True:
         rollups = await latest_rollups(settings.kafka_bootstrap)
-        national = [r for k, r in rollups.items() if k.endswith("|national")]
+        national = [r for k, r in rollups.items() if k.endswith("|2024-H1|national")]
         if len(national) == 6 and all(
             r.reporters_reported
             == (1 if r.indicator == "essential_public_services" else r.reporters_expected)
@@ -40,9 +41,10 @@ def _figure(rollups: dict[str, Rollup], key: str) -> tuple[float, float | None, 
 
 
 async def test_scenario_over_http_gives_seed_figures_on_the_rollup_topic(pipeline: StackSettings) -> None:
-    async with IngestClient(f"http://127.0.0.1:{pipeline.ingest_port}") as client:
-        results = [await client.send(report) for report in sample_reports()]
-    assert [r.problem for r in results if not r.accepted] == []
+    reports = sample_reports()
+    async with temporary_tokens(pipeline.database_url, (r.reporter for r in reports), "test") as tokens:
+        sent = await send_as_reporters(f"http://127.0.0.1:{pipeline.ingest_port}", tokens, reports)
+    assert [outcome.reason for _, outcome in sent if not outcome.ok] == []
 
     rollups = await _rollups_when_settled(pipeline)
 
