@@ -45,6 +45,11 @@ class KafkaLink:
                     await producer.stop()
                 await asyncio.sleep(self._retry_interval_s)
                 continue
+            except asyncio.CancelledError:
+                # Shut down while connecting: close what was half opened.
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(producer.stop())
+                raise
             log.info("connected to Kafka at %s", self._bootstrap)
             self.producer = producer
             return
