@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 
+from dxpulse.cli_ingest import register as register_ingest_commands
 from dxpulse.client import send_as_reporters
 from dxpulse.presentation import alert_table, firing, rollup_table
 from dxpulse.scenario import EXPECTED_FIGURES, sample_reports
@@ -25,6 +26,7 @@ app = typer.Typer(
     help="dxpulse: the national digital-transformation scoreboard pipeline.", no_args_is_help=True
 )
 app.add_typer(stack_app, name="stack")
+register_ingest_commands(app)
 # Off a terminal (CI logs, pipes) rich would wrap tables at 80 columns.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 

@@ -125,7 +125,12 @@ class ServiceSpec:
 
 def new_cluster_id() -> str:
     """A KRaft cluster id: 16 random bytes, base64url without padding (what kafka-storage makes)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        # kafka-storage's argument parser takes an id starting with '-' for an option (Kafka's
+        # own Uuid.randomUuid skips such ids for the same reason).
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def kafka_pom(version: str) -> str:
