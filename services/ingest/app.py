@@ -209,6 +209,17 @@ def create_app(
             chunks.append(chunk)
         return b"".join(chunks)
 
+    async def admit(request: Request) -> tuple[str, str, bytes] | JSONResponse:
+        """Authenticate and read the body: (subject, its metrics group, body), or the refusal."""
+        subject = await authenticate(request)
+        if isinstance(subject, JSONResponse):
+            return subject
+        group = reporter_group(subject)
+        body = await read_body(request)
+        if body is None:
+            return refuse(problems.body_too_large(settings.max_body_bytes), group)
+        return subject, group, body
+
     def rate_limit(subject: str, cost: int) -> JSONResponse | None:
         bucket, wait = take(
             buckets.get(subject), cost, time.monotonic(), settings.rate_limit_per_s, settings.rate_limit_burst
@@ -334,13 +345,10 @@ def create_app(
     )
     async def send_report(request: Request) -> JSONResponse:
         """Send one report. 202 means Kafka has it; 200 "duplicate" means it was accepted before."""
-        subject = await authenticate(request)
-        if isinstance(subject, JSONResponse):
-            return subject
-        group = reporter_group(subject)
-        body = await read_body(request)
-        if body is None:
-            return refuse(problems.body_too_large(settings.max_body_bytes), group)
+        admitted = await admit(request)
+        if isinstance(admitted, JSONResponse):
+            return admitted
+        subject, group, body = admitted
         parsed = parse_report(body)
         if isinstance(parsed, Problem):
             return refuse(parsed, group)
@@ -374,13 +382,10 @@ def create_app(
     )
     async def send_batch(request: Request) -> JSONResponse:
         """Send up to 500 reports as {"reports": [...]}; each gets its own result."""
-        subject = await authenticate(request)
-        if isinstance(subject, JSONResponse):
-            return subject
-        group = reporter_group(subject)
-        body = await read_body(request)
-        if body is None:
-            return refuse(problems.body_too_large(settings.max_body_bytes), group)
+        admitted = await admit(request)
+        if isinstance(admitted, JSONResponse):
+            return admitted
+        subject, group, body = admitted
         try:
             data = json.loads(body)
         except (ValueError, RecursionError) as error:
