@@ -142,15 +142,15 @@ def create_app(
             await dead_letter(event, "wrong-key", f"reports must be keyed {key!r} (indicator|period)")
             return
         state = PeriodState.from_json(states.get(key))
-        new_state, rollups = step(state, report, catalog[report.indicator], verdict.period, registry, clock())
-        if new_state is state:
-            metrics.processed.labels(outcome="unchanged").inc()
-            return
-        states[key] = new_state.to_json()
+        new_state, rollups = step(
+            state, report, catalog[report.indicator], verdict.period, registry, clock(), event.message.offset
+        )
+        if new_state is not state:
+            states[key] = new_state.to_json()
         for rollup in rollups:
             await rollups_topic.send(key=rollup.key.encode(), value=rollup.model_dump_json().encode())
         metrics.published.inc(len(rollups))
-        metrics.processed.labels(outcome="changed").inc()
+        metrics.processed.labels(outcome="unchanged" if new_state is state else "changed").inc()
 
     @app.agent(reports_topic)
     async def aggregate(stream: Any) -> AsyncIterator[None]:
