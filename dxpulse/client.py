@@ -179,21 +179,28 @@ async def send_as_reporters(
     *,
     progress: Callable[[int], None] | None = None,
 ) -> list[tuple[Report, ItemOutcome]]:
-    """Send reports in the order given, each with its reporter's token from ``tokens`` (the demo and
-    tests do this); consecutive reports of one reporter go in one batch.
+    """Send reports, each with its reporter's token from ``tokens`` (the demo and tests do this).
 
-    The order is kept because it shapes what rollups and alerts see meanwhile: the scenario sends
-    indicator by indicator, so each figure completes quickly.
+    Reports go in waves, one per (indicator, period) in the order given, each wave's reporters
+    concurrently (one batch per reporter): a figure then fills in at once, rather than while every
+    reporter's turn comes, which would fire alerts on half-sent figures.
     """
     clients: dict[str, IngestClient] = {}
+
+    async def send_own(reporter: str, own: list[Report]) -> list[tuple[Report, ItemOutcome]]:
+        client = clients.get(reporter)
+        if client is None:
+            client = clients[reporter] = IngestClient(base_url, token=tokens[reporter])
+        return list(zip(own, await client.send_all(own, progress=progress), strict=True))
+
     sent: list[tuple[Report, ItemOutcome]] = []
     try:
-        for reporter, run in groupby(reports, key=lambda r: r.reporter):
-            own = list(run)
-            client = clients.get(reporter)
-            if client is None:
-                client = clients[reporter] = IngestClient(base_url, token=tokens[reporter])
-            sent += zip(own, await client.send_all(own, progress=progress), strict=True)
+        for _, wave in groupby(reports, key=lambda r: (r.indicator, r.period)):
+            by_reporter: dict[str, list[Report]] = {}
+            for report in wave:
+                by_reporter.setdefault(report.reporter, []).append(report)
+            for done in await asyncio.gather(*(send_own(r, own) for r, own in by_reporter.items())):
+                sent += done
     finally:
         for client in clients.values():
             await client.close()
