@@ -16,6 +16,7 @@ from rich.progress import Progress
 from dxpulse.catalog import default_catalog
 from dxpulse.cli_ingest import register as register_ingest_commands
 from dxpulse.client import send_as_reporters
+from dxpulse.history_cli import history_app
 from dxpulse.periods import parse_period
 from dxpulse.presentation import alert_table, firing, remap_table, rollup_table
 from dxpulse.registry import default_registry
@@ -23,6 +24,7 @@ from dxpulse.remap import latest_snapshots, on_map_of
 from dxpulse.scenario import EXPECTED_FIGURES, sample_reports
 from dxpulse.stack.cli import stack_app
 from dxpulse.stack.settings import StackSettings
+from dxpulse.status import status
 from dxpulse.subscriber import alert_events, latest_rollups, valid_reports
 from dxpulse.token_store import temporary_tokens
 from schemas import Report, Rollup
@@ -32,6 +34,8 @@ app = typer.Typer(
 )
 app.add_typer(stack_app, name="stack")
 register_ingest_commands(app)
+app.add_typer(history_app, name="history")
+app.command()(status)
 # Off a terminal (CI logs, pipes) rich would wrap tables at 80 columns.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 

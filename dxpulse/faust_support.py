@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from dxpulse.migrations import apply_migrations
 from dxpulse.settings import CommonSettings
 from dxpulse.topics import TopicSpec, ensure_topics
 
@@ -91,3 +94,30 @@ def json_table(app: faust.App, name: str, partitions: int) -> faust.types.TableT
     app.conf.table_key_serializer = "json"
     app.conf.table_value_serializer = "json"
     return app.Table(name, default=None, key_type=str, value_type=None, partitions=partitions)
+
+
+def add_history_writer(
+    app: faust.App,
+    topic: faust.TopicT,
+    database_url: str,
+    insert: str,
+    row: Callable[[bytes], Sequence[Any]],
+    name: str = "record_history",
+) -> None:
+    """An agent writing every message of ``topic`` to PostgreSQL with ``insert``, in batches.
+
+    ``insert`` must be idempotent (ON CONFLICT DO NOTHING on the event's identity), so a replay
+    of the topic stores nothing twice.
+    """
+
+    async def record_history(stream: Any) -> AsyncIterator[None]:
+        await apply_migrations(database_url)
+        pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+        try:
+            async for values in stream.take(500, within=1.0):
+                await pool.executemany(insert, [row(v) for v in values])
+                yield None
+        finally:
+            await pool.close()
+
+    app.agent(topic, name=name)(record_history)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from pydantic import BaseModel, ValidationError
 
 from dxpulse.catalog import Catalog
@@ -19,17 +19,18 @@ from schemas import AlertEvent, Report, Rollup
 Event = TypeVar("Event", bound=BaseModel)
 
 
-async def read_topic(
-    bootstrap: str, topic: str, parse: Callable[[bytes], Event | None], *, timeout_s: float = 30.0
-) -> list[tuple[str, Event]]:
-    """Every (key, event) on ``topic`` from its first offset up to its end when called, in order.
-
-    Messages ``parse`` turns into None are skipped.
-    """
+async def read_records(
+    bootstrap: str, topic: str, *, timeout_s: float = 30.0
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every message on ``topic`` from its first offset up to its end when called, in order per partition."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
     )
-    await consumer.start()
+    try:
+        await consumer.start()
+    except BaseException:
+        await consumer.stop()  # else aiokafka warns of an unclosed consumer when Kafka is down
+        raise
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         if not partitions:
@@ -39,24 +40,35 @@ async def read_topic(
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
         pending = {tp for tp in partitions if ends[tp] > 0}
-        events: list[tuple[str, Event]] = []
+        records: list[ConsumerRecord[bytes, bytes]] = []
         async with asyncio.timeout(timeout_s):
             while pending:
                 batches = await consumer.getmany(*pending, timeout_ms=500)
                 for tp, messages in batches.items():
-                    for message in messages:
-                        if message.value is not None and message.key is not None:
-                            event = parse(message.value)
-                            if event is not None:
-                                events.append((message.key.decode(), event))
+                    records.extend(messages)
                     if messages and messages[-1].offset + 1 >= ends[tp]:
                         pending.discard(tp)
                 for tp in list(pending):
                     if await consumer.position(tp) >= ends[tp]:
                         pending.discard(tp)
-        return events
+        return records
     finally:
         await consumer.stop()
+
+
+async def read_topic(
+    bootstrap: str, topic: str, parse: Callable[[bytes], Event | None], *, timeout_s: float = 30.0
+) -> list[tuple[str, Event]]:
+    """Every (key, event) on ``topic`` from its first offset up to its end when called, in order.
+
+    Messages ``parse`` turns into None are skipped.
+    """
+    records = await read_records(bootstrap, topic, timeout_s=timeout_s)
+    return [
+        (r.key.decode(), event)
+        for r in records
+        if r.value is not None and r.key is not None and (event := parse(r.value)) is not None
+    ]
 
 
 async def latest_rollups(bootstrap: str, *, timeout_s: float = 30.0) -> dict[str, Rollup]:

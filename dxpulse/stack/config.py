@@ -23,7 +23,8 @@ ALERTMANAGER = "alertmanager"
 INGEST = "ingest"
 AGGREGATE = "aggregate"
 ALERTS = "alerts"
-SERVICE_NAMES: tuple[str, ...] = (INGEST, AGGREGATE, ALERTS)
+QUERY = "query"
+SERVICE_NAMES: tuple[str, ...] = (INGEST, AGGREGATE, ALERTS, QUERY)
 
 PROMETHEUS_BIN = Path("/usr/bin/prometheus")
 ALERTMANAGER_BIN = Path("/usr/bin/prometheus-alertmanager")
@@ -263,17 +264,23 @@ def service_env(settings: StackSettings, paths: StackPaths) -> dict[str, str]:
         "DXPULSE_INGEST_PORT": str(settings.ingest_port),
         "DXPULSE_AGGREGATE_WEB_PORT": str(settings.aggregate_web_port),
         "DXPULSE_ALERTS_WEB_PORT": str(settings.alerts_web_port),
+        "DXPULSE_QUERY_PORT": str(settings.query_port),
         "DXPULSE_STATE_DIR": str(paths.root),
+        # Empty tells the alerts service to push nowhere when the stack runs no Alertmanager.
+        "DXPULSE_ALERTMANAGER_URL": (
+            f"http://127.0.0.1:{settings.alertmanager_port}" if settings.alertmanager_config else ""
+        ),
     }
 
 
 def service_specs(settings: StackSettings, paths: StackPaths) -> list[ServiceSpec]:
-    """The three dxpulse services, run with this interpreter so they see the same packages."""
+    """The dxpulse services, run with this interpreter so they see the same packages."""
     env = service_env(settings, paths)
     ports = {
         INGEST: settings.ingest_port,
         AGGREGATE: settings.aggregate_web_port,
         ALERTS: settings.alerts_web_port,
+        QUERY: settings.query_port,
     }
     return [
         ServiceSpec(name, (sys.executable, "-m", f"services.{name}"), env, ports[name])

@@ -76,6 +76,9 @@ class StackSettings(BaseSettings):
         le=65535,
         description="DXPULSE_STACK_ALERTS_WEB_PORT: web port of the alerts service.",
     )
+    query_port: int = Field(
+        default=8081, ge=1, le=65535, description="DXPULSE_STACK_QUERY_PORT: query HTTP API (read-only)."
+    )
     prometheus_port: int = Field(
         default=9090, ge=1, le=65535, description="DXPULSE_STACK_PROMETHEUS_PORT: Prometheus."
     )
@@ -93,10 +96,11 @@ class StackSettings(BaseSettings):
         ),
     )
     alertmanager_config: Path | None = Field(
-        default=None,
+        # Relative, like state_dir: the repository's file when commands run from the checkout.
+        default=Path("deploy/alertmanager/alertmanager.yml"),
         description=(
-            "DXPULSE_STACK_ALERTMANAGER_CONFIG: alertmanager.yml to run Alertmanager with;"
-            " unset, `up` does not start Alertmanager."
+            "DXPULSE_STACK_ALERTMANAGER_CONFIG: alertmanager.yml `up` runs Alertmanager with"
+            " (deploy/alertmanager/alertmanager.yml by default); the alerts service pushes to it."
         ),
     )
     topic_partitions: int = Field(

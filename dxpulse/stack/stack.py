@@ -208,7 +208,10 @@ class Stack:
 
     def start_alertmanager(self, config: Path, timeout_s: float = 60.0) -> ComponentStatus:
         if not config.is_file():
-            raise StackError(f"Alertmanager config {config} not found")
+            raise StackError(
+                f"Alertmanager config {config} not found: run from the dxpulse checkout or set"
+                " DXPULSE_STACK_ALERTMANAGER_CONFIG to an alertmanager.yml"
+            )
         self.paths.alertmanager_data.mkdir(parents=True, exist_ok=True)
         spec = alertmanager_spec(self.settings, self.paths, config)
         return self.start_spec(spec, timeout_s=timeout_s)

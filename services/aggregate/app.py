@@ -8,20 +8,19 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
 import faust
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import ValidationError
 
 from dxpulse.catalog import Catalog, default_catalog
 from dxpulse.faust_support import add_metrics_page, json_table, new_faust_app, raw_topic
-from dxpulse.migrations import apply_migrations
 from dxpulse.registry import Registry, default_registry
 from dxpulse.rollup import PeriodState, step
 from dxpulse.topics import DEAD_LETTERS, REPORTS, ROLLUPS, TopicSpec, changelog
 from dxpulse.validation import Problem, validate_report
-from schemas import DeadLetter, Report, Rollup
+from schemas import DeadLetter, Report
 from schemas.events import report_key
+from services.aggregate.history import register_history
 from services.aggregate.settings import AggregateSettings
 
 log = logging.getLogger(__name__)
@@ -31,32 +30,6 @@ Clock = Callable[[], datetime]
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-INSERT_HISTORY = """
-INSERT INTO rollup_history (indicator, period, scope, revision, value, numerator, denominator,
-    attainment, reporters_reported, reporters_expected, computed_at, body)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb)
-ON CONFLICT DO NOTHING
-"""
-
-
-def history_row(rollup: Rollup) -> tuple[Any, ...]:
-    """The rollup_history row of a rollup; the primary key makes a replay insert nothing new."""
-    return (
-        rollup.indicator,
-        rollup.period,
-        rollup.scope,
-        rollup.revision,
-        rollup.value,
-        rollup.numerator,
-        rollup.denominator,
-        rollup.attainment,
-        rollup.reporters_reported,
-        rollup.reporters_expected,
-        rollup.computed_at,
-        rollup.model_dump_json(),
-    )
 
 
 class AggregateMetrics:
@@ -159,17 +132,14 @@ def create_app(
             yield None
 
     if settings.history_enabled:
-
-        @app.agent(rollups_topic)
-        async def record_history(stream: Any) -> AsyncIterator[None]:
-            await apply_migrations(settings.database_url)
-            pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
-            try:
-                async for values in stream.take(500, within=1.0):
-                    rows = [history_row(Rollup.model_validate_json(v)) for v in values]
-                    await pool.executemany(INSERT_HISTORY, rows)
-                    yield None
-            finally:
-                await pool.close()
+        register_history(
+            app,
+            settings,
+            reports_topic=reports_topic,
+            rollups_topic=rollups_topic,
+            catalog=catalog,
+            registry=registry,
+            clock=clock,
+        )
 
     return app

@@ -56,6 +56,20 @@ def problem_response(
     )
 
 
+def problem(
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    *,
+    headers: dict[str, str] | None = None,
+    **extensions: Any,
+) -> JSONResponse:
+    """A problem+json response from its parts (the query API uses this)."""
+    body = {"type": PROBLEM_BASE + slug, "title": title, "status": status, "detail": detail, **extensions}
+    return JSONResponse(body, status_code=status, headers=headers, media_type="application/problem+json")
+
+
 UNAUTHORIZED = Problem(
     "unauthorized",
     "Missing or invalid API token",

@@ -18,9 +18,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackSettings
     Fails (never skips) when a server cannot start: a skipped integration suite proves nothing.
     """
     # Services inherit this environment: a short hold-down and re-evaluation keep the alert tests quick.
-    # The hold-down must outlast sending one figure's reports (authenticated, recorded as accepted) on
-    # a busy machine, or an alert fires on a half-sent figure.
-    timing = {"DXPULSE_HOLD_DOWN_S": "10", "DXPULSE_REEVALUATE_INTERVAL_S": "1"}
+    timing = {"DXPULSE_HOLD_DOWN_S": "3", "DXPULSE_REEVALUATE_INTERVAL_S": "1"}
     saved = {name: os.environ.get(name) for name in timing}
     os.environ.update(timing)
     try:

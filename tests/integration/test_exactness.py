@@ -16,7 +16,8 @@ from uuid import uuid4
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
@@ -32,7 +33,7 @@ from dxpulse.stack.settings import StackSettings
 from dxpulse.stack.stack import Stack
 from dxpulse.stack.testing import free_ports, running_stack
 from dxpulse.subscriber import latest_rollups, read_topic
-from dxpulse.topics import DEAD_LETTERS
+from dxpulse.topics import DEAD_LETTERS, REPORTS
 from schemas import DeadLetter, FlagValue, Report, Rollup
 from schemas.events import report_key
 
@@ -76,6 +77,42 @@ def kill_worker(stack: Stack, name: str) -> None:
     stack.paths.pid_file(name).unlink(missing_ok=True)
 
 
+async def group_stable_with(bootstrap: str, group: str, members: int) -> None:
+    """Wait until ``group`` has settled with ``members`` consumers (so each holds partitions)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        deadline = time.monotonic() + SETTLE_S
+        while True:
+            # Raw DescribeGroups v0 rows: (error, group, state, protocol type, protocol, members).
+            responses = await admin.describe_consumer_groups([group])
+            rows = [row for response in responses for row in response.groups]
+            if rows and rows[0][2] == "Stable" and len(rows[0][5]) == members:
+                return
+            assert time.monotonic() < deadline, f"group {group} never settled with {members} members: {rows}"
+            await asyncio.sleep(0.5)
+    finally:
+        await admin.close()
+
+
+async def consumed_offsets(bootstrap: str, group: str) -> dict[int, tuple[int | None, int]]:
+    """Per report partition: (offset the group committed, end offset); tells a stall from a loss."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await admin.start()
+    await consumer.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+        partitions = [TopicPartition(REPORTS, p) for p in range(6)]
+        ends = await consumer.end_offsets(partitions)
+        return {
+            tp.partition: (committed[tp].offset if tp in committed else None, ends[tp]) for tp in partitions
+        }
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
 def processed(port: int) -> float:
     """Reports a worker has consumed so far, from its /metrics."""
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
@@ -95,7 +132,7 @@ async def produce(bootstrap: str, reports: Iterable[Report]) -> None:
     try:
         sent = [
             await producer.send(
-                "dxpulse.reports.v1",
+                REPORTS,
                 key=report_key(r.indicator, r.period).encode(),
                 value=r.model_dump_json().encode(),
             )
@@ -132,7 +169,7 @@ def figures(rollups: Mapping[str, Rollup]) -> dict[str, tuple[float, float | Non
     return {k: (r.numerator, r.denominator, r.reporters_reported, r.revision) for k, r in rollups.items()}
 
 
-async def settled_on(bootstrap: str, expected: Mapping[str, Rollup]) -> dict[str, Rollup]:
+async def settled_on(bootstrap: str, expected: Mapping[str, Rollup], group: str) -> dict[str, Rollup]:
     """Poll the rollup topic until its latest rollups for ``expected``'s keys equal it; fail after a while."""
     deadline = time.monotonic() + SETTLE_S
     want = figures(expected)
@@ -143,7 +180,11 @@ async def settled_on(bootstrap: str, expected: Mapping[str, Rollup]) -> dict[str
             return rollups
         if time.monotonic() > deadline:
             wrong = {k: (got.get(k), v) for k, v in want.items() if got.get(k) != v}
-            pytest.fail(f"rollups never matched the batch recomputation; (got, want): {wrong}")
+            offsets = await consumed_offsets(bootstrap, group)
+            pytest.fail(
+                f"rollups never matched the batch recomputation; (got, want): {wrong};"
+                f" report partitions (committed, end): {offsets}"
+            )
         await asyncio.sleep(1)
 
 
@@ -196,8 +237,10 @@ async def test_two_workers_one_killed_mid_stream_still_give_exact_rollups(
     port_a = start_worker(stack, "agg-a", app_id, tmp_path)
     port_b = start_worker(stack, "agg-b", app_id, tmp_path)
     try:
+        # Both hold partitions before the reports come, so both do part of the work.
+        await group_stable_with(settings.kafka_bootstrap, app_id, members=2)
         await produce(settings.kafka_bootstrap, stream_a)
-        await settled_on(settings.kafka_bootstrap, oracle(stream_a))
+        await settled_on(settings.kafka_bootstrap, oracle(stream_a), app_id)
         # Both workers did part of the work before one of them crashes.
         assert processed(port_a) > 0
         assert processed(port_b) > 0
@@ -206,7 +249,7 @@ async def test_two_workers_one_killed_mid_stream_still_give_exact_rollups(
         kill_worker(stack, "agg-b")
         await produce(settings.kafka_bootstrap, stream_b)
         everything = stream_a + stream_b
-        rollups = await settled_on(settings.kafka_bootstrap, oracle(everything))
+        rollups = await settled_on(settings.kafka_bootstrap, oracle(everything), app_id)
     finally:
         stack.stop_services(["agg-a", "agg-b"])
 
@@ -225,7 +268,7 @@ async def test_restarted_worker_recovers_its_table_from_the_changelog_without_do
     start_worker(stack, "agg-r", app_id, tmp_path)
     try:
         await produce(settings.kafka_bootstrap, reports)
-        await settled_on(settings.kafka_bootstrap, oracle(reports))
+        await settled_on(settings.kafka_bootstrap, oracle(reports), app_id)
         stack.stop_service("agg-r")
         # A new state folder too: everything the worker knows must come back from the changelog.
         start_worker(stack, "agg-r", app_id, tmp_path / "fresh")
@@ -234,7 +277,7 @@ async def test_restarted_worker_recovers_its_table_from_the_changelog_without_do
         change = restated(next(r for r in emc if r.reporter == "province:79"), connected=False, minutes=60)
         # And everything delivered once more changes nothing.
         await produce(settings.kafka_bootstrap, [*reports, change, *reports])
-        rollups = await settled_on(settings.kafka_bootstrap, oracle([*reports, change]))
+        rollups = await settled_on(settings.kafka_bootstrap, oracle([*reports, change]), app_id)
     finally:
         stack.stop_service("agg-r")
 
