@@ -65,10 +65,9 @@ def faust_consumer_lag(app: faust.App) -> list[PartitionLag]:
     if consumer is None:
         return []
     try:
-        changelogs = app.tables.changelog_topics
-        assigned = {
-            (tp.topic, tp.partition): tp for tp in consumer.assignment() if tp.topic not in changelogs
-        }
+        # Also left out: faust's leader-election topic, assigned to one worker, never work.
+        skip = app.tables.changelog_topics | set(getattr(consumer, "randomly_assigned_topics", ()))
+        assigned = {(tp.topic, tp.partition): tp for tp in consumer.assignment() if tp.topic not in skip}
         highwaters = {key: consumer.highwater(tp) for key, tp in assigned.items()}
     except Exception:  # not started yet, or stopping: a scrape must not fail for that
         log.debug("consumer lag unavailable", exc_info=True)
