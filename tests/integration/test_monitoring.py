@@ -77,6 +77,11 @@ async def _send_scenario_and_a_bad_message(settings: StackSettings) -> None:
     async with IngestClient(f"http://127.0.0.1:{settings.ingest_port}") as client:
         results = [await client.send(report) for report in sample_reports()]
     assert [r.problem for r in results if not r.accepted] == []
+    # One refusal, so the dashboards' rejection panels have a series to show.
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.ingest_port}") as http:
+        refused = await http.post("/v1/reports", content=b"{not json")
+    # 400 malformed-json; 401 once ingest requires a token before reading the body.
+    assert refused.status_code in (400, 401), refused.text
     # A producer writing straight to Kafka with a broken body: the aggregator dead-letters it.
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
     await producer.start()
