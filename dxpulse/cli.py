@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -12,12 +13,16 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 
+from dxpulse.catalog import default_catalog
 from dxpulse.client import IngestClient
-from dxpulse.presentation import alert_table, firing, rollup_table
+from dxpulse.periods import parse_period
+from dxpulse.presentation import alert_table, firing, remap_table, rollup_table
+from dxpulse.registry import default_registry
+from dxpulse.remap import latest_snapshots, on_map_of
 from dxpulse.scenario import EXPECTED_FIGURES, sample_reports
 from dxpulse.stack.cli import stack_app
 from dxpulse.stack.settings import StackSettings
-from dxpulse.subscriber import alert_events, latest_rollups
+from dxpulse.subscriber import alert_events, latest_rollups, valid_reports
 from schemas import Report, Rollup
 
 app = typer.Typer(
@@ -125,6 +130,54 @@ def alerts(
     events = asyncio.run(alert_events(kafka_bootstrap))
     shown = events if history else firing(events)
     console.print(alert_table(shown, "Alert history" if history else "Firing alerts"))
+
+
+@app.command()
+def remap(
+    indicator: Annotated[str, typer.Argument(help="Indicator id, e.g. emc_connection.")],
+    period: Annotated[str, typer.Argument(help="The earlier period, e.g. 2024-H1.")],
+    compare: Annotated[
+        str | None, typer.Option(help="A later period to show beside it, e.g. 2025-H2.")
+    ] = None,
+    map_date: Annotated[
+        datetime | None, typer.Option(formats=["%Y-%m-%d"], help="Map of this day (default: today).")
+    ] = None,
+    kafka_bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
+) -> None:
+    """Show a past period's figures on today's map: 2024's 63 provinces regrouped into the 34.
+
+    Each unit of the map gets the figure of the units it was formed from (the new Khanh Hoa is old
+    56 and 58 together), beside its own figure for --compare. Reads the raw report topic.
+    """
+    catalog, registry = default_catalog(), default_registry()
+    chosen = catalog.get(indicator)
+    if chosen is None:
+        known = ", ".join(i.id for i in catalog.indicators)
+        console.print(f"[red]error:[/] unknown indicator {indicator!r}; known: {known}")
+        raise typer.Exit(2)
+    labels = [period] if compare is None else [period, compare]
+    try:
+        periods = [parse_period(label, chosen.period_type) for label in labels]
+    except ValueError as error:
+        console.print(f"[red]error:[/] {error}")
+        raise typer.Exit(2) from None
+    day = map_date.date() if map_date is not None else datetime.now(UTC).date()
+    with console.status("reading reports from dxpulse.reports.v1"):
+        reports = asyncio.run(valid_reports(kafka_bootstrap, catalog, registry))
+    now = datetime.now(UTC)
+    figures = [
+        on_map_of(
+            chosen,
+            p,
+            latest_snapshots(r for r in reports if r.indicator == indicator and r.period == p.label),
+            registry,
+            day,
+            now,
+        )
+        for p in periods
+    ]
+    title = f"{chosen.name}: {period} on the map of {day.isoformat()}"
+    console.print(remap_table(figures[0], figures[-1] if compare else [], period, compare or "", title))
 
 
 @app.command("export-schemas")

@@ -103,6 +103,8 @@ def run_worker(
 ) -> None:
     """Create the worker's topics, then run ``app`` as a worker in this process."""
     asyncio.run(ensure_topics(settings.kafka_bootstrap, settings.topic_partitions, extra=topics))
+    # faust fails with FileNotFoundError on a state folder that does not exist yet.
+    Path(app.conf.datadir).mkdir(parents=True, exist_ok=True)
     # The worker command's own --web-host/--web-port defaults would override the app's settings.
     sys.argv = [
         sys.argv[0],

@@ -51,6 +51,8 @@ class PeriodState:
     latest: dict[str, Snapshot] = field(default_factory=dict)
     published: dict[str, str] = field(default_factory=dict)
     """Scope → revision of the rollup last published, so unchanged figures are not sent again."""
+    last_offset: int | None = None
+    """Log offset of the last report that changed this state (see ``step``)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -63,6 +65,7 @@ class PeriodState:
                 for reporter, snap in self.latest.items()
             },
             "published": dict(self.published),
+            "last_offset": self.last_offset,
         }
 
     @classmethod
@@ -79,6 +82,7 @@ class PeriodState:
                 for reporter, raw in data.get("latest", {}).items()
             },
             published=dict(data.get("published", {})),
+            last_offset=data.get("last_offset"),
         )
 
 
@@ -191,12 +195,24 @@ def step(
     period: Period,
     registry: Registry,
     computed_at: datetime,
+    offset: int | None = None,
 ) -> tuple[PeriodState, list[Rollup]]:
-    """Apply one report: the new state and the rollups whose figures changed (to publish)."""
+    """Apply one report: the new state and the rollups whose figures changed (to publish).
+
+    ``offset`` is the report's position in its partition. A worker that crashes after its
+    changelog write but before its rollups reached the topic sees the same report again after
+    recovery; the report then changes nothing, yet its rollups may never have been published.
+    So the report that last changed the state, seen again at the same offset, re-sends every
+    current rollup: same revisions, so subscribers and history take them as no-ops. Any other
+    report that changes nothing publishes nothing.
+    """
     latest = apply(state.latest, report)
     if latest is None:
+        if offset is not None and offset == state.last_offset:
+            return state, compute_rollups(indicator, period, state.latest, registry, computed_at)
         return state, []
-    return changed_rollups(replace(state, latest=latest), indicator, period, registry, computed_at)
+    changed = replace(state, latest=latest, last_offset=offset)
+    return changed_rollups(changed, indicator, period, registry, computed_at)
 
 
 def changed_rollups(

@@ -4,21 +4,28 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from dxpulse.topics import ALERTS, ROLLUPS
-from schemas import AlertEvent, Rollup
+from dxpulse.catalog import Catalog
+from dxpulse.registry import Registry
+from dxpulse.topics import ALERTS, REPORTS, ROLLUPS
+from dxpulse.validation import Problem, validate_report
+from schemas import AlertEvent, Report, Rollup
 
 Event = TypeVar("Event", bound=BaseModel)
 
 
 async def read_topic(
-    bootstrap: str, topic: str, parse: Callable[[bytes], Event], *, timeout_s: float = 30.0
+    bootstrap: str, topic: str, parse: Callable[[bytes], Event | None], *, timeout_s: float = 30.0
 ) -> list[tuple[str, Event]]:
-    """Every (key, event) on ``topic`` from its first offset up to its end when called, in order."""
+    """Every (key, event) on ``topic`` from its first offset up to its end when called, in order.
+
+    Messages ``parse`` turns into None are skipped.
+    """
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
     )
@@ -39,7 +46,9 @@ async def read_topic(
                 for tp, messages in batches.items():
                     for message in messages:
                         if message.value is not None and message.key is not None:
-                            events.append((message.key.decode(), parse(message.value)))
+                            event = parse(message.value)
+                            if event is not None:
+                                events.append((message.key.decode(), event))
                     if messages and messages[-1].offset + 1 >= ends[tp]:
                         pending.discard(tp)
                 for tp in list(pending):
@@ -60,3 +69,19 @@ async def alert_events(bootstrap: str, *, timeout_s: float = 30.0) -> list[Alert
     """Every alert transition published so far, in order per fingerprint."""
     events = await read_topic(bootstrap, ALERTS, AlertEvent.model_validate_json, timeout_s=timeout_s)
     return [event for _, event in events]
+
+
+async def valid_reports(
+    bootstrap: str, catalog: Catalog, registry: Registry, *, timeout_s: float = 60.0
+) -> list[Report]:
+    """Every report on the raw report topic that the pipeline accepts (what the aggregator counted)."""
+    now = datetime.now(UTC)
+
+    def parse(raw: bytes) -> Report | None:
+        try:
+            report = Report.model_validate_json(raw)
+        except ValidationError:
+            return None
+        return None if isinstance(validate_report(report, catalog, registry, now), Problem) else report
+
+    return [report for _, report in await read_topic(bootstrap, REPORTS, parse, timeout_s=timeout_s)]

@@ -95,10 +95,12 @@ class AggregateMetrics:
         self.gauges = gauges
         self.registry.register(gauges)
 
-    def rollups_published(self, event: Any, rollups: list[Rollup], now: float) -> None:
-        """Count a report whose rollups were just published, and keep them for the business gauges."""
+    def report_done(self, event: Any, rollups: list[Rollup], now: float, *, changed: bool) -> None:
+        """Count a processed report; time and keep (for the business gauges) the rollups it published."""
         self.published.inc(len(rollups))
-        self.processed.labels(outcome="changed").inc()
+        self.processed.labels(outcome="changed" if changed else "unchanged").inc()
+        if not rollups:
+            return
         if event.message.timestamp is not None:
             self.end_to_end.observe(max(0.0, now - event.message.timestamp))
         self.gauges.observe(rollups, event.message.partition)
@@ -182,14 +184,14 @@ def create_app(
             await dead_letter(event, "wrong-key", f"reports must be keyed {key!r} (indicator|period)")
             return
         state = PeriodState.from_json(states.get(key))
-        new_state, rollups = step(state, report, catalog[report.indicator], verdict.period, registry, clock())
-        if new_state is state:
-            metrics.processed.labels(outcome="unchanged").inc()
-            return
-        states[key] = new_state.to_json()
+        new_state, rollups = step(
+            state, report, catalog[report.indicator], verdict.period, registry, clock(), event.message.offset
+        )
+        if new_state is not state:
+            states[key] = new_state.to_json()
         for rollup in rollups:
             await rollups_topic.send(key=rollup.key.encode(), value=rollup.model_dump_json().encode())
-        metrics.rollups_published(event, rollups, time.time())
+        metrics.report_done(event, rollups, time.time(), changed=new_state is not state)
 
     @app.agent(reports_topic)
     async def aggregate(stream: Any) -> AsyncIterator[None]:
