@@ -13,7 +13,7 @@ from dxpulse.stack.testing import running_stack
 
 @pytest.fixture(scope="session")
 def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackSettings]:
-    """Kafka, PostgreSQL and the three services, started once for the session.
+    """Kafka, PostgreSQL, Prometheus and the services, started once for the session.
 
     Fails (never skips) when a server cannot start: a skipped integration suite proves nothing.
     """
@@ -22,7 +22,13 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackSettings
     saved = {name: os.environ.get(name) for name in timing}
     os.environ.update(timing)
     try:
-        with running_stack(tmp_path_factory.mktemp("pipeline"), with_services=True) as settings:
+        # Prometheus scrapes every second, so the monitoring tests see the scenario within seconds.
+        with running_stack(
+            tmp_path_factory.mktemp("pipeline"),
+            with_services=True,
+            prometheus=True,
+            prometheus_scrape_interval_s=1,
+        ) as settings:
             yield settings
     finally:
         for name, value in saved.items():
