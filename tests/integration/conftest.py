@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from dxpulse.stack.settings import StackSettings
 from dxpulse.stack.testing import running_stack
+
+ALERTMANAGER_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "alertmanager" / "alertmanager.yml"
 
 
 @pytest.fixture(scope="session")
@@ -22,12 +25,14 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackSettings
     saved = {name: os.environ.get(name) for name in timing}
     os.environ.update(timing)
     try:
-        # Prometheus scrapes every second, so the monitoring tests see the scenario within seconds.
+        # Prometheus scrapes every second, so the monitoring tests see the scenario within seconds;
+        # the real Alertmanager receives what the alerts service pushes.
         with running_stack(
             tmp_path_factory.mktemp("pipeline"),
             with_services=True,
             prometheus=True,
             prometheus_scrape_interval_s=1,
+            alertmanager_config=ALERTMANAGER_CONFIG,
         ) as settings:
             yield settings
     finally:

@@ -8,14 +8,16 @@ import re
 import time
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from dxpulse.client import IngestClient
+from dxpulse.client import send_as_reporters
 from dxpulse.scenario import PERIOD, sample_reports
 from dxpulse.stack.settings import StackSettings
+from dxpulse.token_store import temporary_tokens
 from dxpulse.topics import REPORTS
 from tests.integration.test_pipeline import _rollups_when_settled
 
@@ -74,14 +76,19 @@ def wait_for_data(settings: StackSettings, expr: str, timeout_s: float = 120.0) 
 
 
 async def _send_scenario_and_a_bad_message(settings: StackSettings) -> None:
-    async with IngestClient(f"http://127.0.0.1:{settings.ingest_port}") as client:
-        results = [await client.send(report) for report in sample_reports()]
-    assert [r.problem for r in results if not r.accepted] == []
-    # One refusal, so the dashboards' rejection panels have a series to show.
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.ingest_port}") as http:
-        refused = await http.post("/v1/reports", content=b"{not json")
-    # 400 malformed-json; 401 once ingest requires a token before reading the body.
-    assert refused.status_code in (400, 401), refused.text
+    reports = sample_reports()
+    async with temporary_tokens(settings.database_url, (r.reporter for r in reports), "test") as tokens:
+        sent = await send_as_reporters(f"http://127.0.0.1:{settings.ingest_port}", tokens, reports)
+        # One refusal, so the dashboards' rejection panels have a series to show.
+        unknown = reports[0].model_copy(update={"event_id": uuid4(), "indicator": "no_such_indicator"})
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.ingest_port}") as http:
+            refused = await http.post(
+                "/v1/reports",
+                content=unknown.model_dump_json(),
+                headers={"Authorization": f"Bearer {tokens[unknown.reporter]}"},
+            )
+    assert [outcome.reason for _, outcome in sent if not outcome.ok] == []
+    assert refused.status_code == 422, refused.text
     # A producer writing straight to Kafka with a broken body: the aggregator dead-letters it.
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
     await producer.start()
@@ -90,6 +97,9 @@ async def _send_scenario_and_a_bad_message(settings: StackSettings) -> None:
     finally:
         await producer.stop()
     await _rollups_when_settled(settings)
+    # An analyst's question, so the query service's request counter has a series.
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.query_port}") as http:
+        (await http.get("/v1/rollups", params={"indicator": "emc_connection"})).raise_for_status()
 
 
 @pytest.fixture(scope="module")
@@ -150,6 +160,7 @@ def test_prometheus_scrapes_every_service_of_the_stack(scraped: StackSettings) -
         "ingest": 1.0,
         "aggregate": 1.0,
         "alerts": 1.0,
+        "query": 1.0,
     }
 
 
