@@ -13,6 +13,7 @@ from dxpulse.settings import CommonSettings
 from services.aggregate.settings import AggregateSettings
 from services.alerts.settings import AlertsSettings
 from services.ingest.settings import IngestSettings
+from services.query.settings import QuerySettings
 
 K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
 KUBERNETES_VERSION = "1.30"
@@ -21,6 +22,7 @@ SETTINGS_OF: dict[str, type[CommonSettings]] = {
     "ingest": IngestSettings,
     "aggregate": AggregateSettings,
     "alerts": AlertsSettings,
+    "query": QuerySettings,
 }
 
 
@@ -63,7 +65,7 @@ def workloads() -> dict[str, dict[str, Any]]:
     }
 
 
-def test_the_three_services_run_with_their_modules() -> None:
+def test_the_services_run_with_their_modules() -> None:
     found = workloads()
     assert sorted(found) == sorted(SETTINGS_OF)
     for name, doc in found.items():
