@@ -14,7 +14,8 @@ from rich.console import Console
 from rich.progress import Progress
 
 from dxpulse.catalog import default_catalog
-from dxpulse.client import IngestClient
+from dxpulse.cli_ingest import register as register_ingest_commands
+from dxpulse.client import send_as_reporters
 from dxpulse.history_cli import history_app
 from dxpulse.periods import parse_period
 from dxpulse.presentation import alert_table, firing, remap_table, rollup_table
@@ -25,12 +26,14 @@ from dxpulse.stack.cli import stack_app
 from dxpulse.stack.settings import StackSettings
 from dxpulse.status import status
 from dxpulse.subscriber import alert_events, latest_rollups, valid_reports
+from dxpulse.token_store import temporary_tokens
 from schemas import Report, Rollup
 
 app = typer.Typer(
     help="dxpulse: the national digital-transformation scoreboard pipeline.", no_args_is_help=True
 )
 app.add_typer(stack_app, name="stack")
+register_ingest_commands(app)
 app.add_typer(history_app, name="history")
 app.command()(status)
 # Off a terminal (CI logs, pipes) rich would wrap tables at 80 columns.
@@ -41,20 +44,21 @@ IngestUrl = Annotated[str, typer.Option(help="Base URL of the ingest API.", envv
 Bootstrap = Annotated[str, typer.Option(help="Kafka bootstrap servers.", envvar="DXPULSE_KAFKA_BOOTSTRAP")]
 DEFAULT_INGEST_URL = f"http://127.0.0.1:{_stack.ingest_port}"
 DEFAULT_BOOTSTRAP = f"127.0.0.1:{_stack.kafka_port}"
+DatabaseUrl = Annotated[str, typer.Option(help="PostgreSQL DSN (API tokens).", envvar="DXPULSE_DATABASE_URL")]
 
 
-async def _send_all(url: str, reports: list[Report]) -> list[str]:
-    """Send reports with a progress bar; returns one line per refused report."""
-    refused: list[str] = []
-    async with IngestClient(url) as client:
+async def _send_all(url: str, dsn: str, reports: list[Report]) -> list[str]:
+    """Send reports with a progress bar, each with a temporary token of its reporter (revoked
+    afterwards); returns one line per refused report."""
+    async with temporary_tokens(dsn, (r.reporter for r in reports), "demo") as tokens:
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task("sending reports", total=len(reports))
-            for report in reports:
-                result = await client.send(report)
-                if not result.accepted:
-                    refused.append(f"{report.reporter} {report.indicator}: {result.problem}")
-                progress.advance(task)
-    return refused
+            sent = await send_as_reporters(url, tokens, reports, progress=lambda n: progress.advance(task, n))
+    return [
+        f"{report.reporter} {report.indicator}: {outcome.reason}"
+        for report, outcome in sent
+        if not outcome.ok
+    ]
 
 
 def _settled(rollups: dict[str, Rollup], reports: list[Report]) -> bool:
@@ -73,18 +77,24 @@ def _settled(rollups: dict[str, Rollup], reports: list[Report]) -> bool:
 def demo(
     ingest_url: IngestUrl = DEFAULT_INGEST_URL,
     kafka_bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
+    database_url: DatabaseUrl = _stack.database_url,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the rollups.")] = 120.0,
 ) -> None:
     """Send the first-half-2024 scenario over HTTP and print the rollups read back from Kafka.
 
-    Needs a running stack (dxpulse stack up). Sending twice is harmless: event ids are fixed.
+    Needs a running stack (dxpulse stack up). Each reporter sends with a token made for the demo
+    (label "demo") and revoked when it is done. Sending twice is harmless: event ids are fixed,
+    and the second run's reports are answered "duplicate".
     """
     reports = sample_reports()
     console.print(f"Sending {len(reports)} reports from 63 provinces, 22 ministries and MPS to {ingest_url}")
     try:
-        refused = asyncio.run(_send_all(ingest_url, reports))
+        refused = asyncio.run(_send_all(ingest_url, database_url, reports))
     except OSError as error:
-        console.print(f"[red]error:[/] cannot reach {ingest_url} ({error}); start it with: dxpulse stack up")
+        console.print(
+            f"[red]error:[/] cannot reach {ingest_url} or PostgreSQL ({error});"
+            " start them with: dxpulse stack up"
+        )
         raise typer.Exit(1) from None
     if refused:
         console.print(f"[red]{len(refused)} refused:[/]\n" + "\n".join(refused[:20]))

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,11 @@ from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from dxpulse.migrations import apply_migrations
+from dxpulse.monitoring import ConsumerLagCollector, PartitionLag, consumer_lag
 from dxpulse.settings import CommonSettings
 from dxpulse.topics import TopicSpec, ensure_topics
+
+log = logging.getLogger(__name__)
 
 
 def faust_broker_url(bootstrap: str) -> str:
@@ -101,8 +105,44 @@ def new_faust_app(
     )
 
 
+def faust_consumer_lag(app: faust.App) -> list[PartitionLag]:
+    """Lag of every partition the app's consumer is assigned, table changelogs excepted.
+
+    Changelog partitions are read to rebuild tables, never committed, so they would show
+    their whole length as lag. Empty while the worker's consumer is not running.
+    """
+    # app.consumer would create a consumer: a worker that has none yet has no lag to show.
+    consumer = app._consumer
+    if consumer is None:
+        return []
+    try:
+        # Also left out: faust's leader-election topic, assigned to one worker, never work.
+        skip = app.tables.changelog_topics | set(getattr(consumer, "randomly_assigned_topics", ()))
+        assigned = {(tp.topic, tp.partition): tp for tp in consumer.assignment() if tp.topic not in skip}
+        highwaters = {key: consumer.highwater(tp) for key, tp in assigned.items()}
+    except Exception:  # not started yet, or stopping: a scrape must not fail for that
+        log.debug("consumer lag unavailable", exc_info=True)
+        return []
+    # faust keeps the offsets it committed (and those found at assignment) here; no public accessor.
+    offsets: Mapping[Any, int | None] = getattr(consumer, "_committed_offset", {})
+    committed = {key: offsets.get(tp) for key, tp in assigned.items()}
+    return consumer_lag(assigned, highwaters, committed)
+
+
+def assigned_partitions(app: faust.App, topic: str) -> set[int] | None:
+    """Partitions of ``topic`` the app's consumer is assigned now; None while it has no consumer."""
+    consumer = app._consumer
+    if consumer is None:
+        return None
+    try:
+        return {tp.partition for tp in consumer.assignment() if tp.topic == topic}
+    except Exception:  # not started yet, or stopping
+        return None
+
+
 def add_metrics_page(app: faust.App, registry: CollectorRegistry) -> None:
-    """Serve ``registry`` on the faust web server's /metrics."""
+    """Serve ``registry`` on the faust web server's /metrics, with the app's consumer lag added."""
+    registry.register(ConsumerLagCollector(app.conf.id, lambda: faust_consumer_lag(app)))
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:

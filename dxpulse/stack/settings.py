@@ -91,9 +91,21 @@ class StackSettings(BaseSettings):
     prometheus_config: Path | None = Field(
         default=None,
         description=(
-            "DXPULSE_STACK_PROMETHEUS_CONFIG: prometheus.yml to run Prometheus with; unset,"
-            " `up` does not start Prometheus."
+            "DXPULSE_STACK_PROMETHEUS_CONFIG: prometheus.yml to run Prometheus with instead of the"
+            " one `up` generates from the stack's services and ports."
         ),
+    )
+    prometheus: bool = Field(
+        default=True,
+        description=(
+            "DXPULSE_STACK_PROMETHEUS: `up` starts Prometheus, scraping every service's /metrics"
+            " with the alerting and recording rules of deploy/prometheus/rules."
+        ),
+    )
+    prometheus_scrape_interval_s: float = Field(
+        default=15.0,
+        gt=0,
+        description="DXPULSE_STACK_PROMETHEUS_SCRAPE_INTERVAL_S: scrape and rule evaluation interval.",
     )
     alertmanager_config: Path | None = Field(
         # Relative, like state_dir: the repository's file when commands run from the checkout.

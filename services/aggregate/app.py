@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import faust
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import ValidationError
 
 from dxpulse.catalog import Catalog, default_catalog
-from dxpulse.faust_support import add_metrics_page, json_table, new_faust_app, raw_topic
+from dxpulse.faust_support import (
+    add_metrics_page,
+    assigned_partitions,
+    json_table,
+    new_faust_app,
+    raw_topic,
+)
+from dxpulse.monitoring import RollupGauges
 from dxpulse.registry import Registry, default_registry
 from dxpulse.rollup import PeriodState, step
+from dxpulse.subscriber import latest_rollups
 from dxpulse.topics import DEAD_LETTERS, REPORTS, ROLLUPS, TopicSpec, changelog
 from dxpulse.validation import Problem, validate_report
-from schemas import DeadLetter, Report
+from schemas import DeadLetter, Report, Rollup
 from schemas.events import report_key
 from services.aggregate.history import register_history
 from services.aggregate.settings import AggregateSettings
@@ -33,9 +43,9 @@ def _utcnow() -> datetime:
 
 
 class AggregateMetrics:
-    """The aggregator's Prometheus metrics."""
+    """The aggregator's Prometheus metrics (names fixed by the contract in dxpulse.monitoring)."""
 
-    def __init__(self) -> None:
+    def __init__(self, gauges: RollupGauges) -> None:
         self.registry = CollectorRegistry()
         self.processed = Counter(
             "dxpulse_aggregate_reports_processed",
@@ -46,6 +56,31 @@ class AggregateMetrics:
         self.published = Counter(
             "dxpulse_aggregate_rollups_published", "Rollups published", registry=self.registry
         )
+        self.dead_letters = Counter(
+            "dxpulse_dead_letters", "Reports dead-lettered, by reason", ["reason"], registry=self.registry
+        )
+        self.end_to_end = Histogram(
+            "dxpulse_end_to_end_seconds",
+            "From the report's Kafka timestamp (set at ingest) until its rollups were published",
+            buckets=END_TO_END_BUCKETS,
+            registry=self.registry,
+        )
+        self.gauges = gauges
+        self.registry.register(gauges)
+
+    def report_done(self, event: Any, rollups: list[Rollup], now: float, *, changed: bool) -> None:
+        """Count a processed report; time and keep (for the business gauges) the rollups it published."""
+        self.published.inc(len(rollups))
+        self.processed.labels(outcome="changed" if changed else "unchanged").inc()
+        if not rollups:
+            return
+        if event.message.timestamp is not None:
+            self.end_to_end.observe(max(0.0, now - event.message.timestamp))
+        self.gauges.observe(rollups, event.message.partition)
+
+
+# Reports queue behind outages and rebalances, so the tail reaches well past a minute.
+END_TO_END_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600)
 
 
 STATE_TABLE = "period-state"
@@ -66,13 +101,19 @@ def create_app(
     """Build the aggregator worker (start it with ``app.main()`` or ``faust -A``)."""
     catalog = catalog or default_catalog()
     registry = registry or default_registry()
-    metrics = AggregateMetrics()
     app = new_faust_app(
         settings.aggregate_app_id,
         settings,
         web_port=settings.aggregate_web_port,
         data_dir=settings.state_dir,
         session_timeout_s=settings.session_timeout_s,
+    )
+    metrics = AggregateMetrics(
+        RollupGauges(
+            settings.rollup_gauge_periods,
+            settings.topic_partitions,
+            lambda: assigned_partitions(app, REPORTS),
+        )
     )
     add_metrics_page(app, metrics.registry)
     reports_topic = raw_topic(app, REPORTS)
@@ -95,6 +136,7 @@ def create_app(
             failed_at=clock(),
         )
         metrics.processed.labels(outcome="dead_letter").inc()
+        metrics.dead_letters.labels(reason=reason).inc()
         log.warning("dead-lettered %s@%s: %s", message.partition, message.offset, detail)
         await dead_letters.send(key=message.key, value=letter.model_dump_json().encode())
 
@@ -122,14 +164,36 @@ def create_app(
             states[key] = new_state.to_json()
         for rollup in rollups:
             await rollups_topic.send(key=rollup.key.encode(), value=rollup.model_dump_json().encode())
-        metrics.published.inc(len(rollups))
-        metrics.processed.labels(outcome="unchanged" if new_state is state else "changed").inc()
+        metrics.report_done(event, rollups, time.time(), changed=new_state is not state)
 
     @app.agent(reports_topic)
     async def aggregate(stream: Any) -> AsyncIterator[None]:
         async for event in stream.events():
             await process(event)
             yield None
+
+    # The gauges of figures that did not change since a (re)start come from the compacted rollup
+    # topic, re-read whenever this worker's partitions change.
+    gauges_stale = asyncio.Event()
+
+    @app.on_partitions_assigned.connect
+    async def mark_gauges_stale(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        gauges_stale.set()
+
+    async def refresh_gauges() -> None:
+        while True:
+            await gauges_stale.wait()
+            gauges_stale.clear()
+            try:
+                current = await latest_rollups(settings.kafka_bootstrap)
+            except Exception as error:  # Kafka hiccup: gauges stay as they are, try again shortly
+                log.warning("could not re-read rollups for the gauges: %r", error)
+                await asyncio.sleep(5)
+                gauges_stale.set()
+                continue
+            metrics.gauges.observe(current.values())
+
+    app.task(refresh_gauges)
 
     if settings.history_enabled:
         register_history(

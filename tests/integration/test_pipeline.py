@@ -8,11 +8,14 @@ import time
 import asyncpg
 import httpx
 import pytest
+from typer.testing import CliRunner
 
-from dxpulse.client import IngestClient
+from dxpulse.cli import app as cli_app
+from dxpulse.client import send_as_reporters
 from dxpulse.scenario import sample_reports
 from dxpulse.stack.settings import StackSettings
 from dxpulse.subscriber import alert_events, latest_rollups
+from dxpulse.token_store import temporary_tokens
 from schemas import AlertEvent, Rollup
 
 pytestmark = pytest.mark.integration
@@ -41,10 +44,23 @@ def _figure(rollups: dict[str, Rollup], key: str) -> tuple[float, float | None, 
     return rollup.numerator, rollup.denominator, round(rollup.value, 3)
 
 
-async def test_scenario_over_http_gives_seed_figures_on_the_rollup_topic(pipeline: StackSettings) -> None:
-    async with IngestClient(f"http://127.0.0.1:{pipeline.ingest_port}") as client:
-        results = [await client.send(report) for report in sample_reports()]
-    assert [r.problem for r in results if not r.accepted] == []
+@pytest.fixture(scope="module")
+def refused(pipeline: StackSettings) -> list[str]:
+    """Send the sample scenario over HTTP, each reporter with its own token; the reasons of refusals."""
+
+    async def send() -> list[str]:
+        reports = sample_reports()
+        async with temporary_tokens(pipeline.database_url, (r.reporter for r in reports), "test") as tokens:
+            sent = await send_as_reporters(f"http://127.0.0.1:{pipeline.ingest_port}", tokens, reports)
+        return [outcome.reason for _, outcome in sent if not outcome.ok]
+
+    return asyncio.run(send())
+
+
+async def test_scenario_over_http_gives_seed_figures_on_the_rollup_topic(
+    pipeline: StackSettings, refused: list[str]
+) -> None:
+    assert refused == []
 
     rollups = await _rollups_when_settled(pipeline)
 
@@ -84,7 +100,9 @@ async def _emc_alert(settings: StackSettings, timeout_s: float = 120.0) -> Alert
             await asyncio.sleep(1)
 
 
-async def test_emc_below_target_alert_fires_after_its_deadline(pipeline: StackSettings) -> None:
+async def test_emc_below_target_alert_fires_after_its_deadline(
+    pipeline: StackSettings, refused: list[str]
+) -> None:
     await _rollups_when_settled(pipeline)
     alert = await _emc_alert(pipeline)
     # Today (after 2024-12-31) the deadline has passed and 97.6% < 100%.
@@ -94,7 +112,7 @@ async def test_emc_below_target_alert_fires_after_its_deadline(pipeline: StackSe
     assert len(alert.reporters) == 2
 
 
-async def test_rollup_history_reaches_postgresql(pipeline: StackSettings) -> None:
+async def test_rollup_history_reaches_postgresql(pipeline: StackSettings, refused: list[str]) -> None:
     await _rollups_when_settled(pipeline)
     deadline = time.monotonic() + 30
     conn = await asyncpg.connect(pipeline.database_url)
@@ -117,3 +135,17 @@ async def test_rollup_history_reaches_postgresql(pipeline: StackSettings) -> Non
         assert duplicates == 0
     finally:
         await conn.close()
+
+
+async def test_status_shows_the_national_figures_and_the_firing_emc_alert(
+    pipeline: StackSettings, refused: list[str]
+) -> None:
+    await _rollups_when_settled(pipeline)
+    await _emc_alert(pipeline)
+    args = ["status", "--period", "2024-H1", "--kafka-bootstrap", pipeline.kafka_bootstrap]
+    result = await asyncio.to_thread(CliRunner().invoke, cli_app, args)
+    assert result.exit_code == 0, result.output
+    assert "82/84 = 97.6%" in result.output
+    assert "78/85 = 91.8%" in result.output
+    alert_lines = [line for line in result.output.splitlines() if "below_target" in line]
+    assert any("emc_connection" in line or "EMC" in line for line in alert_lines), result.output

@@ -404,7 +404,9 @@ def scrape_targets(config: dict[str, Any]) -> Iterator[tuple[str, str, int]]:
 
 def test_prometheus_scrapes_every_service_on_its_default_port(services: dict[str, dict[str, Any]]) -> None:
     config = load_yaml(PROMETHEUS_YML)
-    assert "rule_files" not in config
+    # The rules sit beside prometheus.yml in the mounted deploy/prometheus folder.
+    assert config["rule_files"] == ["rules/*.yml"]
+    assert list((PROMETHEUS_YML.parent / "rules").glob("*.yml"))
     targets = list(scrape_targets(config))
     assert sorted(host for _, host, _ in targets) == sorted(SERVICES)
     for job in config["scrape_configs"]:
