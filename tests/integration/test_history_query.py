@@ -19,6 +19,7 @@ from dxpulse.registry import default_registry
 from dxpulse.scenario import sample_reports
 from dxpulse.stack.settings import StackSettings
 from dxpulse.subscriber import latest_rollups, read_records
+from dxpulse.token_store import temporary_tokens
 from dxpulse.topics import ROLLUPS
 from schemas import FlagValue, RatioValue, Report, ReportValue, Rollup
 from services.aggregate.history import new_revisions, parse_published, replay_rollups
@@ -62,8 +63,15 @@ third figure has the first one's revision; history must still show three steps a
 
 
 async def _send(settings: StackSettings, reports: list[Report]) -> None:
-    async with IngestClient(f"http://127.0.0.1:{settings.ingest_port}") as client:
-        results = [await client.send(report) for report in reports]
+    """One by one in the order given (the flapping figures depend on it), each with its reporter's token."""
+    url = f"http://127.0.0.1:{settings.ingest_port}"
+    async with temporary_tokens(settings.database_url, (r.reporter for r in reports), "test") as tokens:
+        clients = {reporter: IngestClient(url, token=token) for reporter, token in tokens.items()}
+        try:
+            results = [await clients[report.reporter].send(report) for report in reports]
+        finally:
+            for client in clients.values():
+                await client.close()
     assert [r.problem for r in results if not r.accepted] == []
 
 
