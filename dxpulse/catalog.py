@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from dxpulse.periods import PeriodType
 
 IndicatorKind = Literal["flag", "ratio", "count", "catalog"]
+Severity = Literal["critical", "warning", "info"]
 
 
 class _Entry(BaseModel):
@@ -35,6 +36,64 @@ class Target(_Entry):
     baseline: Baseline | None = None
 
 
+class BelowTargetRule(_Entry):
+    """below_target: after the deadline, attainment is under 100%."""
+
+    enabled: bool = True
+    severity: Severity = Field(default="critical", description="Severity on the national scope.")
+    group_severity: Severity = Field(default="warning", description="Severity on one group's scope.")
+
+
+class OffTrajectoryRule(_Entry):
+    """off_trajectory: before the deadline, behind the baseline-to-target line or projected to miss."""
+
+    enabled: bool = True
+    severity: Severity = "warning"
+    group_severity: Severity = "info"
+    tolerance: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="How far behind the line (or the target, if projected) counts, as a share of the target.",
+    )
+    history: int = Field(
+        default=12, ge=2, le=100, description="Recent figures kept per rollup to project the deadline value."
+    )
+    min_history_days: int = Field(
+        default=30, ge=1, description="Span the kept figures must cover before a projection is trusted."
+    )
+
+
+class RegressionRule(_Entry):
+    """regression: a figure falls; resolves once it is back where it was."""
+
+    enabled: bool = True
+    severity: Severity = "warning"
+    group_severity: Severity = "warning"
+
+
+class MissingReportsRule(_Entry):
+    """missing_reports: at the period's reporting deadline, expected reporters have not reported.
+
+    Judged on the national scope only: its list covers every group, so groups would repeat it.
+    """
+
+    enabled: bool = True
+    severity: Severity = "warning"
+    grace_days: int = Field(
+        default=30, ge=0, le=366, description="Reports are due this many days after the period ends."
+    )
+
+
+class AlertRules(_Entry):
+    """An indicator's alert rules; every setting has a default, so the catalog names only exceptions."""
+
+    below_target: BelowTargetRule = BelowTargetRule()
+    off_trajectory: OffTrajectoryRule = OffTrajectoryRule()
+    regression: RegressionRule = RegressionRule()
+    missing_reports: MissingReportsRule = MissingReportsRule()
+
+
 class Indicator(_Entry):
     """One catalog entry: what is reported, per which period, by whom, and how it rolls up."""
 
@@ -47,6 +106,7 @@ class Indicator(_Entry):
     target: Target | None = None
     items: tuple[str, ...] = ()
     source: str = ""
+    alerts: AlertRules = AlertRules()
 
     @model_validator(mode="after")
     def _items_only_for_catalogs(self) -> Indicator:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -12,18 +13,29 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 
-from dxpulse.client import IngestClient
-from dxpulse.presentation import alert_table, firing, rollup_table
+from dxpulse.catalog import default_catalog
+from dxpulse.cli_ingest import register as register_ingest_commands
+from dxpulse.client import send_as_reporters
+from dxpulse.history_cli import history_app
+from dxpulse.periods import parse_period
+from dxpulse.presentation import alert_table, firing, remap_table, rollup_table
+from dxpulse.registry import default_registry
+from dxpulse.remap import latest_snapshots, on_map_of
 from dxpulse.scenario import EXPECTED_FIGURES, sample_reports
 from dxpulse.stack.cli import stack_app
 from dxpulse.stack.settings import StackSettings
-from dxpulse.subscriber import alert_events, latest_rollups
+from dxpulse.status import status
+from dxpulse.subscriber import alert_events, latest_rollups, valid_reports
+from dxpulse.token_store import temporary_tokens
 from schemas import Report, Rollup
 
 app = typer.Typer(
     help="dxpulse: the national digital-transformation scoreboard pipeline.", no_args_is_help=True
 )
 app.add_typer(stack_app, name="stack")
+register_ingest_commands(app)
+app.add_typer(history_app, name="history")
+app.command()(status)
 # Off a terminal (CI logs, pipes) rich would wrap tables at 80 columns.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
@@ -32,20 +44,21 @@ IngestUrl = Annotated[str, typer.Option(help="Base URL of the ingest API.", envv
 Bootstrap = Annotated[str, typer.Option(help="Kafka bootstrap servers.", envvar="DXPULSE_KAFKA_BOOTSTRAP")]
 DEFAULT_INGEST_URL = f"http://127.0.0.1:{_stack.ingest_port}"
 DEFAULT_BOOTSTRAP = f"127.0.0.1:{_stack.kafka_port}"
+DatabaseUrl = Annotated[str, typer.Option(help="PostgreSQL DSN (API tokens).", envvar="DXPULSE_DATABASE_URL")]
 
 
-async def _send_all(url: str, reports: list[Report]) -> list[str]:
-    """Send reports with a progress bar; returns one line per refused report."""
-    refused: list[str] = []
-    async with IngestClient(url) as client:
+async def _send_all(url: str, dsn: str, reports: list[Report]) -> list[str]:
+    """Send reports with a progress bar, each with a temporary token of its reporter (revoked
+    afterwards); returns one line per refused report."""
+    async with temporary_tokens(dsn, (r.reporter for r in reports), "demo") as tokens:
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task("sending reports", total=len(reports))
-            for report in reports:
-                result = await client.send(report)
-                if not result.accepted:
-                    refused.append(f"{report.reporter} {report.indicator}: {result.problem}")
-                progress.advance(task)
-    return refused
+            sent = await send_as_reporters(url, tokens, reports, progress=lambda n: progress.advance(task, n))
+    return [
+        f"{report.reporter} {report.indicator}: {outcome.reason}"
+        for report, outcome in sent
+        if not outcome.ok
+    ]
 
 
 def _settled(rollups: dict[str, Rollup], reports: list[Report]) -> bool:
@@ -64,18 +77,24 @@ def _settled(rollups: dict[str, Rollup], reports: list[Report]) -> bool:
 def demo(
     ingest_url: IngestUrl = DEFAULT_INGEST_URL,
     kafka_bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
+    database_url: DatabaseUrl = _stack.database_url,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the rollups.")] = 120.0,
 ) -> None:
     """Send the first-half-2024 scenario over HTTP and print the rollups read back from Kafka.
 
-    Needs a running stack (dxpulse stack up). Sending twice is harmless: event ids are fixed.
+    Needs a running stack (dxpulse stack up). Each reporter sends with a token made for the demo
+    (label "demo") and revoked when it is done. Sending twice is harmless: event ids are fixed,
+    and the second run's reports are answered "duplicate".
     """
     reports = sample_reports()
     console.print(f"Sending {len(reports)} reports from 63 provinces, 22 ministries and MPS to {ingest_url}")
     try:
-        refused = asyncio.run(_send_all(ingest_url, reports))
+        refused = asyncio.run(_send_all(ingest_url, database_url, reports))
     except OSError as error:
-        console.print(f"[red]error:[/] cannot reach {ingest_url} ({error}); start it with: dxpulse stack up")
+        console.print(
+            f"[red]error:[/] cannot reach {ingest_url} or PostgreSQL ({error});"
+            " start them with: dxpulse stack up"
+        )
         raise typer.Exit(1) from None
     if refused:
         console.print(f"[red]{len(refused)} refused:[/]\n" + "\n".join(refused[:20]))
@@ -125,6 +144,54 @@ def alerts(
     events = asyncio.run(alert_events(kafka_bootstrap))
     shown = events if history else firing(events)
     console.print(alert_table(shown, "Alert history" if history else "Firing alerts"))
+
+
+@app.command()
+def remap(
+    indicator: Annotated[str, typer.Argument(help="Indicator id, e.g. emc_connection.")],
+    period: Annotated[str, typer.Argument(help="The earlier period, e.g. 2024-H1.")],
+    compare: Annotated[
+        str | None, typer.Option(help="A later period to show beside it, e.g. 2025-H2.")
+    ] = None,
+    map_date: Annotated[
+        datetime | None, typer.Option(formats=["%Y-%m-%d"], help="Map of this day (default: today).")
+    ] = None,
+    kafka_bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
+) -> None:
+    """Show a past period's figures on today's map: 2024's 63 provinces regrouped into the 34.
+
+    Each unit of the map gets the figure of the units it was formed from (the new Khanh Hoa is old
+    56 and 58 together), beside its own figure for --compare. Reads the raw report topic.
+    """
+    catalog, registry = default_catalog(), default_registry()
+    chosen = catalog.get(indicator)
+    if chosen is None:
+        known = ", ".join(i.id for i in catalog.indicators)
+        console.print(f"[red]error:[/] unknown indicator {indicator!r}; known: {known}")
+        raise typer.Exit(2)
+    labels = [period] if compare is None else [period, compare]
+    try:
+        periods = [parse_period(label, chosen.period_type) for label in labels]
+    except ValueError as error:
+        console.print(f"[red]error:[/] {error}")
+        raise typer.Exit(2) from None
+    day = map_date.date() if map_date is not None else datetime.now(UTC).date()
+    with console.status("reading reports from dxpulse.reports.v1"):
+        reports = asyncio.run(valid_reports(kafka_bootstrap, catalog, registry))
+    now = datetime.now(UTC)
+    figures = [
+        on_map_of(
+            chosen,
+            p,
+            latest_snapshots(r for r in reports if r.indicator == indicator and r.period == p.label),
+            registry,
+            day,
+            now,
+        )
+        for p in periods
+    ]
+    title = f"{chosen.name}: {period} on the map of {day.isoformat()}"
+    console.print(remap_table(figures[0], figures[-1] if compare else [], period, compare or "", title))
 
 
 @app.command("export-schemas")

@@ -3,20 +3,74 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import faust
+from faust.tables import TableManager
+from faust.tables.recovery import Recovery
+from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from dxpulse.migrations import apply_migrations
+from dxpulse.monitoring import ConsumerLagCollector, PartitionLag, consumer_lag
 from dxpulse.settings import CommonSettings
 from dxpulse.topics import TopicSpec, ensure_topics
+
+log = logging.getLogger(__name__)
 
 
 def faust_broker_url(bootstrap: str) -> str:
     """faust's broker URL for a Kafka bootstrap list ("a:9092,b:9092" → "kafka://a:9092;b:9092")."""
     return "kafka://" + ";".join(host.strip() for host in bootstrap.split(",") if host.strip())
+
+
+class SeekThenResumeRecovery(Recovery):
+    """faust's table recovery, but stream partitions resume only once their buffers were cleared.
+
+    faust-streaming 0.15.3 ``Recovery.on_recovery_completed`` resumes the stream partitions, then awaits
+    ``consumer.perform_seek()`` (a broker round trip per partition), then calls
+    ``app.flow_control.resume()``, which empties every stream buffer. Flow is already running at that
+    point (resumed earlier for the changelogs), so reports fetched during the seek reach the agent's
+    buffer and are thrown away after the consumer counted them as read: they are never processed nor
+    fetched again, and the offset commit stops at the gap (faust-streaming issue 596). Under CPU load
+    the seek takes long enough for a whole batch to be lost, and the rollups never complete.
+
+    Here the stream partitions stay paused through the seek and the clearing, and resume right after.
+    """
+
+    async def on_recovery_completed(self, generation_id: int = 0) -> None:
+        consumer = self.app.consumer
+        resume = consumer.resume_partitions
+        held: set[TP] = set()
+
+        def hold_streams(tps: Any) -> None:
+            tps = set(tps)
+            held.update(tp for tp in tps if not self._is_changelog_tp(tp))
+            resume({tp for tp in tps if self._is_changelog_tp(tp)})
+
+        consumer.resume_partitions = hold_streams  # type: ignore[method-assign]
+        try:
+            await super().on_recovery_completed(generation_id)
+        finally:
+            del consumer.resume_partitions
+        # A newer rebalance pauses and resumes the partitions itself.
+        if held and self.app.consumer_generation_id == generation_id:
+            resume(held)
+
+
+class DxpulseTableManager(TableManager):
+    """faust's table manager with :class:`SeekThenResumeRecovery`."""
+
+    @property
+    def recovery(self) -> Recovery:
+        if self._recovery is None:
+            self._recovery = SeekThenResumeRecovery(self.app, self, beacon=self.beacon, loop=self.loop)
+        return self._recovery
 
 
 def new_faust_app(
@@ -42,6 +96,8 @@ def new_faust_app(
         broker_rebalance_timeout=session_timeout_s * 2,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        # Without it a worker loses the reports fetched while it finishes a rebalance.
+        TableManager=DxpulseTableManager,
         web_enabled=True,
         web_host=settings.worker_web_host,
         web_port=web_port,
@@ -49,8 +105,44 @@ def new_faust_app(
     )
 
 
+def faust_consumer_lag(app: faust.App) -> list[PartitionLag]:
+    """Lag of every partition the app's consumer is assigned, table changelogs excepted.
+
+    Changelog partitions are read to rebuild tables, never committed, so they would show
+    their whole length as lag. Empty while the worker's consumer is not running.
+    """
+    # app.consumer would create a consumer: a worker that has none yet has no lag to show.
+    consumer = app._consumer
+    if consumer is None:
+        return []
+    try:
+        # Also left out: faust's leader-election topic, assigned to one worker, never work.
+        skip = app.tables.changelog_topics | set(getattr(consumer, "randomly_assigned_topics", ()))
+        assigned = {(tp.topic, tp.partition): tp for tp in consumer.assignment() if tp.topic not in skip}
+        highwaters = {key: consumer.highwater(tp) for key, tp in assigned.items()}
+    except Exception:  # not started yet, or stopping: a scrape must not fail for that
+        log.debug("consumer lag unavailable", exc_info=True)
+        return []
+    # faust keeps the offsets it committed (and those found at assignment) here; no public accessor.
+    offsets: Mapping[Any, int | None] = getattr(consumer, "_committed_offset", {})
+    committed = {key: offsets.get(tp) for key, tp in assigned.items()}
+    return consumer_lag(assigned, highwaters, committed)
+
+
+def assigned_partitions(app: faust.App, topic: str) -> set[int] | None:
+    """Partitions of ``topic`` the app's consumer is assigned now; None while it has no consumer."""
+    consumer = app._consumer
+    if consumer is None:
+        return None
+    try:
+        return {tp.partition for tp in consumer.assignment() if tp.topic == topic}
+    except Exception:  # not started yet, or stopping
+        return None
+
+
 def add_metrics_page(app: faust.App, registry: CollectorRegistry) -> None:
-    """Serve ``registry`` on the faust web server's /metrics."""
+    """Serve ``registry`` on the faust web server's /metrics, with the app's consumer lag added."""
+    registry.register(ConsumerLagCollector(app.conf.id, lambda: faust_consumer_lag(app)))
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
@@ -62,6 +154,8 @@ def run_worker(
 ) -> None:
     """Create the worker's topics, then run ``app`` as a worker in this process."""
     asyncio.run(ensure_topics(settings.kafka_bootstrap, settings.topic_partitions, extra=topics))
+    # faust fails with FileNotFoundError on a state folder that does not exist yet.
+    Path(app.conf.datadir).mkdir(parents=True, exist_ok=True)
     # The worker command's own --web-host/--web-port defaults would override the app's settings.
     sys.argv = [
         sys.argv[0],
@@ -89,3 +183,30 @@ def json_table(app: faust.App, name: str, partitions: int) -> faust.types.TableT
     app.conf.table_key_serializer = "json"
     app.conf.table_value_serializer = "json"
     return app.Table(name, default=None, key_type=str, value_type=None, partitions=partitions)
+
+
+def add_history_writer(
+    app: faust.App,
+    topic: faust.TopicT,
+    database_url: str,
+    insert: str,
+    row: Callable[[bytes], Sequence[Any]],
+    name: str = "record_history",
+) -> None:
+    """An agent writing every message of ``topic`` to PostgreSQL with ``insert``, in batches.
+
+    ``insert`` must be idempotent (ON CONFLICT DO NOTHING on the event's identity), so a replay
+    of the topic stores nothing twice.
+    """
+
+    async def record_history(stream: Any) -> AsyncIterator[None]:
+        await apply_migrations(database_url)
+        pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+        try:
+            async for values in stream.take(500, within=1.0):
+                await pool.executemany(insert, [row(v) for v in values])
+                yield None
+        finally:
+            await pool.close()
+
+    app.agent(topic, name=name)(record_history)

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 from rich.table import Table
 
+from dxpulse.remap import RemappedFigure
 from dxpulse.rollup import NATIONAL_SCOPE
 from schemas import AlertEvent, Rollup
 
@@ -61,3 +62,25 @@ def firing(alerts: Iterable[AlertEvent]) -> list[AlertEvent]:
     for alert in alerts:
         last[alert.fingerprint] = alert
     return [a for a in last.values() if a.status == "firing"]
+
+
+def remap_table(
+    then: Iterable[RemappedFigure], now: Iterable[RemappedFigure], then_label: str, now_label: str, title: str
+) -> Table:
+    """One row per unit of the later map: its predecessors' figure for one period beside its own later one."""
+    later = {figure.unit: figure for figure in now}
+    table = Table(title=title)
+    for column in ("unit", "name", "formed from", then_label, now_label):
+        table.add_column(column)
+    for figure in then:
+        own = later.get(figure.unit)
+        table.add_row(
+            figure.unit,
+            figure.name,
+            ", ".join(p.split(":", 1)[1] for p in figure.predecessors),
+            format_rollup(figure.rollup) if figure.rollup.reporters_reported else "not reported",
+            format_rollup(own.rollup)
+            if own is not None and own.rollup.reporters_reported
+            else "not reported",
+        )
+    return table

@@ -59,6 +59,8 @@ class PeriodState:
     latest: dict[str, Snapshot] = field(default_factory=dict)
     published: dict[str, str] = field(default_factory=dict)
     """Scope → revision of the rollup last published, so unchanged figures are not sent again."""
+    last_offset: int | None = None
+    """Log offset of the last report that changed this state (see ``step``)."""
 
     def to_json(self, unchanged_from: tuple[PeriodState, Mapping[str, Any]] | None = None) -> dict[str, Any]:
         """The changelog record. ``unchanged_from`` is an earlier state with its record: the entries
@@ -72,7 +74,7 @@ class PeriodState:
             latest[reporter] = (
                 entry if entry is not None and before.latest.get(reporter) is snap else snap.to_json()
             )
-        return {"latest": latest, "published": dict(self.published)}
+        return {"latest": latest, "published": dict(self.published), "last_offset": self.last_offset}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None) -> PeriodState:
@@ -88,6 +90,7 @@ class PeriodState:
                 for reporter, raw in data.get("latest", {}).items()
             },
             published=dict(data.get("published", {})),
+            last_offset=data.get("last_offset"),
         )
 
 
@@ -96,19 +99,20 @@ def apply(latest: Mapping[str, Snapshot], report: Report) -> dict[str, Snapshot]
 
     Nothing changes for a duplicate or an older observation arriving late; a newer one replaces.
     """
-    return apply_all(latest, (report,))[0]
+    return apply_all(latest, [report])[0]
 
 
 def apply_all(
     latest: Mapping[str, Snapshot], reports: Iterable[Report]
-) -> tuple[dict[str, Snapshot] | None, int]:
-    """The latest-value map after every report in turn (None if none changes it), and how many did.
+) -> tuple[dict[str, Snapshot] | None, list[int]]:
+    """The latest-value map after every report in turn (None if none changes it), and the positions
+    of the reports that did change it.
 
     The map is copied once per batch, not once per report: a district-level map holds ~1,000.
     """
     updated: dict[str, Snapshot] | None = None
-    changed = 0
-    for report in reports:
+    changing: list[int] = []
+    for position, report in enumerate(reports):
         incoming = Snapshot.of(report)
         current = (latest if updated is None else updated).get(report.reporter)
         if current is not None and current.order >= incoming.order:
@@ -116,8 +120,8 @@ def apply_all(
         if updated is None:
             updated = dict(latest)
         updated[report.reporter] = incoming
-        changed += 1
-    return updated, changed
+        changing.append(position)
+    return updated, changing
 
 
 def _ratio(numerator: float, denominator: float | None) -> float | None:
@@ -125,6 +129,22 @@ def _ratio(numerator: float, denominator: float | None) -> float | None:
 
 
 def rollup_for(
+    indicator: Indicator,
+    period: Period,
+    scope: str,
+    expected: frozenset[str],
+    latest: Mapping[str, Snapshot],
+    computed_at: datetime,
+) -> Rollup:
+    """One scope's figure from the latest snapshots of its expected reporters."""
+    return _rollup_for(indicator, period, scope, expected, _by_reporter(latest), computed_at)
+
+
+def _by_reporter(latest: Mapping[str, Snapshot]) -> list[tuple[str, Snapshot]]:
+    return sorted(latest.items(), key=itemgetter(0))
+
+
+def _rollup_for(
     indicator: Indicator,
     period: Period,
     scope: str,
@@ -202,11 +222,11 @@ def compute_rollups(
     """Every scope's rollup, judged against the registry in force on the period's last day."""
     rollups = []
     # Sorted once for every scope: sorting each scope's ~1,000 expected reporters cost more.
-    ordered = sorted(latest.items(), key=itemgetter(0))
+    ordered = _by_reporter(latest)
     for scope in scopes_of(indicator):
         groups: Iterable[str] = indicator.groups if scope == NATIONAL_SCOPE else (scope,)
         expected = registry.expected(groups, period.end)
-        rollups.append(rollup_for(indicator, period, scope, expected, ordered, computed_at))
+        rollups.append(_rollup_for(indicator, period, scope, expected, ordered, computed_at))
     return rollups
 
 
@@ -217,33 +237,52 @@ def step(
     period: Period,
     registry: Registry,
     computed_at: datetime,
+    offset: int | None = None,
 ) -> tuple[PeriodState, list[Rollup]]:
-    """Apply one report: the new state and the rollups whose figures changed (to publish)."""
-    new_state, rollups, _ = step_many(state, (report,), indicator, period, registry, computed_at)
+    """Apply one report: the new state and the rollups whose figures changed (to publish).
+
+    ``offset`` is the report's position in its partition. A worker that crashes after its
+    changelog write but before its rollups reached the topic sees the same report again after
+    recovery; the report then changes nothing, yet its rollups may never have been published.
+    So the report that last changed the state, seen again at the same offset, re-sends every
+    current rollup: same revisions, so subscribers and history take them as no-ops. Any other
+    report that changes nothing publishes nothing.
+    """
+    new_state, rollups, _ = step_many(state, [report], indicator, period, registry, computed_at, [offset])
     return new_state, rollups
 
 
 def step_many(
     state: PeriodState,
-    reports: Iterable[Report],
+    reports: Sequence[Report],
     indicator: Indicator,
     period: Period,
     registry: Registry,
     computed_at: datetime,
+    offsets: Sequence[int | None] | None = None,
 ) -> tuple[PeriodState, list[Rollup], int]:
-    """Apply a batch of one (indicator, period)'s reports: the new state, the rollups to publish,
-    and how many reports changed the latest values.
+    """Apply a batch of one (indicator, period)'s reports (``offsets``: their log positions, as for
+    ``step``): the new state, the rollups to publish, and how many reports changed the latest values.
 
     Each changed scope is published once, with its figure after the whole batch. The figures in
     between are skipped; none is lost for good, since each figure depends only on the latest values.
+    A batch holding the report that last changed the state, at its offset, re-sends every current
+    rollup (see ``step``).
     """
-    latest, changed = apply_all(state.latest, reports)
+    positions = list(offsets) if offsets is not None else [None] * len(reports)
+    redelivered = state.last_offset is not None and state.last_offset in positions
+    latest, changing = apply_all(state.latest, reports)
     if latest is None:
+        if redelivered:
+            return state, compute_rollups(indicator, period, state.latest, registry, computed_at), 0
         return state, [], 0
-    new_state, rollups = changed_rollups(
-        replace(state, latest=latest), indicator, period, registry, computed_at
-    )
-    return new_state, rollups, changed
+    changed = replace(state, latest=latest, last_offset=positions[changing[-1]])
+    if not redelivered:
+        new_state, rollups = changed_rollups(changed, indicator, period, registry, computed_at)
+        return new_state, rollups, len(changing)
+    rollups = compute_rollups(indicator, period, changed.latest, registry, computed_at)
+    published = {**changed.published, **{r.scope: r.revision for r in rollups}}
+    return replace(changed, published=published), rollups, len(changing)
 
 
 def changed_rollups(

@@ -1,22 +1,28 @@
-"""Pure alert rules: a rollup and the alert state in, the new state and alert transitions out.
+"""Pure alert rules: a rollup, the alert state and ``now`` in; the new state and alert transitions out.
 
 Lifecycle follows Alertmanager's semantics: an alert is identified by a stable fingerprint
-(rule, indicator, period, scope), fires once when its condition starts and resolves once when it ends.
+(rule, indicator, period, scope), fires once when its condition has held for the hold-down and
+resolves once when it has stopped holding for the resolve hold-down.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
-from dxpulse.catalog import Indicator
+from dxpulse.catalog import Indicator, Severity
+from dxpulse.periods import PeriodError, parse_period
 from dxpulse.rollup import NATIONAL_SCOPE
 from schemas import AlertEvent, Rollup
 
 RuleName = Literal["below_target", "off_trajectory", "regression", "missing_reports"]
+RULES: tuple[RuleName, ...] = ("below_target", "off_trajectory", "regression", "missing_reports")
+
+NAMES_IN_SUMMARY = 10
+"""Reporters named in a summary before "and N more"; the event's ``reporters`` lists them all."""
 
 
 def fingerprint(rule: str, indicator: str, period: str, scope: str) -> str:
@@ -26,7 +32,11 @@ def fingerprint(rule: str, indicator: str, period: str, scope: str) -> str:
 
 @dataclass(frozen=True)
 class ActiveAlert:
-    """An alert whose condition holds: pending until it has held for the hold-down, then firing."""
+    """An alert whose condition holds: pending until it has held for the hold-down, then firing.
+
+    A firing alert whose condition stopped holding keeps firing, with ``cleared_at`` set, until
+    the resolve hold-down has passed, so a figure flapping around a threshold does not storm.
+    """
 
     starts_at: datetime
     firing: bool = True
@@ -34,6 +44,32 @@ class ActiveAlert:
     """regression: the value before the fall; the alert resolves once the figure is back to it."""
     reporters: tuple[str, ...] = ()
     summary: str = ""
+    severity: Severity = "warning"
+    cleared_at: datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "starts_at": self.starts_at.isoformat(),
+            "firing": self.firing,
+            "reference": self.reference,
+            "reporters": list(self.reporters),
+            "summary": self.summary,
+            "severity": self.severity,
+            "cleared_at": self.cleared_at.isoformat() if self.cleared_at else None,
+        }
+
+    @classmethod
+    def from_json(cls, a: Mapping[str, Any]) -> ActiveAlert:
+        cleared = a.get("cleared_at")
+        return cls(
+            starts_at=datetime.fromisoformat(a["starts_at"]),
+            firing=a.get("firing", True),
+            reference=a.get("reference"),
+            reporters=tuple(a.get("reporters", ())),
+            summary=a.get("summary", ""),
+            severity=a.get("severity", "warning"),
+            cleared_at=datetime.fromisoformat(cleared) if cleared else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -46,26 +82,23 @@ class Condition:
     reference: float | None = None
 
 
+Point = tuple[datetime, float]
+"""A figure in the recent history: when it was true (newest observation) and its value."""
+
+
 @dataclass(frozen=True)
 class AlertState:
-    """What the alerts service keeps per rollup key: the last rollup and the firing alerts."""
+    """What the alerts service keeps per rollup key: the last rollup, recent values, active alerts."""
 
     last: Rollup | None = None
     active: dict[str, ActiveAlert] = field(default_factory=dict)
+    history: tuple[Point, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
             "last": self.last.model_dump(mode="json") if self.last else None,
-            "active": {
-                rule: {
-                    "starts_at": a.starts_at.isoformat(),
-                    "firing": a.firing,
-                    "reference": a.reference,
-                    "reporters": list(a.reporters),
-                    "summary": a.summary,
-                }
-                for rule, a in self.active.items()
-            },
+            "active": {rule: a.to_json() for rule, a in self.active.items()},
+            "history": [[at.isoformat(), value] for at, value in self.history],
         }
 
     @classmethod
@@ -74,21 +107,21 @@ class AlertState:
             return cls()
         return cls(
             last=Rollup.model_validate(data["last"]) if data.get("last") else None,
-            active={
-                rule: ActiveAlert(
-                    starts_at=datetime.fromisoformat(a["starts_at"]),
-                    firing=a.get("firing", True),
-                    reference=a["reference"],
-                    reporters=tuple(a["reporters"]),
-                    summary=a.get("summary", ""),
-                )
-                for rule, a in data.get("active", {}).items()
-            },
+            active={rule: ActiveAlert.from_json(a) for rule, a in data.get("active", {}).items()},
+            history=tuple((datetime.fromisoformat(at), float(v)) for at, v in data.get("history", ())),
         )
+
+
+# --- wording ---------------------------------------------------------------------------------
 
 
 def percent(value: float | None) -> str:
     return "n/a" if value is None else f"{value * 100:.1f}%"
+
+
+def amount(indicator: Indicator, value: float) -> str:
+    """A value in the indicator's terms: "50,350" for counts, "42.0%" for shares."""
+    return f"{value:,.0f}" if indicator.kind == "count" else percent(value)
 
 
 def describe(indicator: Indicator, rollup: Rollup) -> str:
@@ -102,34 +135,133 @@ def describe(indicator: Indicator, rollup: Rollup) -> str:
 def _target_text(indicator: Indicator) -> str:
     assert indicator.target is not None
     target = indicator.target
-    shown = f"{target.value:,.0f}" if indicator.kind == "count" else percent(target.value)
-    return f"target {shown} due {target.deadline.isoformat()}"
+    return f"target {amount(indicator, target.value)} due {target.deadline.isoformat()}"
 
 
-def below_target(indicator: Indicator, rollup: Rollup, previous: Rollup | None, now: datetime) -> Condition:
+def name_list(reporters: Sequence[str], limit: int = NAMES_IN_SUMMARY) -> str:
+    """Reporters for a summary line: the first ``limit``, then how many more."""
+    shown = ", ".join(reporters[:limit])
+    rest = len(reporters) - limit
+    return f"{shown} and {rest} more" if rest > 0 else shown
+
+
+_KIND_WORDS: dict[str, tuple[str, str]] = {
+    "ministry": ("ministry", "ministries"),
+    "province": ("locality", "localities"),
+    "national": ("national body", "national bodies"),
+}
+
+
+def count_by_kind(reporters: Sequence[str]) -> str:
+    """ "12 ministries and 20 localities", as national reviews count the units that have not acted."""
+    counts: dict[str, int] = {}
+    for reporter in reporters:
+        kind = reporter.split(":", 1)[0]
+        counts[kind] = counts.get(kind, 0) + 1
+    parts = []
+    for kind, n in counts.items():
+        one, many = _KIND_WORDS.get(kind, (f"{kind} unit", f"{kind} units"))
+        parts.append(f"{n} {one if n == 1 else many}")
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+# --- the four rule families --------------------------------------------------------------------
+
+
+def below_target(indicator: Indicator, rollup: Rollup, now: datetime) -> Condition:
     """After the deadline, the figure is short of its target."""
     target = indicator.target
-    if target is None or rollup.attainment is None or now.date() <= target.deadline:
+    if not indicator.alerts.below_target.enabled or target is None or rollup.attainment is None:
         return Condition(False)
-    if rollup.attainment >= 1.0:
+    if now.date() <= target.deadline or rollup.attainment >= 1.0:
         return Condition(False)
     behind = tuple(rollup.lagging)
-    names = f"; not met: {', '.join(behind)}" if behind else ""
+    names = f"; not met: {name_list(behind)}" if behind else ""
+    return Condition(True, f"{describe(indicator, rollup)} below {_target_text(indicator)}{names}", behind)
+
+
+def progress_category(progress: float) -> str:
+    """Open SDG's progress wording for the share of the expected gain actually made."""
+    if progress >= 0.5:
+        return "needs acceleration"
+    if progress >= 0:
+        return "limited progress"
+    return "deteriorating"
+
+
+def straight_line(start: tuple[date, float], end: tuple[date, float], on: date) -> float:
+    """The value on ``on`` of the straight line from ``start`` to ``end``."""
+    (d0, v0), (d1, v1) = start, end
+    return v0 + (v1 - v0) * (on - d0).days / (d1 - d0).days
+
+
+def project(history: Sequence[Point], to: date, min_span: timedelta) -> float | None:
+    """The value at ``to`` at the recent pace (least-squares slope, from the newest figure).
+
+    None when the history spans less than ``min_span``: a figure still filling in within days says
+    nothing about the pace.
+    """
+    if len(history) < 2 or history[-1][0] - history[0][0] < min_span:
+        return None
+    origin = history[0][0]
+    xs = [(at - origin).total_seconds() / 86400 for at, _ in history]
+    ys = [value for _, value in history]
+    mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / sum(
+        (x - mean_x) ** 2 for x in xs
+    )
+    last_at, last_value = history[-1]
+    return last_value + slope * (to - last_at.date()).days
+
+
+def off_trajectory(
+    indicator: Indicator, rollup: Rollup, history: Sequence[Point], now: datetime
+) -> Condition:
+    """Before the deadline: behind the baseline-to-target line, or projected to miss the target."""
+    rule, target = indicator.alerts.off_trajectory, indicator.target
+    if not rule.enabled or target is None or rollup.value is None or rollup.latest_observed_at is None:
+        return Condition(False)
+    as_of = rollup.latest_observed_at.date()
+    if now.date() > target.deadline or as_of > target.deadline:
+        return Condition(False)
+    slack = rule.tolerance * target.value
+    category = ""
+    reasons = []
+    baseline = target.baseline
+    if baseline is not None and baseline.date < as_of:
+        expected = straight_line((baseline.date, baseline.value), (target.deadline, target.value), as_of)
+        if rollup.value < expected - slack:
+            gain = expected - baseline.value
+            category = progress_category((rollup.value - baseline.value) / gain if gain else -1.0)
+            reasons.append(
+                f"expected {amount(indicator, expected)} by now on the line from"
+                f" {amount(indicator, baseline.value)} on {baseline.date.isoformat()}"
+            )
+    projected = project(history, target.deadline, timedelta(days=rule.min_history_days))
+    if projected is not None and projected < target.value - slack:
+        needed = target.value - rollup.value
+        if not category:
+            category = progress_category((projected - rollup.value) / needed if needed > 0 else -1.0)
+        reasons.append(f"projected {amount(indicator, projected)} by the deadline at the recent pace")
+    if not reasons:
+        return Condition(False)
     return Condition(
         True,
-        f"{describe(indicator, rollup)} below {_target_text(indicator)}{names}",
-        reporters=behind,
+        f"{describe(indicator, rollup)} on {as_of.isoformat()}: {category}; {'; '.join(reasons)};"
+        f" {_target_text(indicator)}",
     )
 
 
 def regression(
-    indicator: Indicator,
-    rollup: Rollup,
-    previous: Rollup | None,
-    now: datetime,
-    active: ActiveAlert | None = None,
+    indicator: Indicator, rollup: Rollup, previous: Rollup | None, active: ActiveAlert | None = None
 ) -> Condition:
-    """The figure fell; it stays firing until it is back to the value before the fall."""
+    """The figure fell; it stays firing until it is back to the value before the fall.
+
+    The reporters named are those that joined the lagging ones (flags: turned false or vanished);
+    other kinds' rollups do not say which reporter restated, so the summary says so.
+    """
+    if not indicator.alerts.regression.enabled:
+        return Condition(False)
     if active is not None and active.reference is not None:
         if rollup.value is not None and rollup.value >= active.reference:
             return Condition(False)
@@ -141,8 +273,14 @@ def regression(
     if rollup.kind == "ratio" and rollup.reporters_reported > previous.reporters_reported:
         # A reporter joining with a lower rate is not a fall; only restated values can regress.
         return Condition(False)
-    dropped = tuple(sorted(set(rollup.lagging) - set(previous.lagging)))
-    names = f"; fell back: {', '.join(dropped)}" if dropped else ""
+    before = set(previous.lagging) | set(previous.not_reported)
+    dropped = tuple(sorted((set(rollup.lagging) | set(rollup.not_reported)) - before))
+    if dropped:
+        names = f"; fell back: {name_list(dropped)}"
+    elif rollup.kind != "flag":
+        names = "; a reporter restated a lower value"
+    else:
+        names = ""
     return Condition(
         True,
         f"{describe(indicator, rollup)} fell from {describe(indicator, previous)}{names}",
@@ -151,10 +289,58 @@ def regression(
     )
 
 
-def _severity(rule: RuleName, scope: str) -> Literal["critical", "warning", "info"]:
-    if rule == "below_target" and scope == NATIONAL_SCOPE:
-        return "critical"
-    return "warning"
+def reporting_deadline(indicator: Indicator, period: str) -> date | None:
+    """The last day reports for ``period`` are due: the period's end plus the grace days."""
+    try:
+        end = parse_period(period).end
+    except PeriodError:
+        return None
+    return end + timedelta(days=indicator.alerts.missing_reports.grace_days)
+
+
+def missing_reports(indicator: Indicator, rollup: Rollup, now: datetime) -> Condition:
+    """After the period's reporting deadline, expected reporters have still not reported."""
+    if not indicator.alerts.missing_reports.enabled or rollup.scope != NATIONAL_SCOPE:
+        return Condition(False)
+    due = reporting_deadline(indicator, rollup.period)
+    if due is None or now.date() <= due or not rollup.not_reported:
+        return Condition(False)
+    missing = tuple(rollup.not_reported)
+    verb = "has" if len(missing) == 1 else "have"
+    return Condition(
+        True,
+        f"{count_by_kind(missing)} {verb} not reported {indicator.name} for {rollup.period}"
+        f" (due {due.isoformat()}; {rollup.reporters_reported}/{rollup.reporters_expected} reported):"
+        f" {name_list(missing)}",
+        reporters=missing,
+    )
+
+
+def severity(indicator: Indicator, rule: RuleName, scope: str) -> Severity:
+    """The configured severity: rules on one group's scope may be milder than on the national one."""
+    rules = indicator.alerts
+    national = scope == NATIONAL_SCOPE
+    if rule == "below_target":
+        return rules.below_target.severity if national else rules.below_target.group_severity
+    if rule == "off_trajectory":
+        return rules.off_trajectory.severity if national else rules.off_trajectory.group_severity
+    if rule == "regression":
+        return rules.regression.severity if national else rules.regression.group_severity
+    return rules.missing_reports.severity
+
+
+# --- the lifecycle ---------------------------------------------------------------------------
+
+
+def remember(history: tuple[Point, ...], rollup: Rollup, keep: int) -> tuple[Point, ...]:
+    """The recent history with ``rollup``'s figure added (one point per observation time)."""
+    if rollup.value is None or rollup.latest_observed_at is None:
+        return history
+    at = rollup.latest_observed_at
+    if history and at < history[-1][0]:
+        return history  # older than the newest figure known: says nothing about the current pace
+    kept = history[:-1] if history and history[-1][0] == at else history
+    return (*kept, (at, rollup.value))[-keep:]
 
 
 def evaluate(
@@ -163,69 +349,73 @@ def evaluate(
     rollup: Rollup | None,
     now: datetime,
     hold_down: timedelta = timedelta(0),
+    resolve_hold_down: timedelta = timedelta(0),
 ) -> tuple[AlertState, list[AlertEvent]]:
     """Judge a new rollup (or, with None, the last one again as time passes): state and transitions.
 
-    A condition must hold for ``hold_down`` before its alert fires (as Prometheus's ``for:``), so
-    a figure still filling in as reports arrive, or flapping around a threshold, does not storm;
-    the alert then carries the figure as it is when it fires. A pending condition that stops
-    holding vanishes silently; a firing one resolves once.
+    A condition must hold for ``hold_down`` before its alert fires (as Prometheus's ``for:``), so a
+    figure still filling in as reports arrive does not storm; the alert carries the figure as it
+    is when it fires. A pending condition that stops holding vanishes silently. A firing one
+    resolves once it has stopped holding for ``resolve_hold_down`` (as Prometheus's
+    ``keep_firing_for:``), so a figure flapping around a threshold neither storms nor re-fires.
     """
     previous = state.last
     current = rollup or previous
     if current is None:
         return state, []
+    history = state.history
+    if rollup is not None:
+        history = remember(history, rollup, indicator.alerts.off_trajectory.history)
     before = previous if rollup is not None else None
     verdicts: dict[RuleName, Condition] = {
-        "below_target": below_target(indicator, current, before, now),
-        "regression": regression(indicator, current, before, now, state.active.get("regression")),
+        "below_target": below_target(indicator, current, now),
+        "off_trajectory": off_trajectory(indicator, current, history, now),
+        "regression": regression(indicator, current, before, state.active.get("regression")),
+        "missing_reports": missing_reports(indicator, current, now),
     }
     active = dict(state.active)
     events: list[AlertEvent] = []
     for rule, verdict in verdicts.items():
         known = active.get(rule)
-        if verdict.holds and known is None:
-            known = active[rule] = ActiveAlert(
-                now, False, verdict.reference, verdict.reporters, verdict.summary
-            )
-        if verdict.holds and known is not None and not known.firing:
-            if verdict.summary:
-                known = active[rule] = replace(known, reporters=verdict.reporters, summary=verdict.summary)
-            if now - known.starts_at >= hold_down:
-                active[rule] = replace(known, firing=True)
-                events.append(
-                    _event(
-                        rule,
-                        indicator,
-                        current,
-                        "firing",
-                        known.summary,
-                        known.reporters,
-                        known.starts_at,
-                        now,
-                    )
+        if verdict.holds:
+            if known is None:
+                known = ActiveAlert(
+                    now, False, verdict.reference, severity=severity(indicator, rule, current.scope)
                 )
-        elif not verdict.holds and known is not None:
+            # The words follow the figure while pending or firing; the start does not move.
+            known = replace(known, reporters=verdict.reporters, summary=verdict.summary, cleared_at=None)
+            if not known.firing and now - known.starts_at >= hold_down:
+                known = replace(known, firing=True)
+                events.append(_event(rule, current, "firing", known, now))
+            active[rule] = known
+        elif known is not None and not known.firing:
             del active[rule]
-            if known.firing:
+        elif known is not None:
+            cleared_at = known.cleared_at or now
+            if now - cleared_at >= resolve_hold_down:
+                del active[rule]
                 summary = f"{describe(indicator, current)}: {rule.replace('_', ' ')} resolved"
-                events.append(
-                    _event(
-                        rule, indicator, current, "resolved", summary, verdict.reporters, known.starts_at, now
-                    )
-                )
-    return replace(state, last=current, active=active), events
+                resolved = replace(known, summary=summary, reporters=verdict.reporters, cleared_at=cleared_at)
+                events.append(_event(rule, current, "resolved", resolved, now))
+            else:
+                active[rule] = replace(known, cleared_at=cleared_at)
+    return AlertState(last=current, active=active, history=history), events
+
+
+def firing_alerts(state: AlertState, now: datetime) -> list[AlertEvent]:
+    """The alerts of ``state`` that are firing now, as events (what Alertmanager must keep seeing)."""
+    if state.last is None:
+        return []
+    last = state.last
+    return [
+        _event(rule, last, "firing", alert, now)
+        for rule in RULES
+        if (alert := state.active.get(rule)) is not None and alert.firing
+    ]
 
 
 def _event(
-    rule: RuleName,
-    indicator: Indicator,
-    rollup: Rollup,
-    status: Literal["firing", "resolved"],
-    summary: str,
-    reporters: tuple[str, ...],
-    starts_at: datetime,
-    now: datetime,
+    rule: RuleName, rollup: Rollup, status: Literal["firing", "resolved"], alert: ActiveAlert, now: datetime
 ) -> AlertEvent:
     return AlertEvent(
         fingerprint=fingerprint(rule, rollup.indicator, rollup.period, rollup.scope),
@@ -234,12 +424,13 @@ def _event(
         period=rollup.period,
         scope=rollup.scope,
         status=status,
-        severity=_severity(rule, rollup.scope),
-        summary=summary,
+        severity=alert.severity,
+        summary=alert.summary,
         value=rollup.value,
-        target=indicator.target.value if indicator.target else None,
-        reporters=list(reporters),
-        starts_at=starts_at,
-        ends_at=now if status == "resolved" else None,
+        target=rollup.target.value if rollup.target else None,
+        reporters=list(alert.reporters),
+        starts_at=alert.starts_at,
+        # Alertmanager's endsAt: when the condition stopped holding, not when the hold-down ended.
+        ends_at=alert.cleared_at if status == "resolved" else None,
         changed_at=now,
     )

@@ -4,25 +4,33 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TypeVar
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from pydantic import BaseModel
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from pydantic import BaseModel, ValidationError
 
-from dxpulse.topics import ALERTS, ROLLUPS
-from schemas import AlertEvent, Rollup
+from dxpulse.catalog import Catalog
+from dxpulse.registry import Registry
+from dxpulse.topics import ALERTS, REPORTS, ROLLUPS
+from dxpulse.validation import Problem, validate_report
+from schemas import AlertEvent, Report, Rollup
 
 Event = TypeVar("Event", bound=BaseModel)
 
 
-async def read_topic(
-    bootstrap: str, topic: str, parse: Callable[[bytes], Event], *, timeout_s: float = 30.0
-) -> list[tuple[str, Event]]:
-    """Every (key, event) on ``topic`` from its first offset up to its end when called, in order."""
+async def read_records(
+    bootstrap: str, topic: str, *, timeout_s: float = 30.0
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every message on ``topic`` from its first offset up to its end when called, in order per partition."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
     )
-    await consumer.start()
+    try:
+        await consumer.start()
+    except BaseException:
+        await consumer.stop()  # else aiokafka warns of an unclosed consumer when Kafka is down
+        raise
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         if not partitions:
@@ -32,22 +40,35 @@ async def read_topic(
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
         pending = {tp for tp in partitions if ends[tp] > 0}
-        events: list[tuple[str, Event]] = []
+        records: list[ConsumerRecord[bytes, bytes]] = []
         async with asyncio.timeout(timeout_s):
             while pending:
                 batches = await consumer.getmany(*pending, timeout_ms=500)
                 for tp, messages in batches.items():
-                    for message in messages:
-                        if message.value is not None and message.key is not None:
-                            events.append((message.key.decode(), parse(message.value)))
+                    records.extend(messages)
                     if messages and messages[-1].offset + 1 >= ends[tp]:
                         pending.discard(tp)
                 for tp in list(pending):
                     if await consumer.position(tp) >= ends[tp]:
                         pending.discard(tp)
-        return events
+        return records
     finally:
         await consumer.stop()
+
+
+async def read_topic(
+    bootstrap: str, topic: str, parse: Callable[[bytes], Event | None], *, timeout_s: float = 30.0
+) -> list[tuple[str, Event]]:
+    """Every (key, event) on ``topic`` from its first offset up to its end when called, in order.
+
+    Messages ``parse`` turns into None are skipped.
+    """
+    records = await read_records(bootstrap, topic, timeout_s=timeout_s)
+    return [
+        (r.key.decode(), event)
+        for r in records
+        if r.value is not None and r.key is not None and (event := parse(r.value)) is not None
+    ]
 
 
 async def latest_rollups(bootstrap: str, *, timeout_s: float = 30.0) -> dict[str, Rollup]:
@@ -60,3 +81,19 @@ async def alert_events(bootstrap: str, *, timeout_s: float = 30.0) -> list[Alert
     """Every alert transition published so far, in order per fingerprint."""
     events = await read_topic(bootstrap, ALERTS, AlertEvent.model_validate_json, timeout_s=timeout_s)
     return [event for _, event in events]
+
+
+async def valid_reports(
+    bootstrap: str, catalog: Catalog, registry: Registry, *, timeout_s: float = 60.0
+) -> list[Report]:
+    """Every report on the raw report topic that the pipeline accepts (what the aggregator counted)."""
+    now = datetime.now(UTC)
+
+    def parse(raw: bytes) -> Report | None:
+        try:
+            report = Report.model_validate_json(raw)
+        except ValidationError:
+            return None
+        return None if isinstance(validate_report(report, catalog, registry, now), Problem) else report
+
+    return [report for _, report in await read_topic(bootstrap, REPORTS, parse, timeout_s=timeout_s)]

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
 
 from dxpulse.catalog import Catalog
 from dxpulse.periods import Period, PeriodError, parse_period
 from dxpulse.registry import Registry
 from schemas import Report
+from schemas.events import SCHEMA_VERSION
 
 CLOCK_SKEW = timedelta(minutes=5)
 """How far in the future an observation time may be before it is refused (reporters' clocks drift)."""
@@ -125,3 +129,57 @@ def validate_report(
                 "value.done",
             )
     return Accepted(report=report, period=period)
+
+
+_VALUE_KINDS = ("flag", "ratio", "count", "catalog")
+
+
+def _field(loc: tuple[int | str, ...]) -> str:
+    """A pydantic error location as a dotted field, without the union tag (value.ratio.numerator)."""
+    parts = [str(p) for p in loc]
+    if len(parts) > 1 and parts[0] == "value" and parts[1] in _VALUE_KINDS:
+        del parts[1]
+    return ".".join(parts)
+
+
+def schema_problem(error: ValidationError) -> Problem:
+    """The most precise problem for a report that does not parse or does not match the schema.
+
+    Malformed JSON, an unsupported schema version and negative amounts get their own types
+    (a vendor fixes each differently); anything else is ``invalid-report`` listing every field.
+    """
+    errors = error.errors(include_url=False)
+    for e in errors:
+        if e["type"] == "json_invalid":
+            return Problem("malformed-json", "Malformed JSON", f"the body is not valid JSON: {e['msg']}")
+    for e in errors:
+        if e["loc"] == ("schema_version",):
+            return Problem(
+                "unsupported-schema-version",
+                "Unsupported schema version",
+                f"schema_version {e.get('input')!r} is not supported; this API takes"
+                f" schema_version {SCHEMA_VERSION} (schemas/json/report.v1.schema.json)",
+                "schema_version",
+            )
+    for e in errors:
+        if e["type"] == "greater_than_equal" and e["loc"][:1] == ("value",):
+            field = _field(e["loc"])
+            return Problem(
+                "negative-value",
+                "Negative amount",
+                f"{field} is {e.get('input')!r}; counts, numerators and denominators cannot be negative",
+                field,
+            )
+    details = "; ".join(f"{_field(e['loc']) or 'body'}: {e['msg']}" for e in errors[:20])
+    first = _field(errors[0]["loc"]) if errors else None
+    return Problem("invalid-report", "Report does not match the schema", details, first or None)
+
+
+def parse_report(data: bytes | str | Any, *, is_json: bool = True) -> Report | Problem:
+    """Parse a report from JSON text (or, with ``is_json=False``, from decoded JSON data)."""
+    try:
+        if is_json:
+            return Report.model_validate_json(data)
+        return Report.model_validate(data)
+    except ValidationError as error:
+        return schema_problem(error)

@@ -76,6 +76,9 @@ class StackSettings(BaseSettings):
         le=65535,
         description="DXPULSE_STACK_ALERTS_WEB_PORT: web port of the alerts service.",
     )
+    query_port: int = Field(
+        default=8081, ge=1, le=65535, description="DXPULSE_STACK_QUERY_PORT: query HTTP API (read-only)."
+    )
     prometheus_port: int = Field(
         default=9090, ge=1, le=65535, description="DXPULSE_STACK_PROMETHEUS_PORT: Prometheus."
     )
@@ -88,15 +91,28 @@ class StackSettings(BaseSettings):
     prometheus_config: Path | None = Field(
         default=None,
         description=(
-            "DXPULSE_STACK_PROMETHEUS_CONFIG: prometheus.yml to run Prometheus with; unset,"
-            " `up` does not start Prometheus."
+            "DXPULSE_STACK_PROMETHEUS_CONFIG: prometheus.yml to run Prometheus with instead of the"
+            " one `up` generates from the stack's services and ports."
         ),
     )
-    alertmanager_config: Path | None = Field(
-        default=None,
+    prometheus: bool = Field(
+        default=True,
         description=(
-            "DXPULSE_STACK_ALERTMANAGER_CONFIG: alertmanager.yml to run Alertmanager with;"
-            " unset, `up` does not start Alertmanager."
+            "DXPULSE_STACK_PROMETHEUS: `up` starts Prometheus, scraping every service's /metrics"
+            " with the alerting and recording rules of deploy/prometheus/rules."
+        ),
+    )
+    prometheus_scrape_interval_s: float = Field(
+        default=15.0,
+        gt=0,
+        description="DXPULSE_STACK_PROMETHEUS_SCRAPE_INTERVAL_S: scrape and rule evaluation interval.",
+    )
+    alertmanager_config: Path | None = Field(
+        # Relative, like state_dir: the repository's file when commands run from the checkout.
+        default=Path("deploy/alertmanager/alertmanager.yml"),
+        description=(
+            "DXPULSE_STACK_ALERTMANAGER_CONFIG: alertmanager.yml `up` runs Alertmanager with"
+            " (deploy/alertmanager/alertmanager.yml by default); the alerts service pushes to it."
         ),
     )
     topic_partitions: int = Field(

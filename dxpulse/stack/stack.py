@@ -17,6 +17,7 @@ from dxpulse.stack.config import (
     ServiceSpec,
     StackPaths,
     alertmanager_spec,
+    prometheus_config,
     prometheus_spec,
     service_specs,
 )
@@ -203,12 +204,22 @@ class Stack:
         self.paths.prometheus_data.mkdir(parents=True, exist_ok=True)
         return self.start_spec(prometheus_spec(self.settings, self.paths, config), timeout_s=timeout_s)
 
+    def write_prometheus_config(self, services: Sequence[ServiceSpec]) -> Path:
+        """Write the generated prometheus.yml into the state dir (a running Prometheus keeps its old one)."""
+        path = self.paths.prometheus_config
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(prometheus_config(self.settings, services))
+        return path
+
     def stop_prometheus(self) -> bool:
         return self.stop_service(PROMETHEUS)
 
     def start_alertmanager(self, config: Path, timeout_s: float = 60.0) -> ComponentStatus:
         if not config.is_file():
-            raise StackError(f"Alertmanager config {config} not found")
+            raise StackError(
+                f"Alertmanager config {config} not found: run from the dxpulse checkout or set"
+                " DXPULSE_STACK_ALERTMANAGER_CONFIG to an alertmanager.yml"
+            )
         self.paths.alertmanager_data.mkdir(parents=True, exist_ok=True)
         spec = alertmanager_spec(self.settings, self.paths, config)
         return self.start_spec(spec, timeout_s=timeout_s)
@@ -231,10 +242,13 @@ class Stack:
         self.start_postgres()
         if self.settings.alertmanager_config is not None:
             self.start_alertmanager(self.settings.alertmanager_config)
+        specs = list(services) if services is not None else self.service_specs()
         if self.settings.prometheus_config is not None:
             self.start_prometheus(self.settings.prometheus_config)
+        elif self.settings.prometheus:
+            self.start_prometheus(self.write_prometheus_config(specs))
         if with_services:
-            self.start_specs(services if services is not None else self.service_specs())
+            self.start_specs(specs)
         self.report(f"stack up in {time.monotonic() - started:.1f} s")
         return self.status()
 

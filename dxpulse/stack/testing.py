@@ -21,6 +21,7 @@ _PORT_FIELDS: tuple[str, ...] = (
     "ingest_port",
     "aggregate_web_port",
     "alerts_web_port",
+    "query_port",
     "prometheus_port",
     "alertmanager_port",
 )
@@ -39,9 +40,11 @@ def free_ports(count: int) -> list[int]:
 
 
 def stack_settings_for_tests(state_dir: Path, **overrides: object) -> StackSettings:
-    """Settings for a throwaway stack: free ports, no monitoring, shared jar cache."""
+    """Settings for a throwaway stack: free ports, no monitoring unless asked, shared jar cache."""
     values: dict[str, object] = dict(zip(_PORT_FIELDS, free_ports(len(_PORT_FIELDS)), strict=True))
-    values.update(state_dir=state_dir, prometheus_config=None, alertmanager_config=None, **overrides)
+    # Monitoring only when asked for, e.g. alertmanager_config=path to run Alertmanager too.
+    values.update(state_dir=state_dir, prometheus_config=None, alertmanager_config=None, prometheus=False)
+    values.update(overrides)
     return StackSettings(**values)  # type: ignore[arg-type]
 
 

@@ -2,27 +2,36 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
 import faust
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import ValidationError
 
 from dxpulse.catalog import Catalog, default_catalog
-from dxpulse.faust_support import add_metrics_page, json_table, new_faust_app, raw_topic
-from dxpulse.migrations import apply_migrations
+from dxpulse.faust_support import (
+    add_metrics_page,
+    assigned_partitions,
+    json_table,
+    new_faust_app,
+    raw_topic,
+)
+from dxpulse.monitoring import RollupGauges
 from dxpulse.periods import Period
 from dxpulse.registry import Registry, default_registry
 from dxpulse.rollup import PeriodState, step_many
+from dxpulse.subscriber import latest_rollups
 from dxpulse.topics import DEAD_LETTERS, REPORTS, ROLLUPS, TopicSpec, changelog
 from dxpulse.validation import Problem, validate_report
 from schemas import DeadLetter, Report, Rollup
 from schemas.events import report_key
+from services.aggregate.history import register_history
 from services.aggregate.settings import AggregateSettings
 
 log = logging.getLogger(__name__)
@@ -34,36 +43,10 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-INSERT_HISTORY = """
-INSERT INTO rollup_history (indicator, period, scope, revision, value, numerator, denominator,
-    attainment, reporters_reported, reporters_expected, computed_at, body)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb)
-ON CONFLICT DO NOTHING
-"""
-
-
-def history_row(rollup: Rollup) -> tuple[Any, ...]:
-    """The rollup_history row of a rollup; the primary key makes a replay insert nothing new."""
-    return (
-        rollup.indicator,
-        rollup.period,
-        rollup.scope,
-        rollup.revision,
-        rollup.value,
-        rollup.numerator,
-        rollup.denominator,
-        rollup.attainment,
-        rollup.reporters_reported,
-        rollup.reporters_expected,
-        rollup.computed_at,
-        rollup.model_dump_json(),
-    )
-
-
 class AggregateMetrics:
-    """The aggregator's Prometheus metrics."""
+    """The aggregator's Prometheus metrics (names fixed by the contract in dxpulse.monitoring)."""
 
-    def __init__(self) -> None:
+    def __init__(self, gauges: RollupGauges) -> None:
         self.registry = CollectorRegistry()
         self.processed = Counter(
             "dxpulse_aggregate_reports_processed",
@@ -74,6 +57,34 @@ class AggregateMetrics:
         self.published = Counter(
             "dxpulse_aggregate_rollups_published", "Rollups published", registry=self.registry
         )
+        self.dead_letters = Counter(
+            "dxpulse_dead_letters", "Reports dead-lettered, by reason", ["reason"], registry=self.registry
+        )
+        self.end_to_end = Histogram(
+            "dxpulse_end_to_end_seconds",
+            "From the report's Kafka timestamp (set at ingest) until its rollups were published",
+            buckets=END_TO_END_BUCKETS,
+            registry=self.registry,
+        )
+        self.gauges = gauges
+        self.registry.register(gauges)
+
+    def batch_done(self, events: list[Any], rollups: list[Rollup], now: float, *, changed: int) -> None:
+        """Count one (indicator, period)'s reports of a batch (``changed`` of them changed its state);
+        time each against the rollups they waited for, and keep those for the business gauges."""
+        self.published.inc(len(rollups))
+        self.processed.labels(outcome="changed").inc(changed)
+        self.processed.labels(outcome="unchanged").inc(len(events) - changed)
+        if not rollups:
+            return
+        for event in events:
+            if event.message.timestamp is not None:
+                self.end_to_end.observe(max(0.0, now - event.message.timestamp))
+        self.gauges.observe(rollups, events[-1].message.partition)
+
+
+# Reports queue behind outages and rebalances, so the tail reaches well past a minute.
+END_TO_END_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600)
 
 
 STATE_TABLE = "period-state"
@@ -94,13 +105,19 @@ def create_app(
     """Build the aggregator worker (start it with ``app.main()`` or ``faust -A``)."""
     catalog = catalog or default_catalog()
     registry = registry or default_registry()
-    metrics = AggregateMetrics()
     app = new_faust_app(
         settings.aggregate_app_id,
         settings,
         web_port=settings.aggregate_web_port,
         data_dir=settings.state_dir,
         session_timeout_s=settings.session_timeout_s,
+    )
+    metrics = AggregateMetrics(
+        RollupGauges(
+            settings.rollup_gauge_periods,
+            settings.topic_partitions,
+            lambda: assigned_partitions(app, REPORTS),
+        )
     )
     add_metrics_page(app, metrics.registry)
     reports_topic = raw_topic(app, REPORTS)
@@ -123,6 +140,7 @@ def create_app(
             failed_at=clock(),
         )
         metrics.processed.labels(outcome="dead_letter").inc()
+        metrics.dead_letters.labels(reason=reason).inc()
         log.warning("dead-lettered %s@%s: %s", message.partition, message.offset, detail)
         await dead_letters.send(key=message.key, value=letter.model_dump_json().encode())
 
@@ -161,26 +179,28 @@ def create_app(
                 by_key.setdefault(key, []).append((event, report, period))
         for key, items in by_key.items():
             first_event, first, period = items[0]
-            reports = [report for _, report, _ in items]
             raw = states.get(key)
             cached = decoded.get(key)
             state = cached[1] if cached is not None and cached[0] is raw else PeriodState.from_json(raw)
             new_state, rollups, changed = step_many(
-                state, reports, catalog[first.indicator], period, registry, clock()
+                state,
+                [report for _, report, _ in items],
+                catalog[first.indicator],
+                period,
+                registry,
+                clock(),
+                [event.message.offset for event, _, _ in items],
             )
-            metrics.processed.labels(outcome="unchanged").inc(len(reports) - changed)
-            if new_state is state:
-                continue
-            # What ``states[key] = ...`` does, with the partition named: take_events leaves one
-            # current event for the whole batch, and the changelog must follow the key's partition.
-            value = new_state.to_json(unchanged_from=(state, raw) if raw is not None else None)
-            decoded[key] = (value, new_state)
-            states.send_changelog(first_event.message.partition, key, value)
-            states.data[key] = value
+            if new_state is not state:
+                # What ``states[key] = ...`` does, with the partition named: take_events leaves one
+                # current event for the whole batch, and the changelog must follow the key's partition.
+                value = new_state.to_json(unchanged_from=(state, raw) if raw is not None else None)
+                decoded[key] = (value, new_state)
+                states.send_changelog(first_event.message.partition, key, value)
+                states.data[key] = value
             for rollup in rollups:
                 await rollups_topic.send(key=rollup.key.encode(), value=rollup.model_dump_json().encode())
-            metrics.published.inc(len(rollups))
-            metrics.processed.labels(outcome="changed").inc(changed)
+            metrics.batch_done([event for event, _, _ in items], rollups, time.time(), changed=changed)
 
     @app.agent(reports_topic)
     async def aggregate(stream: Any) -> AsyncIterator[None]:
@@ -189,18 +209,38 @@ def create_app(
             await process(events)
             yield None
 
-    if settings.history_enabled:
+    # The gauges of figures that did not change since a (re)start come from the compacted rollup
+    # topic, re-read whenever this worker's partitions change.
+    gauges_stale = asyncio.Event()
 
-        @app.agent(rollups_topic)
-        async def record_history(stream: Any) -> AsyncIterator[None]:
-            await apply_migrations(settings.database_url)
-            pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
+    @app.on_partitions_assigned.connect
+    async def mark_gauges_stale(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        gauges_stale.set()
+
+    async def refresh_gauges() -> None:
+        while True:
+            await gauges_stale.wait()
+            gauges_stale.clear()
             try:
-                async for values in stream.take(500, within=1.0):
-                    rows = [history_row(Rollup.model_validate_json(v)) for v in values]
-                    await pool.executemany(INSERT_HISTORY, rows)
-                    yield None
-            finally:
-                await pool.close()
+                current = await latest_rollups(settings.kafka_bootstrap)
+            except Exception as error:  # Kafka hiccup: gauges stay as they are, try again shortly
+                log.warning("could not re-read rollups for the gauges: %r", error)
+                await asyncio.sleep(5)
+                gauges_stale.set()
+                continue
+            metrics.gauges.observe(current.values())
+
+    app.task(refresh_gauges)
+
+    if settings.history_enabled:
+        register_history(
+            app,
+            settings,
+            reports_topic=reports_topic,
+            rollups_topic=rollups_topic,
+            catalog=catalog,
+            registry=registry,
+            clock=clock,
+        )
 
     return app

@@ -20,6 +20,14 @@ class AggregateSettings(WorkerSettings):
     history_enabled: bool = Field(
         default=True, description="DXPULSE_HISTORY_ENABLED: write every rollup to PostgreSQL history."
     )
+    rollup_gauge_periods: int = Field(
+        default=4,
+        ge=1,
+        description=(
+            "DXPULSE_ROLLUP_GAUGE_PERIODS: newest periods per indicator exported as business gauges"
+            " (dxpulse_rollup_*); bounds their label cardinality."
+        ),
+    )
     aggregate_batch_max: int = Field(
         default=1000,
         ge=1,

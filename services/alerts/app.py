@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections import Counter as Tally
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import faust
 from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
-from dxpulse.catalog import Catalog, default_catalog
-from dxpulse.faust_support import add_metrics_page, json_table, new_faust_app, raw_topic
-from dxpulse.rules import AlertState, evaluate
+from dxpulse.catalog import Catalog, Severity, default_catalog
+from dxpulse.faust_support import add_history_writer, add_metrics_page, json_table, new_faust_app, raw_topic
+from dxpulse.rules import RULES, AlertState, evaluate, firing_alerts
 from dxpulse.topics import ALERTS, ROLLUPS, TopicSpec, changelog
-from schemas import Rollup
+from schemas import AlertEvent, Rollup
+from services.alerts.alertmanager import AlertmanagerPusher
 from services.alerts.settings import AlertsSettings
 
 log = logging.getLogger(__name__)
@@ -30,6 +34,70 @@ def _utcnow() -> datetime:
 
 
 STATE_TABLE = "alert-state"
+
+SEVERITIES: tuple[Severity, ...] = ("critical", "warning", "info")
+
+INSERT_HISTORY = """
+INSERT INTO alert_history (fingerprint, status, changed_at, body, rule, indicator, period, scope,
+    severity, starts_at)
+VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10)
+ON CONFLICT DO NOTHING
+"""
+
+
+def history_row(alert: AlertEvent) -> tuple[Any, ...]:
+    """The alert_history row of a transition; one per (fingerprint, status, starts_at), so a replay
+    of the alerts topic, or a transition sent again after a crash, is stored once."""
+    return (
+        alert.fingerprint,
+        alert.status,
+        alert.changed_at,
+        alert.model_dump_json(),
+        alert.rule,
+        alert.indicator,
+        alert.period,
+        alert.scope,
+        alert.severity,
+        alert.starts_at,
+    )
+
+
+class FiringCollector(Collector):
+    """``dxpulse_alerts_firing{rule,severity}``, counted from the alert state at scrape time."""
+
+    def __init__(self, firing: Callable[[], list[AlertEvent]]) -> None:
+        self.firing = firing
+
+    def collect(self) -> Iterator[Metric]:
+        counts = Tally((a.rule, a.severity) for a in self.firing())
+        gauge = GaugeMetricFamily(
+            "dxpulse_alerts_firing", "Alerts firing now, by rule and severity", labels=["rule", "severity"]
+        )
+        # Every combination, so a dashboard shows 0 rather than no data.
+        for rule in RULES:
+            for severity in SEVERITIES:
+                gauge.add_metric([rule, severity], counts[(rule, severity)])
+        yield gauge
+
+
+class AlertsMetrics:
+    """The alerts worker's Prometheus metrics (names are a contract with the dashboards)."""
+
+    def __init__(self, firing: Callable[[], list[AlertEvent]]) -> None:
+        self.registry = CollectorRegistry()
+        self.transitions = Counter(
+            "dxpulse_alert_transitions",
+            "Alert transitions published, by rule and status",
+            ["rule", "status"],
+            registry=self.registry,
+        )
+        self.pushes = Counter(
+            "dxpulse_alertmanager_pushes",
+            "Pushes to Alertmanager, by outcome (ok, error)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.registry.register(FiringCollector(firing))
 
 
 def ticks_topic_name(settings: AlertsSettings) -> str:
@@ -50,13 +118,14 @@ def create_app(
     """Build the alerts worker (start it with ``app.main()``)."""
     catalog = catalog or default_catalog()
     hold_down = timedelta(seconds=settings.hold_down_s)
-    metrics_registry = CollectorRegistry()
-    transitions = Counter(
-        "dxpulse_alerts_transitions",
-        "Alert transitions published, by rule and status",
-        ["rule", "status"],
-        registry=metrics_registry,
-    )
+    resolve_hold_down = timedelta(seconds=settings.resolve_hold_down_s)
+
+    def firing() -> list[AlertEvent]:
+        # Read-only, from the event loop: the table's local copy holds this worker's partitions.
+        now = clock()
+        return [a for raw in list(states.values()) for a in firing_alerts(AlertState.from_json(raw), now)]
+
+    metrics = AlertsMetrics(firing)
     app = new_faust_app(
         settings.alerts_app_id,
         settings,
@@ -66,7 +135,13 @@ def create_app(
     )
     # Standby copies would make the timer below judge partitions another worker owns.
     app.conf.table_standby_replicas = 0
-    add_metrics_page(app, metrics_registry)
+    add_metrics_page(app, metrics.registry)
+
+    @app.page("/alerts")
+    async def current_alerts(web: Any, request: Any) -> Any:
+        """The alerts firing now, with the figures as they are now (the topic has them as they fired)."""
+        return web.json([alert.model_dump(mode="json") for alert in firing()])
+
     alerts_topic = raw_topic(app, ALERTS)
     # Ticks share the rollup topic's keys and partition count, so a tick reaches the worker that
     # owns the rollup's state; faust only lets a table change inside stream iteration.
@@ -88,6 +163,19 @@ def create_app(
         value_serializer="raw",
     )
     states = json_table(app, STATE_TABLE, settings.topic_partitions)
+    pusher = (
+        AlertmanagerPusher(
+            settings.alertmanager_url,
+            firing,
+            metrics.pushes,
+            resend_s=settings.alertmanager_resend_s,
+            timeout_s=settings.alertmanager_timeout_s,
+            max_backoff_s=settings.alertmanager_max_backoff_s,
+            clock=clock,
+        )
+        if settings.alertmanager_url
+        else None
+    )
 
     @app.agent(inputs)
     async def judge(stream: Any) -> AsyncIterator[None]:
@@ -100,15 +188,17 @@ def create_app(
             if indicator is None:
                 yield None
                 continue
-            new_state, events = evaluate(state, indicator, rollup, clock(), hold_down)
+            new_state, events = evaluate(state, indicator, rollup, clock(), hold_down, resolve_hold_down)
             if new_state != state:
                 states[rollup_key] = new_state.to_json()
             for alert in events:
                 log.info("alert %s %s: %s", alert.status, alert.fingerprint, alert.summary)
-                transitions.labels(rule=alert.rule, status=alert.status).inc()
+                metrics.transitions.labels(rule=alert.rule, status=alert.status).inc()
                 await alerts_topic.send(
                     key=alert.fingerprint.encode(), value=alert.model_dump_json().encode()
                 )
+                if pusher is not None:
+                    pusher.notify(alert)
             yield None
 
     # faust's timer decorator is untyped; the function itself is fully typed.
@@ -116,5 +206,20 @@ def create_app(
     async def reevaluate() -> None:
         for rollup_key in list(states.keys()):
             await ticks.send(key=rollup_key.encode(), value=TICK)
+
+    if pusher is not None:
+        # faust's task decorator is untyped; the function itself is fully typed.
+        @app.task  # type: ignore[untyped-decorator]
+        async def push_to_alertmanager() -> None:
+            await pusher.run()
+
+    if settings.history_enabled:
+        add_history_writer(
+            app,
+            alerts_topic,
+            settings.database_url,
+            INSERT_HISTORY,
+            lambda value: history_row(AlertEvent.model_validate_json(value)),
+        )
 
     return app

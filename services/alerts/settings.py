@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, HttpUrl, field_validator
 
 from dxpulse.settings import WorkerSettings
 
@@ -32,3 +32,47 @@ class AlertsSettings(WorkerSettings):
             " deadline passing fires alerts even when no report arrives."
         ),
     )
+    resolve_hold_down_s: float = Field(
+        default=120.0,
+        ge=0,
+        description=(
+            "DXPULSE_RESOLVE_HOLD_DOWN_S: how long a firing alert's condition must stay clear before"
+            " it resolves, so a figure flapping around a threshold neither storms nor re-fires."
+        ),
+    )
+    history_enabled: bool = Field(
+        default=True, description="DXPULSE_HISTORY_ENABLED: write every alert transition to PostgreSQL."
+    )
+    alertmanager_url: str = Field(
+        default="http://127.0.0.1:9093",
+        description=(
+            "DXPULSE_ALERTMANAGER_URL: Alertmanager the firing and resolved alerts are pushed to"
+            " (POST /api/v2/alerts); empty to push nowhere."
+        ),
+    )
+    alertmanager_resend_s: float = Field(
+        default=60.0,
+        gt=0,
+        description=(
+            "DXPULSE_ALERTMANAGER_RESEND_S: how often every firing alert is sent again (as Prometheus"
+            " does), so an Alertmanager that restarted or missed a push gets the current set back."
+        ),
+    )
+    alertmanager_timeout_s: float = Field(
+        default=10.0, gt=0, description="DXPULSE_ALERTMANAGER_TIMEOUT_S: timeout of one push."
+    )
+    alertmanager_max_backoff_s: float = Field(
+        default=60.0,
+        gt=0,
+        description=(
+            "DXPULSE_ALERTMANAGER_MAX_BACKOFF_S: longest wait between retries while Alertmanager is"
+            " unreachable (the wait doubles from 1 s up to this)."
+        ),
+    )
+
+    @field_validator("alertmanager_url")
+    @classmethod
+    def _url_or_empty(cls, value: str) -> str:
+        if value:
+            HttpUrl(value)  # raises with a readable message when it is no http(s) URL
+        return value.rstrip("/")

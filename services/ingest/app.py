@@ -3,27 +3,45 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import math
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request, Response
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
-from pydantic import ValidationError
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from pydantic.json_schema import models_json_schema
 
 from dxpulse.catalog import Catalog, default_catalog
 from dxpulse.registry import Registry, default_registry
+from dxpulse.tokens import bearer_token, may_report, reporter_group
 from dxpulse.topics import REPORTS
-from dxpulse.validation import Problem, validate_report
+from dxpulse.validation import Problem, parse_report, validate_report
 from schemas import Report
 from schemas.events import report_key
-from services.ingest.problems import problem
+from services.ingest import problems
+from services.ingest.auth import TokenCache
+from services.ingest.kafka import KafkaLink
+from services.ingest.models import (
+    BatchRequest,
+    BatchResult,
+    BatchUnavailable,
+    ItemResult,
+    ItemStatus,
+    Outcome,
+    ProblemDetails,
+)
+from services.ingest.ratelimit import Bucket, take
 from services.ingest.settings import IngestSettings
+from services.ingest.store import STORE_ERRORS, AcceptedIds, EventKey, Store
 
 log = logging.getLogger(__name__)
 
@@ -39,18 +57,78 @@ class IngestMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.received = Counter(
-            "dxpulse_ingest_reports_received", "Reports received over HTTP", registry=self.registry
-        )
-        self.accepted = Counter(
-            "dxpulse_ingest_reports_accepted", "Reports acknowledged by Kafka", registry=self.registry
-        )
-        self.rejected = Counter(
-            "dxpulse_ingest_reports_rejected",
-            "Reports refused, by reason",
-            ["reason"],
+        self.reports = Counter(
+            "dxpulse_ingest_reports_total",
+            "Reports answered, by outcome, problem slug (reason) and reporter group",
+            ["outcome", "reason", "group"],
             registry=self.registry,
         )
+        self.produce_seconds = Histogram(
+            "dxpulse_ingest_produce_seconds",
+            "Time from handing a report to the Kafka producer until acks=all",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
+        self.batch_size = Histogram(
+            "dxpulse_ingest_batch_size",
+            "Reports per batch request",
+            buckets=(1, 10, 50, 100, 250, 500),
+            registry=self.registry,
+        )
+
+    def count(self, outcome: str, group: str, reason: str = "", n: int = 1) -> None:
+        self.reports.labels(outcome=outcome, reason=reason, group=group).inc(n)
+
+
+@dataclass
+class Item:
+    """One report of a request on its way through: parsed (or not), then judged, then published."""
+
+    index: int
+    report: Report | None
+    problem: Problem | None = None
+    status: ItemStatus = "rejected"
+
+    @property
+    def key(self) -> EventKey:
+        assert self.report is not None
+        return (self.report.reporter, self.report.event_id)
+
+
+def _problem_ref(slugs: str) -> dict[str, Any]:
+    return {
+        "description": slugs,
+        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}},
+    }
+
+
+def _common_responses() -> dict[int | str, dict[str, Any]]:
+    return {
+        400: _problem_ref("malformed-json: the body is not JSON"),
+        401: {
+            **_problem_ref("unauthorized: no, unknown or revoked token"),
+            "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
+        },
+        413: _problem_ref("body-too-large, batch-too-large"),
+        422: _problem_ref("the report (or batch) is invalid; the type names what to fix"),
+        429: {
+            **_problem_ref("rate-limited"),
+            "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+        },
+        503: {
+            **_problem_ref("kafka-unavailable, store-unavailable: nothing accepted, send again"),
+            "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+        },
+    }
+
+
+def _json_body(ref: str) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}},
+        }
+    }
 
 
 def create_app(
@@ -60,69 +138,119 @@ def create_app(
     registry: Registry | None = None,
     clock: Clock = _utcnow,
 ) -> FastAPI:
-    """Build the ingest API; the Kafka producer starts and stops with the app's lifespan."""
+    """Build the ingest API; Kafka and PostgreSQL are connected lazily, so it starts without them."""
     catalog = catalog or default_catalog()
     registry = registry or default_registry()
     metrics = IngestMetrics()
+    store = Store(settings.database_url)
+    kafka = KafkaLink(settings.kafka_bootstrap, settings.produce_timeout_s, settings.kafka_retry_interval_s)
+    tokens = TokenCache(store.subject, settings.token_cache_ttl_s)
+    accepted_ids = AcceptedIds(settings.idempotency_cache_size)
+    in_flight: dict[EventKey, asyncio.Future[bool]] = {}
+    buckets: dict[str, Bucket] = {}
+    retry_after = {"Retry-After": str(settings.retry_after_s)}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap,
-            acks="all",
-            enable_idempotence=True,
-            request_timeout_ms=int(settings.produce_timeout_s * 1000),
-        )
-        await producer.start()
-        app.state.producer = producer
+        kafka.start()
         try:
             yield
         finally:
-            await producer.stop()
+            await kafka.stop()
+            await store.close()
 
     app = FastAPI(
         title="dxpulse ingest",
         version="1",
         summary="Local systems send digital-transformation reports here.",
+        description=(
+            "Authenticate with `Authorization: Bearer <token>` (a token issued for your reporter id"
+            " with `dxpulse token create`). A 2xx answer means Kafka acknowledged the report with"
+            " acks=all. Every refusal is application/problem+json (RFC 9457) whose type is"
+            " https://dxpulse.dev/problems/<slug>."
+        ),
         lifespan=lifespan,
     )
 
-    def refuse(status: int, slug: str, title: str, detail: str, **extra: Any) -> JSONResponse:
-        metrics.rejected.labels(reason=slug).inc()
-        return problem(status, slug, title, detail, **extra)
+    def refuse(found: Problem, group: str, n: int = 1, **extensions: Any) -> JSONResponse:
+        metrics.count("rejected", group, found.type, n)
+        headers: dict[str, str] = {}
+        if found.type == "unauthorized":
+            headers["WWW-Authenticate"] = 'Bearer realm="dxpulse"'
+        if found.type in problems.RETRY_SLUGS and "Retry-After" not in extensions:
+            headers.update(retry_after)
+        headers.update(extensions.pop("headers", {}))
+        return problems.problem_response(found, headers=headers, **extensions)
 
-    @app.post("/v1/reports", status_code=202, response_model=None)
-    async def send_report(request: Request) -> JSONResponse:
-        """Accept one report; 202 means Kafka has it with acks=all."""
-        metrics.received.inc()
-        body = await request.body()
-        if len(body) > settings.max_body_bytes:
-            return refuse(
-                413,
-                "body-too-large",
-                "Request body too large",
-                f"the body is {len(body)} bytes; the limit is {settings.max_body_bytes}",
-            )
+    async def authenticate(request: Request) -> str | JSONResponse:
+        token = bearer_token(request.headers.get("authorization"))
+        if token is None:
+            return refuse(problems.UNAUTHORIZED, "unknown")
         try:
-            report = Report.model_validate_json(body)
-        except ValidationError as error:
-            if any(e["type"] == "json_invalid" for e in error.errors()):
-                return refuse(400, "malformed-json", "Malformed JSON", "the body is not valid JSON")
-            errors = [
-                {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
-                for e in error.errors(include_url=False)
-            ]
-            return refuse(
-                422,
-                "invalid-report",
-                "Report does not match the schema",
-                "; ".join(f"{e['field']}: {e['message']}" for e in errors),
-                errors=errors,
-            )
-        verdict = validate_report(report, catalog, registry, clock())
+            subject = await tokens.subject(token)
+        except STORE_ERRORS as error:
+            log.warning("token store unavailable: %s", type(error).__name__)
+            return refuse(problems.STORE_UNAVAILABLE, "unknown")
+        if subject is None:
+            return refuse(problems.UNAUTHORIZED, "unknown")
+        return subject
+
+    async def read_body(request: Request) -> bytes | None:
+        """The body, or None as soon as it is over the limit (without reading the rest)."""
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > settings.max_body_bytes:
+            return None
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > settings.max_body_bytes:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def admit(request: Request) -> tuple[str, str, bytes] | JSONResponse:
+        """Authenticate and read the body: (subject, its metrics group, body), or the refusal."""
+        subject = await authenticate(request)
+        if isinstance(subject, JSONResponse):
+            return subject
+        group = reporter_group(subject)
+        body = await read_body(request)
+        if body is None:
+            return refuse(problems.body_too_large(settings.max_body_bytes), group)
+        return subject, group, body
+
+    def rate_limit(subject: str, cost: int) -> JSONResponse | None:
+        bucket, wait = take(
+            buckets.get(subject), cost, time.monotonic(), settings.rate_limit_per_s, settings.rate_limit_burst
+        )
+        buckets[subject] = bucket
+        if wait <= 0:
+            return None
+        seconds = max(1, math.ceil(wait))
+        return refuse(
+            problems.rate_limited(seconds),
+            reporter_group(subject),
+            cost,
+            headers={"Retry-After": str(seconds)},
+        )
+
+    def judge(subject: str, item: Item) -> None:
+        """Scope and validation: sets ``item.problem`` when the report is refused."""
+        if item.problem is not None or item.report is None:
+            return
+        if not may_report(subject, item.report.reporter):
+            item.problem = problems.forbidden(subject, item.report.reporter)
+            return
+        verdict = validate_report(item.report, catalog, registry, clock())
         if isinstance(verdict, Problem):
-            return refuse(422, verdict.type, verdict.title, verdict.detail, field=verdict.field)
-        producer: AIOKafkaProducer = request.app.state.producer
+            item.problem = verdict
+
+    async def produce(report: Report) -> BaseException | None:
+        producer = kafka.producer
+        if producer is None:
+            return ConnectionError("not connected to Kafka yet")
+        started = time.perf_counter()
         try:
             await asyncio.wait_for(
                 producer.send_and_wait(
@@ -133,16 +261,192 @@ def create_app(
                 timeout=settings.produce_timeout_s,
             )
         except (KafkaError, TimeoutError) as error:
-            log.warning("Kafka did not acknowledge report %s: %r", report.event_id, error)
-            return problem(
-                503,
-                "kafka-unavailable",
-                "Report not accepted: the event log is unavailable",
-                "nothing was stored; send the same report again after Retry-After seconds",
-                headers={"Retry-After": "5"},
+            return error
+        metrics.produce_seconds.observe(time.perf_counter() - started)
+        return None
+
+    async def publish_one(item: Item) -> BaseException | None:
+        """Publish unless this event was accepted already; waits for a send of the same event in flight."""
+        key = item.key
+        while True:
+            if key in accepted_ids:
+                item.status = "duplicate"
+                return None
+            pending = in_flight.get(key)
+            if pending is None:
+                break
+            await asyncio.shield(pending)
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        in_flight[key] = future
+        error: BaseException | None = ConnectionError("cancelled")
+        try:
+            assert item.report is not None
+            error = await produce(item.report)
+            if error is None:
+                accepted_ids.add(key)
+                item.status = "accepted"
+            else:
+                item.status = "unavailable"
+        finally:
+            del in_flight[key]
+            future.set_result(error is None)
+        return error
+
+    async def publish(items: list[Item]) -> None:
+        """Publish every valid, not yet accepted report concurrently; then record the accepted ids."""
+        valid = [item for item in items if item.problem is None and item.report is not None]
+        if not valid:
+            return
+        fresh = [item.key for item in valid if item.key not in accepted_ids]
+        try:
+            for key in await store.accepted(fresh):
+                accepted_ids.add(key)
+        except STORE_ERRORS as error:
+            # Without the durable record a resend may be published twice: harmless, as reports
+            # are snapshots the aggregator takes once (README, Idempotency).
+            log.warning("cannot read accepted event ids (%s); relying on memory", type(error).__name__)
+        errors = await asyncio.gather(*(publish_one(item) for item in valid))
+        failed = [e for e in errors if e is not None]
+        if failed:
+            log.warning("Kafka did not acknowledge %d report(s): %r", len(failed), failed[0])
+        newly = [item.key for item in valid if item.status == "accepted"]
+        try:
+            await store.record(newly)
+        except STORE_ERRORS as error:
+            log.warning("cannot record %d accepted event ids (%s)", len(newly), type(error).__name__)
+
+    def tally(subject: str, items: list[Item]) -> None:
+        for item in items:
+            group = reporter_group(item.report.reporter if item.report is not None else subject)
+            if item.problem is not None:
+                metrics.count("rejected", group, item.problem.type)
+            elif item.status == "unavailable":
+                metrics.count("rejected", group, problems.KAFKA_UNAVAILABLE.type)
+            else:
+                metrics.count(item.status, group)
+
+    async def run(subject: str, items: list[Item]) -> None:
+        for item in items:
+            judge(subject, item)
+        await publish(items)
+        tally(subject, items)
+
+    @app.post(
+        "/v1/reports",
+        status_code=202,
+        response_model=None,
+        openapi_extra=_json_body("Report"),
+        responses={
+            202: {"model": Outcome, "description": "accepted: Kafka acknowledged it (acks=all)"},
+            200: {"model": Outcome, "description": "duplicate: this event id was accepted before"},
+            403: _problem_ref("forbidden-reporter: the token is another reporter's"),
+            **_common_responses(),
+        },
+    )
+    async def send_report(request: Request) -> JSONResponse:
+        """Send one report. 202 means Kafka has it; 200 "duplicate" means it was accepted before."""
+        admitted = await admit(request)
+        if isinstance(admitted, JSONResponse):
+            return admitted
+        subject, group, body = admitted
+        parsed = parse_report(body)
+        if isinstance(parsed, Problem):
+            return refuse(parsed, group)
+        limited = rate_limit(subject, 1)
+        if limited is not None:
+            return limited
+        item = Item(0, parsed)
+        await run(subject, [item])
+        if item.problem is not None:
+            return problems.problem_response(item.problem)
+        if item.status == "unavailable":
+            return problems.problem_response(problems.KAFKA_UNAVAILABLE, headers=retry_after)
+        code = 202 if item.status == "accepted" else 200
+        return JSONResponse({"status": item.status, "event_id": str(parsed.event_id)}, status_code=code)
+
+    @app.post(
+        "/v1/batches",
+        response_model=None,
+        openapi_extra=_json_body("BatchRequest"),
+        responses={
+            200: {"model": BatchResult, "description": "one result per report, in order"},
+            503: {
+                "description": "kafka-unavailable: the results say which reports Kafka did acknowledge",
+                "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+                "content": {
+                    "application/problem+json": {"schema": {"$ref": "#/components/schemas/BatchUnavailable"}}
+                },
+            },
+            **{k: v for k, v in _common_responses().items() if k != 503},
+        },
+    )
+    async def send_batch(request: Request) -> JSONResponse:
+        """Send up to 500 reports as {"reports": [...]}; each gets its own result."""
+        admitted = await admit(request)
+        if isinstance(admitted, JSONResponse):
+            return admitted
+        subject, group, body = admitted
+        try:
+            data = json.loads(body)
+        except (ValueError, RecursionError) as error:
+            return refuse(
+                Problem("malformed-json", "Malformed JSON", f"the body is not valid JSON: {error}"), group
             )
-        metrics.accepted.inc()
-        return JSONResponse({"status": "accepted", "event_id": str(report.event_id)}, status_code=202)
+        raw = data.get("reports") if isinstance(data, dict) else None
+        if not isinstance(raw, list) or set(data) - {"reports"}:
+            return refuse(
+                Problem(
+                    "invalid-batch",
+                    "Batch does not match the schema",
+                    'send {"reports": [report, ...]}, each report as for POST /v1/reports',
+                    "reports",
+                ),
+                group,
+            )
+        metrics.batch_size.observe(len(raw))
+        if len(raw) > settings.max_batch_items:
+            return refuse(problems.batch_too_large(len(raw), settings.max_batch_items), group, len(raw))
+        limited = rate_limit(subject, len(raw)) if raw else None
+        if limited is not None:
+            return limited
+        items = []
+        for index, value in enumerate(raw):
+            parsed = parse_report(value, is_json=False)
+            if isinstance(parsed, Problem):
+                items.append(Item(index, None, parsed))
+            else:
+                items.append(Item(index, parsed))
+        await run(subject, items)
+        results = [
+            ItemResult(
+                index=item.index,
+                event_id=str(item.report.event_id)
+                if item.report is not None
+                else _raw_event_id(raw[item.index]),
+                status=item.status if item.problem is None else "rejected",
+                problem=None
+                if item.problem is None
+                else ProblemDetails.model_validate(problems.problem_body(item.problem)),
+            )
+            for item in items
+        ]
+        if any(r.status == "unavailable" for r in results):
+            body_503 = problems.problem_body(problems.KAFKA_UNAVAILABLE)
+            body_503["detail"] = (
+                "Kafka did not acknowledge the reports marked unavailable; send the batch again after"
+                " Retry-After seconds (reports already accepted will be answered duplicate)"
+            )
+            body_503["results"] = [r.model_dump(mode="json") for r in results]
+            return JSONResponse(
+                body_503, status_code=503, headers=retry_after, media_type="application/problem+json"
+            )
+        summary = BatchResult(
+            results=results,
+            accepted=sum(r.status == "accepted" for r in results),
+            duplicate=sum(r.status == "duplicate" for r in results),
+            rejected=sum(r.status == "rejected" for r in results),
+        )
+        return JSONResponse(summary.model_dump(mode="json"))
 
     @app.get("/v1/indicators")
     async def list_indicators() -> list[dict[str, Any]]:
@@ -151,10 +455,52 @@ def create_app(
 
     @app.get("/healthz")
     async def health() -> dict[str, str]:
+        """Liveness: the process answers (Kafka may still be down)."""
         return {"status": "ok"}
+
+    @app.get("/readyz", responses={503: {"description": "not connected to Kafka yet"}})
+    async def ready() -> JSONResponse:
+        """Readiness: connected to Kafka, so reports can be accepted."""
+        if kafka.producer is None:
+            return JSONResponse({"status": "waiting for Kafka"}, status_code=503, headers=retry_after)
+        return JSONResponse({"status": "ready"})
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    def openapi() -> dict[str, Any]:
+        """FastAPI's document plus the body schemas the handlers parse themselves (to answer 400/413)."""
+        if app.openapi_schema is None:
+            document = get_openapi(
+                title=app.title,
+                version=app.version,
+                summary=app.summary,
+                description=app.description,
+                routes=app.routes,
+            )
+            _, defs = models_json_schema(
+                [
+                    (Report, "validation"),
+                    (BatchRequest, "validation"),
+                    (ProblemDetails, "serialization"),
+                    (BatchUnavailable, "serialization"),
+                ],
+                ref_template="#/components/schemas/{model}",
+            )
+            components = document.setdefault("components", {})
+            components.setdefault("schemas", {}).update(defs.get("$defs", {}))
+            components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+            for path in ("/v1/reports", "/v1/batches"):
+                document["paths"][path]["post"]["security"] = [{"bearer": []}]
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def _raw_event_id(value: Any) -> str | None:
+    """The event id of an item that did not parse, when it has a usable one."""
+    found = value.get("event_id") if isinstance(value, dict) else None
+    return found if isinstance(found, str) and len(found) <= 64 else None

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from dxpulse.stack.settings import StackSettings
 from dxpulse.stack.testing import running_stack
 
+ALERTMANAGER_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "alertmanager" / "alertmanager.yml"
+
 
 @pytest.fixture(scope="session")
 def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackSettings]:
-    """Kafka, PostgreSQL and the three services, started once for the session.
+    """Kafka, PostgreSQL, Prometheus and the services, started once for the session.
 
     Fails (never skips) when a server cannot start: a skipped integration suite proves nothing.
     """
@@ -22,7 +25,15 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackSettings
     saved = {name: os.environ.get(name) for name in timing}
     os.environ.update(timing)
     try:
-        with running_stack(tmp_path_factory.mktemp("pipeline"), with_services=True) as settings:
+        # Prometheus scrapes every second, so the monitoring tests see the scenario within seconds;
+        # the real Alertmanager receives what the alerts service pushes.
+        with running_stack(
+            tmp_path_factory.mktemp("pipeline"),
+            with_services=True,
+            prometheus=True,
+            prometheus_scrape_interval_s=1,
+            alertmanager_config=ALERTMANAGER_CONFIG,
+        ) as settings:
             yield settings
     finally:
         for name, value in saved.items():

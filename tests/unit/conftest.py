@@ -63,14 +63,20 @@ def feed(
     indicator_id: str,
     period_label: str,
     state: PeriodState | None = None,
+    offsets: Iterable[int | None] | None = None,
 ) -> tuple[PeriodState, list[list[Rollup]]]:
-    """Run reports one by one through ``step``; the final state and what each step published."""
+    """Run reports one by one through ``step``; the final state and what each step published.
+
+    ``offsets`` are the reports' log offsets (none by default, as for reports outside a log).
+    """
     indicator = default_catalog()[indicator_id]
     period = parse_period(period_label, indicator.period_type)
     current = state if state is not None else PeriodState()
     published: list[list[Rollup]] = []
-    for report in reports:
-        current, fresh = step(current, report, indicator, period, default_registry(), COMPUTED_AT)
+    reports = list(reports)
+    positions = list(offsets) if offsets is not None else [None] * len(reports)
+    for report, offset in zip(reports, positions, strict=True):
+        current, fresh = step(current, report, indicator, period, default_registry(), COMPUTED_AT, offset)
         published.append(fresh)
     return current, published
 

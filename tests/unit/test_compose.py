@@ -36,6 +36,7 @@ from services.alerts.app import worker_topics as alerts_topics
 from services.alerts.settings import AlertsSettings
 from services.ingest.app import create_app as create_ingest_app
 from services.ingest.settings import IngestSettings
+from services.query.settings import QuerySettings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -51,9 +52,10 @@ SETTINGS_OF: dict[str, type[CommonSettings]] = {
     "ingest": IngestSettings,
     "aggregate": AggregateSettings,
     "alerts": AlertsSettings,
+    "query": QuerySettings,
 }
 """Which settings class each service built from the dxpulse image reads its DXPULSE_* variables with."""
-SERVICES = ("ingest", "aggregate", "alerts")
+SERVICES = ("ingest", "aggregate", "alerts", "query")
 """The long-running dxpulse services, each run as ``python -m services.<name>``."""
 WORKERS = ("aggregate", "alerts")
 """The faust workers, whose table changelogs kafka-init creates."""
@@ -68,6 +70,8 @@ def service_port(settings: CommonSettings) -> int:
         return settings.aggregate_web_port
     if isinstance(settings, AlertsSettings):
         return settings.alerts_web_port
+    if isinstance(settings, QuerySettings):
+        return settings.query_port
     raise AssertionError(f"{type(settings).__name__} serves no port")
 
 
@@ -286,6 +290,9 @@ def test_depends_on_conditions_can_be_met(services: dict[str, dict[str, Any]]) -
 @pytest.mark.parametrize("name", SERVICES)
 def test_services_wait_for_kafka_postgres_and_topics(services: dict[str, dict[str, Any]], name: str) -> None:
     depends = mapping(services[name].get("depends_on"), f"{name} depends_on")
+    if name == "query":  # reads PostgreSQL only
+        assert depends == {"postgres": {"condition": "service_healthy"}}
+        return
     assert depends["kafka"] == {"condition": "service_healthy"}
     assert depends["postgres"] == {"condition": "service_healthy"}
     assert depends["kafka-init"] == {"condition": "service_completed_successfully"}
@@ -304,6 +311,8 @@ def test_service_ports_and_healthchecks(
     assert f"http://127.0.0.1:{port}/" in healthcheck_text(service)
     if isinstance(settings, IngestSettings):
         assert settings.ingest_host == "0.0.0.0", "in a container ingest must bind every address"
+    if isinstance(settings, QuerySettings):
+        assert settings.query_host == "0.0.0.0", "in a container the query API must bind every address"
 
 
 def test_ingest_healthcheck_path_is_served() -> None:
@@ -320,6 +329,7 @@ def test_host_ports_are_the_local_stack_defaults(services: dict[str, dict[str, A
         "ingest": stack.ingest_port,
         "aggregate": stack.aggregate_web_port,
         "alerts": stack.alerts_web_port,
+        "query": stack.query_port,
         "prometheus": stack.prometheus_port,
         "alertmanager": stack.alertmanager_port,
     }
@@ -394,7 +404,9 @@ def scrape_targets(config: dict[str, Any]) -> Iterator[tuple[str, str, int]]:
 
 def test_prometheus_scrapes_every_service_on_its_default_port(services: dict[str, dict[str, Any]]) -> None:
     config = load_yaml(PROMETHEUS_YML)
-    assert "rule_files" not in config
+    # The rules sit beside prometheus.yml in the mounted deploy/prometheus folder.
+    assert config["rule_files"] == ["rules/*.yml"]
+    assert list((PROMETHEUS_YML.parent / "rules").glob("*.yml"))
     targets = list(scrape_targets(config))
     assert sorted(host for _, host, _ in targets) == sorted(SERVICES)
     for job in config["scrape_configs"]:

@@ -352,6 +352,7 @@ def _mixed_state() -> PeriodState:
     return PeriodState(
         latest=latest,
         published={"provinces": "0123456789abcdef", NATIONAL_SCOPE: "fedcba9876543210"},
+        last_offset=41,
     )
 
 
@@ -386,4 +387,42 @@ def test_restored_state_still_ignores_duplicates_and_publishes_only_changes(
 @pytest.mark.parametrize("empty", [None, {}])
 def test_empty_state_json_is_the_empty_state(empty: dict[str, object] | None) -> None:
     assert PeriodState.from_json(empty) == PeriodState()
-    assert PeriodState().to_json() == {"latest": {}, "published": {}}
+    assert PeriodState().to_json() == {"latest": {}, "published": {}, "last_offset": None}
+
+
+def test_state_written_before_version_with_offsets_restores_without_one() -> None:
+    assert PeriodState.from_json({"latest": {}, "published": {"national": "ab"}}).last_offset is None
+
+
+# --- redelivery after a crash --------------------------------------------------------------------
+
+
+def test_report_redelivered_at_its_offset_after_a_crash_resends_current_rollups(registry: Registry) -> None:
+    reports = _emc_seed_reports(registry)
+    state, _ = feed(reports, "emc_connection", "2024-H1", offsets=range(len(reports)))
+    assert state.last_offset == len(reports) - 1
+    # The worker wrote its changelog, then died before its rollups reached the topic: after
+    # recovery the last report comes again at the same offset and must publish the figures.
+    again, resent = feed(reports[-1:], "emc_connection", "2024-H1", state, offsets=[len(reports) - 1])
+    assert again is state
+    figures = {r.scope: (r.numerator, r.denominator, r.revision) for r in resent[0]}
+    assert figures == {
+        "ministries_with_procedures": (19, 21, state.published["ministries_with_procedures"]),
+        "provinces": (63, 63, state.published["provinces"]),
+        NATIONAL_SCOPE: (82, 84, state.published[NATIONAL_SCOPE]),
+    }
+
+
+def test_duplicate_at_a_new_offset_or_an_older_offset_publishes_nothing(registry: Registry) -> None:
+    reports = _emc_seed_reports(registry)
+    state, _ = feed(reports, "emc_connection", "2024-H1", offsets=range(len(reports)))
+    _, duplicates = feed(
+        [reports[-1], reports[0], reports[-1]], "emc_connection", "2024-H1", state, offsets=[500, 0, None]
+    )
+    assert duplicates == [[], [], []]
+
+
+def test_report_changing_nothing_keeps_the_offset_of_the_last_change() -> None:
+    first = make_report("province:01", flag(True))
+    state, _ = feed([first, first], "emc_connection", "2024-H1", offsets=[7, 9])
+    assert state.last_offset == 7

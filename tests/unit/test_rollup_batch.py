@@ -64,16 +64,16 @@ def test_batches_end_in_the_state_and_figures_of_one_report_at_a_time(
     assert 0 < changed <= len(deliveries)
 
 
-def test_apply_all_counts_only_reports_that_change_the_latest_values() -> None:
+def test_apply_all_names_only_reports_that_change_the_latest_values() -> None:
     first = make_report("province:01", flag(True), minutes=1)
     older = make_report("province:01", flag(False), minutes=0)
     other = make_report("province:79", flag(True))
-    latest, changed = apply_all({}, [first, older, first, other])
-    assert changed == 2
+    latest, changing = apply_all({}, [first, older, first, other])
+    assert changing == [0, 3]
     assert latest is not None
     assert set(latest) == {"province:01", "province:79"}
     assert latest["province:01"].event_id == str(first.event_id)
-    assert apply_all(latest, [older, first]) == (None, 0)
+    assert apply_all(latest, [older, first]) == (None, [])
     assert apply(latest, older) is None
 
 
@@ -97,3 +97,22 @@ def test_a_record_reusing_unchanged_entries_equals_a_full_one(deliveries: list[R
     assert after.to_json(unchanged_from=(before, before_json)) == full
     assert after_decoded.to_json(unchanged_from=(decoded, before_json)) == full
     assert PeriodState.from_json(after.to_json(unchanged_from=(before, before_json))) == after
+
+
+def test_a_batch_holding_the_last_changing_report_again_resends_every_rollup() -> None:
+    indicator = default_catalog()["emc_connection"]
+    period = parse_period(PERIOD, indicator.period_type)
+    first = make_report("province:01", flag(True), minutes=1)
+    second = make_report("province:79", flag(True), minutes=2)
+
+    def run(state: PeriodState, reports: list[Report], offsets: list[int | None]) -> tuple[PeriodState, int]:
+        new, fresh, _ = step_many(state, reports, indicator, period, default_registry(), COMPUTED_AT, offsets)
+        return new, len(fresh)
+
+    state, published = run(PeriodState(), [first, second], [10, 11])
+    assert state.last_offset == 11
+    assert published == 3
+    # Redelivered after a crash between changelog write and publish: every scope again.
+    assert run(state, [first, second], [10, 11]) == (state, 3)
+    # The same reports at other offsets (a resend) publish nothing.
+    assert run(state, [first, second], [20, 21]) == (state, 0)

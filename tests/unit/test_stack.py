@@ -75,6 +75,7 @@ def test_settings_defaults() -> None:
     assert s.kafka_bootstrap == "127.0.0.1:9092"
     assert s.database_url == "postgresql://dxpulse:dxpulse@127.0.0.1:5433/dxpulse"
     assert s.kafka_home == Path.home() / ".cache" / "dxpulse" / "kafka-3.9.1"
+    assert s.alertmanager_config == Path("deploy/alertmanager/alertmanager.yml")
 
 
 def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -151,10 +152,11 @@ def test_kafka_commands_use_the_cached_jars(tmp_path: Path) -> None:
 
 
 def test_cluster_ids_are_16_random_bytes_base64url() -> None:
-    ids = {new_cluster_id() for _ in range(50)}
-    assert len(ids) == 50
+    ids = {new_cluster_id() for _ in range(500)}
+    assert len(ids) == 500
     for cid in ids:
         assert len(cid) == 22
+        assert not cid.startswith("-")  # kafka-storage would read it as an option
         assert "=" not in cid
         assert len(base64.urlsafe_b64decode(cid + "==")) == 16
 
@@ -199,13 +201,19 @@ def test_services_get_the_stack_environment(tmp_path: Path) -> None:
         "DXPULSE_INGEST_PORT": "3",
         "DXPULSE_AGGREGATE_WEB_PORT": "6066",
         "DXPULSE_ALERTS_WEB_PORT": "6067",
+        "DXPULSE_QUERY_PORT": "8081",
         "DXPULSE_STATE_DIR": str(tmp_path),
+        "DXPULSE_ALERTMANAGER_URL": "http://127.0.0.1:9093",
     }
+    assert (
+        service_env(s.model_copy(update={"alertmanager_config": None}), paths)["DXPULSE_ALERTMANAGER_URL"]
+        == ""
+    )
     specs = {spec.name: spec for spec in service_specs(s, paths)}
-    assert list(specs) == ["ingest", "aggregate", "alerts"]
+    assert list(specs) == ["ingest", "aggregate", "alerts", "query"]
     assert specs["ingest"].argv == (sys.executable, "-m", "services.ingest")
     assert (specs["ingest"].ready_port, specs["aggregate"].ready_port) == (3, 6066)
-    assert specs["alerts"].ready_port == 6067
+    assert (specs["alerts"].ready_port, specs["query"].ready_port) == (6067, 8081)
     assert all(spec.env == env for spec in specs.values())
 
 
@@ -364,7 +372,16 @@ def test_down_and_status_with_nothing_running(tmp_path: Path) -> None:
     stack = Stack(StackSettings(state_dir=tmp_path / "empty"), report=lambda _: None)
     stack.down()
     names = [s.name for s in stack.status()]
-    assert names == ["kafka", "postgres", "ingest", "aggregate", "alerts", "prometheus", "alertmanager"]
+    assert names == [
+        "kafka",
+        "postgres",
+        "ingest",
+        "aggregate",
+        "alerts",
+        "query",
+        "prometheus",
+        "alertmanager",
+    ]
     assert not any(s.running for s in stack.status())
 
 

@@ -1,0 +1,202 @@
+"""Prometheus metrics shared by the services: the metric-name contract, consumer lag and rollup gauges."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+
+from aiokafka.partitioner import murmur2
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from dxpulse.periods import PeriodError, parse_period
+from schemas import Rollup
+from schemas.events import report_key
+
+CONTRACT: Mapping[str, str] = {
+    "dxpulse_ingest_reports_total": "ingest",
+    "dxpulse_ingest_produce_seconds": "ingest",
+    "dxpulse_ingest_batch_size": "ingest",
+    "dxpulse_aggregate_reports_processed_total": "aggregate",
+    "dxpulse_dead_letters_total": "aggregate",
+    "dxpulse_aggregate_rollups_published_total": "aggregate",
+    "dxpulse_end_to_end_seconds": "aggregate",
+    "dxpulse_consumer_lag": "aggregate,alerts",
+    "dxpulse_rollup_value": "aggregate",
+    "dxpulse_rollup_attainment": "aggregate",
+    "dxpulse_rollup_completeness": "aggregate",
+    "dxpulse_alert_transitions_total": "alerts",
+    "dxpulse_alerts_firing": "alerts",
+    "dxpulse_alertmanager_pushes_total": "alerts",
+    "dxpulse_query_requests_total": "query",
+}
+"""Every dxpulse metric family (as Prometheus stores it) and the services exporting it.
+
+Dashboards and alerting rules may use only these names (and Prometheus's own ``up``); a test checks.
+"""
+
+LAG_METRIC = "dxpulse_consumer_lag"
+ROLLUP_GAUGES = ("dxpulse_rollup_value", "dxpulse_rollup_attainment", "dxpulse_rollup_completeness")
+
+
+@dataclass(frozen=True)
+class PartitionLag:
+    """How many messages of one assigned partition the consumer group has not committed yet."""
+
+    topic: str
+    partition: int
+    lag: int
+
+
+def consumer_lag(
+    assigned: Iterable[tuple[str, int]],
+    highwaters: Mapping[tuple[str, int], int | None],
+    committed: Mapping[tuple[str, int], int | None],
+) -> list[PartitionLag]:
+    """Lag per assigned partition: highwater minus the committed offset (both "next offset" numbers).
+
+    A partition whose highwater is unknown (nothing fetched yet) is left out rather than shown as 0.
+    One with no commit yet counts from offset 0: an overestimate on a topic whose oldest messages
+    were deleted, which the first commit (within seconds) corrects.
+    """
+    lags = []
+    for tp in sorted(set(assigned)):
+        highwater = highwaters.get(tp)
+        if highwater is None:
+            continue
+        lags.append(PartitionLag(tp[0], tp[1], max(0, highwater - (committed.get(tp) or 0))))
+    return lags
+
+
+class ConsumerLagCollector(Collector):
+    """``dxpulse_consumer_lag{app,topic,partition}``, read from ``read_lag`` at every scrape."""
+
+    def __init__(self, app_id: str, read_lag: Callable[[], list[PartitionLag]]) -> None:
+        self.app_id = app_id
+        self.read_lag = read_lag
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            LAG_METRIC,
+            "Messages in an assigned partition the consumer group has not committed yet",
+            labels=["app", "topic", "partition"],
+        )
+        for item in self.read_lag():
+            family.add_metric([self.app_id, item.topic, str(item.partition)], item.lag)
+        yield family
+
+
+def partition_of(key: str, partitions: int) -> int:
+    """The partition Kafka's default partitioner (murmur2, as aiokafka and the Java client) gives ``key``."""
+    return int(murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+
+def _period_order(period: str) -> tuple[int, str]:
+    try:
+        return parse_period(period).start.toordinal(), period
+    except PeriodError:
+        return 0, period
+
+
+def newest_periods(rollups: Iterable[Rollup], per_indicator: int) -> list[Rollup]:
+    """The rollups of each indicator's ``per_indicator`` newest periods (by period start), in key order."""
+    items = list(rollups)
+    periods: dict[str, set[str]] = {}
+    for rollup in items:
+        periods.setdefault(rollup.indicator, set()).add(rollup.period)
+    kept = {
+        indicator: set(sorted(names, key=_period_order, reverse=True)[:per_indicator])
+        for indicator, names in periods.items()
+    }
+    return sorted((r for r in items if r.period in kept[r.indicator]), key=lambda r: r.key)
+
+
+def merge_rollups(current: Mapping[str, Rollup], incoming: Iterable[Rollup]) -> dict[str, Rollup]:
+    """``current`` updated with ``incoming``; per key the later ``computed_at`` wins (ties keep current).
+
+    A rollup re-read from the topic must not replace a newer one this worker published meanwhile.
+    """
+    merged = dict(current)
+    for rollup in incoming:
+        known = merged.get(rollup.key)
+        if known is None or rollup.computed_at > known.computed_at:
+            merged[rollup.key] = rollup
+    return merged
+
+
+def gauge_samples(rollups: Iterable[Rollup]) -> dict[str, list[tuple[tuple[str, str, str], float]]]:
+    """Each business gauge's samples, labelled (indicator, period, scope); absent figures are left out."""
+    samples: dict[str, list[tuple[tuple[str, str, str], float]]] = {name: [] for name in ROLLUP_GAUGES}
+    for r in rollups:
+        labels = (r.indicator, r.period, r.scope)
+        if r.value is not None:
+            samples["dxpulse_rollup_value"].append((labels, r.value))
+        if r.attainment is not None:
+            samples["dxpulse_rollup_attainment"].append((labels, r.attainment))
+        samples["dxpulse_rollup_completeness"].append((labels, r.completeness))
+    return samples
+
+
+_GAUGE_HELP = {
+    "dxpulse_rollup_value": "Current value of a rollup (numerator/denominator, or the sum for counts)",
+    "dxpulse_rollup_attainment": "Current value of a rollup divided by its target",
+    "dxpulse_rollup_completeness": "Share of the expected reporters a rollup rests on",
+}
+
+
+class RollupGauges(Collector):
+    """The business gauges: the current rollups of the report partitions this worker owns.
+
+    Label cardinality is bounded: only each indicator's ``periods_per_indicator`` newest periods
+    are kept, so at most indicators x periods_per_indicator x scopes series per gauge and worker.
+    Each worker exports only keys whose (indicator, period) report partition it is assigned, so
+    several workers do not export the same figure twice (or a stale copy of it).
+    """
+
+    def __init__(
+        self, periods_per_indicator: int, partitions: int, owned: Callable[[], set[int] | None]
+    ) -> None:
+        self.periods_per_indicator = periods_per_indicator
+        self.partitions = partitions
+        self.owned = owned
+        self._rollups: dict[str, Rollup] = {}
+        # Report partition per rollup key as actually consumed: a producer with another partitioner
+        # than murmur2 places keys elsewhere.
+        self._partition: dict[tuple[str, str], int] = {}
+        self._lock = threading.Lock()
+
+    def observe(self, rollups: Iterable[Rollup], partition: int | None = None) -> None:
+        """Record published (or re-read) rollups; ``partition`` is the report partition they came from."""
+        rollups = list(rollups)
+        with self._lock:
+            if partition is not None:
+                for r in rollups:
+                    self._partition[(r.indicator, r.period)] = partition
+            merged = merge_rollups(self._rollups, rollups)
+            self._rollups = {r.key: r for r in newest_periods(merged.values(), self.periods_per_indicator)}
+            live = {(r.indicator, r.period) for r in self._rollups.values()}
+            self._partition = {k: p for k, p in self._partition.items() if k in live}
+
+    def exported(self) -> list[Rollup]:
+        """The rollups exported now: kept and owned by this worker (all, when ownership is unknown)."""
+        owned = self.owned()
+        with self._lock:
+            rollups = list(self._rollups.values())
+            partition = dict(self._partition)
+
+        def mine(r: Rollup) -> bool:
+            key = (r.indicator, r.period)
+            where = partition.get(key)
+            if where is None:
+                where = partition_of(report_key(*key), self.partitions)
+            return owned is None or where in owned
+
+        return [r for r in rollups if mine(r)]
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        for name, samples in gauge_samples(self.exported()).items():
+            family = GaugeMetricFamily(name, _GAUGE_HELP[name], labels=["indicator", "period", "scope"])
+            for labels, value in samples:
+                family.add_metric(list(labels), value)
+            yield family

@@ -1,0 +1,71 @@
+"""``dxpulse status``: the national rollups and the firing alerts, as an operator on call wants them."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Iterable
+from typing import Annotated
+
+import typer
+from aiokafka.errors import KafkaError
+from rich.console import Console
+
+from dxpulse.presentation import alert_table, firing, rollup_table
+from dxpulse.stack.settings import StackSettings
+from dxpulse.subscriber import alert_events, latest_rollups
+from schemas import AlertEvent, Rollup
+
+_SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
+
+
+def by_severity(alerts: Iterable[AlertEvent]) -> list[AlertEvent]:
+    """Critical first, then warning and info; the oldest first within a severity."""
+    return sorted(alerts, key=lambda a: (_SEVERITY_ORDER.get(a.severity, 9), a.starts_at, a.fingerprint))
+
+
+def summary(rollups: Iterable[Rollup], alerts: Iterable[AlertEvent]) -> str:
+    """One line: how many figures, how fresh, and how many alerts fire at which severity."""
+    rollups, alerts = list(rollups), list(alerts)
+    figures = {(r.indicator, r.period) for r in rollups}
+    newest = max((r.computed_at for r in rollups), default=None)
+    counts = {s: sum(1 for a in alerts if a.severity == s) for s in _SEVERITY_ORDER}
+    fired = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "none"
+    fresh = f", newest computed {newest:%Y-%m-%d %H:%M:%S} UTC" if newest else ""
+    return f"{len(figures)} figures{fresh}; {len(alerts)} alerts firing ({fired})"
+
+
+def status(
+    kafka_bootstrap: Annotated[
+        str, typer.Option(help="Kafka bootstrap servers.", envvar="DXPULSE_KAFKA_BOOTSTRAP")
+    ] = StackSettings().kafka_bootstrap,
+    period: Annotated[str | None, typer.Option(help="Only this period, e.g. 2024-H1.")] = None,
+) -> None:
+    """Print the national rollups and the alerts firing now, both read from Kafka.
+
+    Both come from the topics the pipeline itself publishes (rollups and alerts), so this works
+    whenever Kafka does, shows figures the moment the aggregator publishes them, and does not depend
+    on PostgreSQL or the query API being up.
+    """
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+
+    async def read() -> tuple[list[Rollup], list[AlertEvent]]:
+        current = await latest_rollups(kafka_bootstrap)
+        events = await alert_events(kafka_bootstrap)
+        return list(current.values()), by_severity(firing(events))
+
+    try:
+        with console.status(f"reading rollups and alerts from {kafka_bootstrap}"):
+            rollups, alerts = asyncio.run(read())
+    except (KafkaError, OSError) as error:
+        console.print(
+            f"[red]error:[/] cannot read Kafka at {kafka_bootstrap} ({error!r}); start the stack with"
+            " `dxpulse stack up` or pass --kafka-bootstrap / DXPULSE_KAFKA_BOOTSTRAP"
+        )
+        raise typer.Exit(1) from None
+    if period is not None:
+        rollups = [r for r in rollups if r.period == period]
+        alerts = [a for a in alerts if a.period == period]
+    console.print(rollup_table(rollups, "National rollups (dxpulse.rollups.v1)"))
+    console.print(alert_table(alerts, "Firing alerts (dxpulse.alerts.v1)"))
+    console.print(summary(rollups, alerts))

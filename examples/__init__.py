@@ -1,0 +1,1 @@
+"""Small programs showing how other teams use dxpulse's topics and APIs."""

@@ -1,0 +1,88 @@
+"""Example downstream subscriber: keep the current national figures from the compacted rollup topic.
+
+Uses only aiokafka and JSON, as a team outside dxpulse would (or the same contract in any language:
+the key is ``indicator|period|scope``, the value follows ``schemas/json/rollup.v1.schema.json``).
+
+    python -m examples.subscribe_rollups --bootstrap 127.0.0.1:9092 --group my-dashboard
+
+Semantics a subscriber can rely on:
+- the topic is compacted: reading it from the beginning gives every key's current figure (and maybe
+  some older ones not compacted yet), so keep the LAST value per key;
+- a rollup's ``revision`` is a hash of its figures: the same revision twice is the same figure (the
+  aggregator may re-send after a crash), so skip it;
+- messages of one key arrive in order (one partition per ``indicator|period``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+
+TOPIC = "dxpulse.rollups.v1"
+
+
+def apply_rollup(current: dict[str, dict[str, Any]], key: str, rollup: dict[str, Any]) -> bool:
+    """Keep the last rollup per key; False when it repeats the figure already held (same revision)."""
+    held = current.get(key)
+    if held is not None and held["revision"] == rollup["revision"]:
+        return False
+    current[key] = rollup
+    return True
+
+
+def describe(rollup: dict[str, Any]) -> str:
+    value = rollup["value"]
+    figure = "no data" if value is None else f"{value:.3f}"
+    if rollup["denominator"] is not None:
+        figure += f" ({rollup['numerator']:g}/{rollup['denominator']:g})"
+    return (
+        f"{rollup['indicator']} {rollup['period']} {rollup['scope']}: {figure},"
+        f" {rollup['reporters_reported']}/{rollup['reporters_expected']} reported"
+    )
+
+
+async def follow(bootstrap: str, group: str, idle_exit_s: float | None) -> dict[str, dict[str, Any]]:
+    """Print every new figure; with ``idle_exit_s``, return once nothing new came for that long."""
+    consumer = AIOKafkaConsumer(
+        TOPIC,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        # A new group starts from the beginning: compaction keeps every key's current figure.
+        auto_offset_reset="earliest",
+        enable_auto_commit=True,
+    )
+    await consumer.start()
+    current: dict[str, dict[str, Any]] = {}
+    try:
+        while True:
+            batches = await consumer.getmany(timeout_ms=int((idle_exit_s or 1.0) * 1000))
+            if not batches and idle_exit_s is not None:
+                return current
+            for messages in batches.values():
+                for message in messages:
+                    if message.key is None or message.value is None:
+                        continue  # a tombstone: nothing to show
+                    key, rollup = message.key.decode(), json.loads(message.value)
+                    if apply_rollup(current, key, rollup):
+                        print(describe(rollup), flush=True)
+    finally:
+        await consumer.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bootstrap", default="127.0.0.1:9092", help="Kafka bootstrap servers")
+    parser.add_argument("--group", default="example-rollup-subscriber", help="your consumer group")
+    parser.add_argument(
+        "--idle-exit", type=float, default=None, metavar="SECONDS", help="stop when idle this long"
+    )
+    args = parser.parse_args()
+    asyncio.run(follow(args.bootstrap, args.group, args.idle_exit))
+
+
+if __name__ == "__main__":
+    main()

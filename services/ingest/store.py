@@ -1,0 +1,101 @@
+"""The ingest's PostgreSQL: token lookups and the durable record of accepted event ids."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Iterable
+from uuid import UUID
+
+import asyncpg
+
+from dxpulse.migrations import apply_migrations
+from dxpulse.token_store import subject_of
+
+EventKey = tuple[str, UUID]
+"""(reporter, event_id): event ids are unique per reporter."""
+
+STORE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+)
+"""What a PostgreSQL that is down or restarting raises."""
+
+
+class AcceptedIds:
+    """The most recently accepted event keys, bounded (least recently seen forgotten first)."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._keys: OrderedDict[EventKey, None] = OrderedDict()
+
+    def __contains__(self, key: EventKey) -> bool:
+        if key in self._keys:
+            self._keys.move_to_end(key)
+            return True
+        return False
+
+    def add(self, key: EventKey) -> None:
+        self._keys[key] = None
+        self._keys.move_to_end(key)
+        while len(self._keys) > self._size:
+            self._keys.popitem(last=False)
+
+
+class Store:
+    """A connection pool opened on first use (so the API starts while PostgreSQL is down)."""
+
+    def __init__(self, dsn: str, connect_timeout_s: float = 5.0) -> None:
+        self._dsn = dsn
+        self._timeout = connect_timeout_s
+        self._pool: asyncpg.Pool | None = None
+        self._lock = asyncio.Lock()
+
+    async def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            async with self._lock:
+                if self._pool is None:
+                    await asyncio.wait_for(apply_migrations(self._dsn), self._timeout)
+                    self._pool = await asyncpg.create_pool(
+                        self._dsn, min_size=1, max_size=4, timeout=self._timeout
+                    )
+        return self._pool
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def subject(self, token: str) -> str | None:
+        return await subject_of(await self.pool(), token)
+
+    async def accepted(self, keys: Iterable[EventKey]) -> set[EventKey]:
+        """Which of ``keys`` were accepted before."""
+        reporters, ids = _columns(keys)
+        if not reporters:
+            return set()
+        rows = await (await self.pool()).fetch(
+            "SELECT reporter, event_id FROM accepted_events WHERE (reporter, event_id) IN"
+            " (SELECT * FROM unnest($1::text[], $2::uuid[]))",
+            reporters,
+            ids,
+        )
+        return {(row["reporter"], row["event_id"]) for row in rows}
+
+    async def record(self, keys: Iterable[EventKey]) -> None:
+        """Remember keys Kafka acknowledged."""
+        reporters, ids = _columns(keys)
+        if reporters:
+            await (await self.pool()).execute(
+                "INSERT INTO accepted_events (reporter, event_id)"
+                " SELECT * FROM unnest($1::text[], $2::uuid[]) ON CONFLICT DO NOTHING",
+                reporters,
+                ids,
+            )
+
+
+def _columns(keys: Iterable[EventKey]) -> tuple[list[str], list[UUID]]:
+    unique = list(dict.fromkeys(keys))
+    return [k[0] for k in unique], [k[1] for k in unique]

@@ -1,0 +1,1 @@
+"""Query: the read-only HTTP API over PostgreSQL history (current rollups, revisions, reporters)."""

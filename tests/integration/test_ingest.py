@@ -1,0 +1,215 @@
+"""The ingest API on real Kafka and PostgreSQL: tokens, scope, every problem type, duplicates, batches."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from dxpulse.stack.settings import StackSettings
+from dxpulse.stack.testing import running_stack
+from dxpulse.token_store import revoke_tokens
+from dxpulse.tokens import token_id_of
+from tests.integration.ingest_support import (
+    auth,
+    ingest_client,
+    ingest_settings,
+    metric_value,
+    new_token,
+    published_event_ids,
+    report,
+)
+
+pytestmark = pytest.mark.integration
+
+PROBLEM = "https://dxpulse.dev/problems/"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackSettings]:
+    """Kafka and PostgreSQL only: the ingest app runs in the test process."""
+    with running_stack(Path(tmp_path_factory.mktemp("ingest"))) as settings:
+        yield settings
+
+
+def assert_problem(response: Any, status: int, slug: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["type"] == PROBLEM + slug, body
+    assert body["status"] == status
+    assert body["detail"]
+    return body
+
+
+async def test_accepted_then_duplicate_and_published_once(stack: StackSettings) -> None:
+    token = await new_token(stack.database_url, "province:79")
+    sent = report()
+    async with ingest_client(ingest_settings(stack)) as client:
+        first = await client.post("/v1/reports", json=sent, headers=auth(token))
+        again = await client.post("/v1/reports", json=sent, headers=auth(token))
+    assert (first.status_code, first.json()) == (202, {"status": "accepted", "event_id": sent["event_id"]})
+    assert (again.status_code, again.json()["status"]) == (200, "duplicate")
+    # A fresh process (empty memory) still knows it from PostgreSQL.
+    async with ingest_client(ingest_settings(stack)) as client:
+        restarted = await client.post("/v1/reports", json=sent, headers=auth(token))
+        metrics = (await client.get("/metrics")).text
+    assert (restarted.status_code, restarted.json()["status"]) == (200, "duplicate")
+    assert metric_value(metrics, "dxpulse_ingest_reports_total", outcome="duplicate", group="provinces") == 1
+    assert (await published_event_ids(stack.kafka_bootstrap)).count(sent["event_id"]) == 1
+
+
+async def test_tokens_missing_bad_revoked_and_scope(stack: StackSettings) -> None:
+    token = await new_token(stack.database_url, "province:79")
+    async with ingest_client(ingest_settings(stack)) as client:
+        missing = await client.post("/v1/reports", json=report())
+        bad = await client.post("/v1/reports", json=report(), headers=auth("dxp_nothing_here"))
+        other = await client.post("/v1/reports", json=report(reporter="province:01"), headers=auth(token))
+        conn = await asyncpg.connect(stack.database_url)
+        try:
+            token_id = token_id_of(token)
+            assert token_id is not None
+            assert await revoke_tokens(conn, [token_id]) == [token_id]
+        finally:
+            await conn.close()
+        revoked = await client.post("/v1/reports", json=report(), headers=auth(token))
+        metrics = (await client.get("/metrics")).text
+    for response in (missing, bad, revoked):
+        assert_problem(response, 401, "unauthorized")
+        assert response.headers["www-authenticate"].startswith("Bearer")
+    assert assert_problem(other, 403, "forbidden-reporter")["field"] == "reporter"
+    assert token not in metrics
+
+
+async def test_national_wildcard_token_reports_national_bodies_only(stack: StackSettings) -> None:
+    token = await new_token(stack.database_url, "national:*")
+    catalog = {"kind": "catalog", "done": ["eps-01"]}
+    national = report("national:MPS", "essential_public_services", value=catalog)
+    async with ingest_client(ingest_settings(stack)) as client:
+        accepted = await client.post("/v1/reports", json=national, headers=auth(token))
+        province = await client.post("/v1/reports", json=report("province:79"), headers=auth(token))
+    assert accepted.status_code == 202, accepted.text
+    assert_problem(province, 403, "forbidden-reporter")
+
+
+VALIDATION_CASES: list[tuple[str, str, dict[str, Any]]] = [
+    ("unknown-indicator", "province:79", report(indicator="no_such_indicator")),
+    ("unknown-reporter", "province:99", report("province:99")),
+    ("retired-reporter", "province:58", report("province:58", period="2025-H2")),
+    ("wrong-value-kind", "province:79", report(value={"kind": "ratio", "numerator": 1, "denominator": 2})),
+    (
+        "numerator-exceeds-denominator",
+        "province:79",
+        report(indicator="online_records_rate", value={"kind": "ratio", "numerator": 5, "denominator": 2}),
+    ),
+    (
+        "negative-value",
+        "province:79",
+        report(indicator="digital_tech_enterprises", value={"kind": "count", "value": -3}),
+    ),
+    ("invalid-period", "province:79", report(period="2024-07")),
+    ("future-period", "province:79", report(period="2099-H1")),
+    ("future-observation", "province:79", report(observed_at="2099-01-01T00:00:00Z")),
+    ("unsupported-schema-version", "province:79", report(schema_version=2)),
+    ("invalid-report", "province:79", report(value={"kind": "percent", "value": 3})),
+]
+
+
+@pytest.mark.parametrize(("slug", "subject", "body"), VALIDATION_CASES, ids=[c[0] for c in VALIDATION_CASES])
+async def test_each_validation_problem(
+    stack: StackSettings, slug: str, subject: str, body: dict[str, Any]
+) -> None:
+    # province:99 is in no registry; its token stands for one issued before a registry change.
+    token = await new_token(stack.database_url, subject)
+    async with ingest_client(ingest_settings(stack), wait_ready=False) as client:
+        response = await client.post("/v1/reports", json=body, headers=auth(token))
+    problem = assert_problem(response, 422, slug)
+    if slug == "retired-reporter":
+        assert "province:56" in problem["detail"]
+
+
+async def test_malformed_json_too_large_and_rate_limited(stack: StackSettings) -> None:
+    token = await new_token(stack.database_url, "province:79")
+    settings = ingest_settings(
+        stack, max_body_bytes=2000, rate_limit_per_s=0.01, rate_limit_burst=3, max_batch_items=2
+    )
+    async with ingest_client(settings) as client:
+        malformed = await client.post("/v1/reports", content=b'{"event_id": ', headers=auth(token))
+        malformed_batch = await client.post("/v1/batches", content=b"[[[", headers=auth(token))
+        large = await client.post("/v1/reports", content=b"x" * 2001, headers=auth(token))
+        too_many = await client.post("/v1/batches", json={"reports": [report()] * 3}, headers=auth(token))
+        not_a_batch = await client.post("/v1/batches", json=[report()], headers=auth(token))
+        answers = [(await client.post("/v1/reports", json=report(), headers=auth(token))) for _ in range(4)]
+    assert_problem(malformed, 400, "malformed-json")
+    assert_problem(malformed_batch, 400, "malformed-json")
+    assert_problem(large, 413, "body-too-large")
+    assert_problem(too_many, 413, "batch-too-large")
+    assert_problem(not_a_batch, 422, "invalid-batch")
+    assert [a.status_code for a in answers] == [202, 202, 202, 429]
+    assert_problem(answers[-1], 429, "rate-limited")
+    assert int(answers[-1].headers["retry-after"]) >= 1
+
+
+async def test_batch_answers_each_report(stack: StackSettings) -> None:
+    token = await new_token(stack.database_url, "province:79")
+    accepted = report()
+    items = [
+        accepted,
+        report(indicator="no_such_indicator"),
+        accepted,  # the same event twice in one batch: published once
+        report(reporter="province:01"),
+        {"event_id": "not-a-uuid"},
+        report(indicator="online_records_rate", value={"kind": "ratio", "numerator": 3, "denominator": 4}),
+    ]
+    async with ingest_client(ingest_settings(stack)) as client:
+        response = await client.post("/v1/batches", json={"reports": items}, headers=auth(token))
+        again = await client.post("/v1/batches", json={"reports": items[:1]}, headers=auth(token))
+        metrics = (await client.get("/metrics")).text
+    assert response.status_code == 200, response.text
+    body = response.json()
+    statuses = [(r["index"], r["status"]) for r in body["results"]]
+    assert statuses == [
+        (0, "accepted"),
+        (1, "rejected"),
+        (2, "duplicate"),
+        (3, "rejected"),
+        (4, "rejected"),
+        (5, "accepted"),
+    ]
+    slugs = [r["problem"]["type"].removeprefix(PROBLEM) for r in body["results"] if r["problem"]]
+    assert slugs == ["unknown-indicator", "forbidden-reporter", "invalid-report"]
+    assert (body["accepted"], body["duplicate"], body["rejected"]) == (2, 1, 3)
+    assert again.json()["results"][0]["status"] == "duplicate"
+    assert metric_value(metrics, "dxpulse_ingest_batch_size_count") == 2
+    assert metric_value(metrics, "dxpulse_ingest_produce_seconds_count") == 2
+    assert metric_value(metrics, "dxpulse_ingest_reports_total", reason="unknown-indicator") == 1
+    assert (await published_event_ids(stack.kafka_bootstrap)).count(accepted["event_id"]) == 1
+
+
+async def test_openapi_documents_every_answer(stack: StackSettings) -> None:
+    async with ingest_client(ingest_settings(stack), wait_ready=False) as client:
+        document = (await client.get("/openapi.json")).json()
+    single = document["paths"]["/v1/reports"]["post"]["responses"]
+    batch = document["paths"]["/v1/batches"]["post"]["responses"]
+    assert {"200", "202", "400", "401", "403", "413", "422", "429", "503"} <= set(single)
+    assert {"200", "400", "401", "413", "422", "429", "503"} <= set(batch)
+    assert document["components"]["schemas"]["Report"]["properties"]["event_id"]["format"] == "uuid"
+
+
+async def test_unknown_event_id_is_not_marked_duplicate_for_another_reporter(stack: StackSettings) -> None:
+    """Event ids are unique per reporter: one reporter cannot suppress another's report."""
+    first = await new_token(stack.database_url, "province:79")
+    second = await new_token(stack.database_url, "province:01")
+    event_id = str(uuid.uuid4())
+    async with ingest_client(ingest_settings(stack)) as client:
+        a = await client.post(
+            "/v1/reports", json=report("province:79", event_id=event_id), headers=auth(first)
+        )
+        b = await client.post(
+            "/v1/reports", json=report("province:01", event_id=event_id), headers=auth(second)
+        )
+    assert (a.status_code, b.status_code) == (202, 202)

@@ -1,0 +1,149 @@
+"""The query API without a database: pagination, who is missing, validation, errors and metrics."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from uuid import uuid4
+
+import httpx
+import pytest
+
+from dxpulse.catalog import Catalog
+from dxpulse.periods import parse_period
+from dxpulse.registry import Registry
+from dxpulse.stack.testing import free_ports
+from schemas import FlagValue
+from services.query.app import create_app
+from services.query.core import ReporterRef, ReporterValue, page_of, reporting_status, scope_groups
+from services.query.settings import QuerySettings
+
+
+def _value(reporter: str, indicator: str = "emc_connection", period: str = "2024-H1") -> ReporterValue:
+    return ReporterValue(
+        reporter=reporter,
+        indicator=indicator,
+        period=period,
+        observed_at=datetime(2024, 6, 30, tzinfo=UTC),
+        event_id=uuid4(),
+        value=FlagValue(value=True),
+    )
+
+
+def test_pages_say_whether_another_follows() -> None:
+    rows = [_value(f"province:{n:02d}") for n in range(1, 5)]
+    # The handler fetches limit + 1 rows: a fourth row means a next page exists.
+    page = page_of(rows, 3, 6)
+    assert ([i.reporter for i in page.items], page.next_offset) == (
+        ["province:01", "province:02", "province:03"],
+        9,
+    )
+    last = page_of(rows[:3], 3, 9)
+    assert (len(last.items), last.next_offset) == (3, None)
+    assert page_of([], 3, 0).next_offset is None
+
+
+def test_missing_reporters_are_the_expected_ones_without_a_value(
+    registry: Registry, catalog: Catalog
+) -> None:
+    emc = catalog["emc_connection"]
+    period = parse_period("2024-H1")
+    day = period.end
+    reported = [*sorted(registry.members("provinces", day))[:60], "ministry:MIC"]
+    latest = {r: _value(r) for r in reported}
+    # A national-figures body is outside every scope of EMC: never listed.
+    latest["national:MPS"] = _value("national:MPS")
+
+    status = reporting_status(emc, period, "national", registry, latest)
+
+    assert status.expected == 84  # 21 ministries with procedures + 63 provinces
+    assert [v.reporter for v in status.reported] == sorted(reported)
+    missing = {m.reporter for m in status.missing}
+    assert len(missing) == 84 - 61
+    assert "ministry:GO" not in missing  # the Government Office is not in ministries_with_procedures
+    assert missing == registry.expected(emc.groups, day) - set(reported)
+    assert (
+        ReporterRef(reporter="ministry:MOH", name=registry.reporters["ministry:MOH"].name) in status.missing
+    )
+
+    provinces = reporting_status(emc, period, "provinces", registry, latest)
+    assert (provinces.expected, len(provinces.reported), len(provinces.missing)) == (63, 60, 3)
+
+
+def test_missing_reporters_follow_the_registry_of_the_period(registry: Registry, catalog: Catalog) -> None:
+    emc = catalog["emc_connection"]
+    before = reporting_status(emc, parse_period("2025-H1"), "provinces", registry, {})
+    after = reporting_status(emc, parse_period("2025-H2"), "provinces", registry, {})
+    assert (before.expected, after.expected) == (63, 34)
+
+
+def test_scopes_are_the_indicator_groups_and_national(catalog: Catalog) -> None:
+    emc = catalog["emc_connection"]
+    assert scope_groups(emc, "national") == ("ministries_with_procedures", "provinces")
+    assert scope_groups(emc, "provinces") == ("provinces",)
+    assert scope_groups(emc, "ministries") is None
+    with pytest.raises(ValueError, match="no scope"):
+        reporting_status(emc, parse_period("2024-H1"), "ministries", Registry({}, {}), {})
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    """The API, lifespan included, pointed at a port where nothing listens: every query fails."""
+    (port,) = free_ports(1)
+    settings = QuerySettings(
+        database_url=f"postgresql://dxpulse:dxpulse@127.0.0.1:{port}/dxpulse",
+        query_max_page_size=50,
+    )
+    app = create_app(settings)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://query") as http,
+    ):
+        yield http
+
+
+async def test_openapi_documents_every_endpoint_and_the_page_limit(client: httpx.AsyncClient) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    assert set(spec["paths"]) == {
+        "/v1/rollups",
+        "/v1/rollups/{indicator}/{period}/{scope}/history",
+        "/v1/reporting/{indicator}/{period}",
+        "/v1/reporters/{reporter}/values",
+        "/healthz",
+    }
+    limit = next(p for p in spec["paths"]["/v1/rollups"]["get"]["parameters"] if p["name"] == "limit")
+    assert limit["schema"]["maximum"] == 50
+    assert "at most 50" in spec["info"]["description"]
+
+
+async def test_requests_are_checked_before_the_database(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/v1/rollups", params={"limit": 51})).status_code == 422
+    assert (await client.get("/v1/rollups", params={"offset": -1})).status_code == 422
+    unknown = await client.get("/v1/reporting/no_such_indicator/2024-H1")
+    assert unknown.status_code == 404
+    assert unknown.headers["content-type"] == "application/problem+json"
+    assert (
+        await client.get("/v1/reporting/emc_connection/2024-H1", params={"scope": "ministries"})
+    ).status_code == 404
+    period = await client.get("/v1/rollups/emc_connection/2024/national/history")
+    assert (period.status_code, period.json()["type"]) == (422, "https://dxpulse.dev/problems/invalid-period")
+    assert (await client.get("/v1/reporters/province:99/values")).status_code == 404
+
+
+async def test_database_down_is_503_with_retry_after(client: httpx.AsyncClient) -> None:
+    for path in ("/v1/rollups", "/v1/reporting/emc_connection/2024-H1", "/healthz"):
+        response = await client.get(path)
+        assert response.status_code == 503, path
+        assert response.headers["retry-after"] == "5"
+        assert response.json()["type"] == "https://dxpulse.dev/problems/database-unavailable"
+
+
+async def test_requests_are_counted_by_route_template_and_status(client: httpx.AsyncClient) -> None:
+    await client.get("/v1/rollups", params={"limit": 51})
+    await client.get("/v1/reporters/province:99/values")
+    await client.get("/v1/reporters/province:98/values")
+    await client.get("/no/such/path")
+    text = (await client.get("/metrics")).text
+    assert 'dxpulse_query_requests_total{endpoint="/v1/rollups",status="422"} 1.0' in text
+    assert 'dxpulse_query_requests_total{endpoint="/v1/reporters/{reporter}/values",status="404"} 2.0' in text
+    assert 'dxpulse_query_requests_total{endpoint="unmatched",status="404"} 1.0' in text

@@ -1,0 +1,88 @@
+"""2024 figures on the 2025 map: predecessors per unit, and figures regrouped without loss."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from dxpulse.catalog import Catalog
+from dxpulse.periods import parse_period
+from dxpulse.registry import Registry
+from dxpulse.remap import on_map_of, predecessors_on
+from dxpulse.scenario import sample_reports
+from tests.unit.conftest import COMPUTED_AT, feed, flag, make_report, ratio
+
+NEW_MAP = date(2025, 7, 1)
+H1_2024 = parse_period("2024-H1")
+
+
+def test_new_khanh_hoa_continues_old_56_and_58(registry: Registry) -> None:
+    mapping = predecessors_on(registry, ("provinces",), H1_2024.end, NEW_MAP)
+    assert mapping["province:56"] == {"province:56", "province:58"}
+    assert mapping["province:01"] == {"province:01"}
+
+
+def test_the_63_provinces_fall_into_the_34_exactly_once(registry: Registry) -> None:
+    mapping = predecessors_on(registry, ("provinces",), H1_2024.end, NEW_MAP)
+    assert len(mapping) == 34
+    olds = [old for group in mapping.values() for old in group]
+    assert len(olds) == len(set(olds)) == 63
+
+
+def test_on_the_old_map_every_unit_is_its_own_predecessor(registry: Registry) -> None:
+    mapping = predecessors_on(registry, ("provinces",), H1_2024.end, H1_2024.end)
+    assert len(mapping) == 63
+    assert all(olds == {unit} for unit, olds in mapping.items())
+
+
+def test_ministries_map_22_onto_17(registry: Registry) -> None:
+    mapping = predecessors_on(registry, ("ministries",), H1_2024.end, date(2025, 3, 1))
+    assert len(mapping) == 17
+    assert sum(len(olds) for olds in mapping.values()) == 22
+
+
+def test_khanh_hoa_flag_counts_each_predecessor(catalog: Catalog, registry: Registry) -> None:
+    reports = [make_report("province:56", flag(True)), make_report("province:58", flag(False))]
+    state, _ = feed(reports, "emc_connection", "2024-H1")
+    figures = {
+        f.unit: f
+        for f in on_map_of(catalog["emc_connection"], H1_2024, state.latest, registry, NEW_MAP, COMPUTED_AT)
+    }
+    khanh_hoa = figures["province:56"]
+    assert khanh_hoa.name == "Khanh Hoa"
+    assert khanh_hoa.predecessors == ("province:56", "province:58")
+    assert (khanh_hoa.rollup.numerator, khanh_hoa.rollup.denominator) == (1, 2)
+    assert khanh_hoa.rollup.lagging == ["province:58"]
+    assert khanh_hoa.rollup.scope == "province:56"
+
+
+def test_khanh_hoa_ratio_sums_numerators_and_denominators(catalog: Catalog, registry: Registry) -> None:
+    reports = [
+        make_report("province:56", ratio(30, 100), indicator="online_records_rate"),
+        make_report("province:58", ratio(10, 300), indicator="online_records_rate"),
+    ]
+    state, _ = feed(reports, "online_records_rate", "2024-H1")
+    indicator = catalog["online_records_rate"]
+    figures = {f.unit: f for f in on_map_of(indicator, H1_2024, state.latest, registry, NEW_MAP, COMPUTED_AT)}
+    rollup = figures["province:56"].rollup
+    assert (rollup.numerator, rollup.denominator, rollup.value) == (40, 400, 0.1)
+    assert rollup.not_reported == []
+
+
+def test_sample_scenario_totals_are_the_same_on_either_map(catalog: Catalog, registry: Registry) -> None:
+    for indicator_id, connected, expected in (
+        ("emc_connection", 82, 84),
+        ("online_records_rate", None, None),
+    ):
+        reports = [r for r in sample_reports() if r.indicator == indicator_id]
+        state, _ = feed(reports, indicator_id, "2024-H1")
+        indicator = catalog[indicator_id]
+        figures = on_map_of(indicator, H1_2024, state.latest, registry, NEW_MAP, COMPUTED_AT)
+        numerator = sum(f.rollup.numerator for f in figures)
+        denominator = sum(f.rollup.denominator or 0 for f in figures)
+        if connected is not None:
+            assert (numerator, denominator) == (connected, expected)
+        else:
+            assert round(numerator / denominator, 2) == 0.42
+        assert sum(f.rollup.reporters_expected for f in figures) == len(
+            registry.expected(indicator.groups, H1_2024.end)
+        )
