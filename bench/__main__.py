@@ -61,13 +61,15 @@ def machine() -> str:
 
 
 @contextmanager
-def kafka(bootstrap: str | None, work_dir: Path) -> Iterator[str]:
-    """The given Kafka, or a throwaway local stack (Kafka and PostgreSQL on free ports) in work_dir."""
-    if bootstrap:
-        yield bootstrap
+def servers(bootstrap: str | None, database_url: str | None, work_dir: Path) -> Iterator[tuple[str, str]]:
+    """The given Kafka and PostgreSQL, or a throwaway local stack of both on free ports in work_dir."""
+    if bootstrap and database_url:
+        yield bootstrap, database_url
         return
+    if bootstrap or database_url:
+        raise typer.BadParameter("give both --kafka and --database-url, or neither (a throwaway stack)")
     with running_stack(work_dir, report=lambda line: console.print(f"[dim]stack: {line}[/]")) as settings:
-        yield settings.kafka_bootstrap
+        yield settings.kafka_bootstrap, settings.database_url
 
 
 async def run_suite(bench: Bench, scenarios: list[Scenario], rate: float | None) -> None:
@@ -95,6 +97,10 @@ def main(
     kafka_bootstrap: Annotated[
         str | None,
         typer.Option("--kafka", help="Use this Kafka (host:port) instead of starting a throwaway stack."),
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="With --kafka: the PostgreSQL DSN the ingest app uses (tokens are minted there)."),
     ] = None,
     rate: Annotated[
         float | None,
@@ -133,10 +139,10 @@ def main(
         f" = {the_size.reporter_keys:,} reporter-keys; logs in {folder}"
     )
     figures: list[Figure] = []
-    with kafka(kafka_bootstrap, folder / "stack") as bootstrap:
+    with servers(kafka_bootstrap, database_url, folder / "stack") as (bootstrap, dsn):
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=console, transient=True) as progress:
-            bench = Bench(bootstrap, the_size, folder, progress, profile=profile)
+            bench = Bench(bootstrap, dsn, the_size, folder, progress, profile=profile)
             try:
                 asyncio.run(run_suite(bench, chosen, rate))
             finally:

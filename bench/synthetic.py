@@ -135,9 +135,25 @@ class Workload:
         random.Random(self.seed).shuffle(result)
         return result
 
+    @cached_property
+    def reporters(self) -> dict[str, list[tuple[Indicator, str, str]]]:
+        """Each reporter's triples: what one reporter (one token) may send."""
+        mine: dict[str, list[tuple[Indicator, str, str]]] = {}
+        for triple in self.triples:
+            mine.setdefault(triple[2], []).append(triple)
+        return mine
+
     def report(self, seq: int) -> Report:
         """Report number ``seq``: the triples in turn, each newer than every report before it."""
-        indicator, period, reporter = self.triples[seq % len(self.triples)]
+        return self._report(self.triples[seq % len(self.triples)], seq)
+
+    def reporter_report(self, reporter: str, seq: int) -> Report:
+        """Report ``seq`` of one reporter: its own triples in turn (for batches, one reporter each)."""
+        mine = self.reporters[reporter]
+        return self._report(mine[seq % len(mine)], seq)
+
+    def _report(self, triple: tuple[Indicator, str, str], seq: int) -> Report:
+        indicator, period, reporter = triple
         return Report(
             event_id=uuid.UUID(int=(self.seed << 64) | seq),
             reporter=reporter,

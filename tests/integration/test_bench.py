@@ -33,6 +33,7 @@ def test_bench_suite_runs_tiny_and_prints_every_figure(tmp_path: Path) -> None:
         run = subprocess.run(
             [
                 *(sys.executable, "-m", "bench", "--size", "tiny", "--kafka", stack.kafka_bootstrap),
+                *("--database-url", stack.database_url),
                 *("--work-dir", str(tmp_path / "bench"), "--markdown", str(table)),
             ],
             cwd=ROOT,
