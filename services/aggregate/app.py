@@ -204,6 +204,12 @@ def create_app(
 
     @app.agent(reports_topic)
     async def aggregate(stream: Any) -> AsyncIterator[None]:
+        if settings.aggregate_batch_max == 1:
+            async for event in stream.events():
+                await process([event])
+                yield None
+            return
+        # Batches (faster, see BENCHMARKS.md); a restarted worker was seen stalling with them.
         batches = stream.take_events(settings.aggregate_batch_max, within=settings.aggregate_batch_within_s)
         async for events in batches:
             await process(events)
