@@ -67,20 +67,25 @@ def firing(alerts: Iterable[AlertEvent]) -> list[AlertEvent]:
 def remap_table(
     then: Iterable[RemappedFigure], now: Iterable[RemappedFigure], then_label: str, now_label: str, title: str
 ) -> Table:
-    """One row per unit of the later map: its predecessors' figure for one period beside its own later one."""
+    """One row per unit of the later map: its predecessors' figure for one period, and its own later
+    one when ``now_label`` is given."""
     later = {figure.unit: figure for figure in now}
     table = Table(title=title)
-    for column in ("unit", "name", "formed from", then_label, now_label):
+    for column in ("unit", "name", "formed from", then_label, *([now_label] if now_label else [])):
         table.add_column(column)
     for figure in then:
         own = later.get(figure.unit)
-        table.add_row(
+        cells = [
             figure.unit,
             figure.name,
             ", ".join(p.split(":", 1)[1] for p in figure.predecessors),
-            format_rollup(figure.rollup) if figure.rollup.reporters_reported else "not reported",
-            format_rollup(own.rollup)
-            if own is not None and own.rollup.reporters_reported
-            else "not reported",
-        )
+            _reported(figure),
+        ]
+        if now_label:
+            cells.append(_reported(own) if own is not None else "not reported")
+        table.add_row(*cells)
     return table
+
+
+def _reported(figure: RemappedFigure) -> str:
+    return format_rollup(figure.rollup) if figure.rollup.reporters_reported else "not reported"
