@@ -11,6 +11,9 @@ from typing import Any
 
 import asyncpg
 import faust
+from faust.tables import TableManager
+from faust.tables.recovery import Recovery
+from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from dxpulse.migrations import apply_migrations
@@ -24,6 +27,50 @@ log = logging.getLogger(__name__)
 def faust_broker_url(bootstrap: str) -> str:
     """faust's broker URL for a Kafka bootstrap list ("a:9092,b:9092" → "kafka://a:9092;b:9092")."""
     return "kafka://" + ";".join(host.strip() for host in bootstrap.split(",") if host.strip())
+
+
+class SeekThenResumeRecovery(Recovery):
+    """faust's table recovery, but stream partitions resume only once their buffers were cleared.
+
+    faust-streaming 0.15.3 ``Recovery.on_recovery_completed`` resumes the stream partitions, then awaits
+    ``consumer.perform_seek()`` (a broker round trip per partition), then calls
+    ``app.flow_control.resume()``, which empties every stream buffer. Flow is already running at that
+    point (resumed earlier for the changelogs), so reports fetched during the seek reach the agent's
+    buffer and are thrown away after the consumer counted them as read: they are never processed nor
+    fetched again, and the offset commit stops at the gap (faust-streaming issue 596). Under CPU load
+    the seek takes long enough for a whole batch to be lost, and the rollups never complete.
+
+    Here the stream partitions stay paused through the seek and the clearing, and resume right after.
+    """
+
+    async def on_recovery_completed(self, generation_id: int = 0) -> None:
+        consumer = self.app.consumer
+        resume = consumer.resume_partitions
+        held: set[TP] = set()
+
+        def hold_streams(tps: Any) -> None:
+            tps = set(tps)
+            held.update(tp for tp in tps if not self._is_changelog_tp(tp))
+            resume({tp for tp in tps if self._is_changelog_tp(tp)})
+
+        consumer.resume_partitions = hold_streams  # type: ignore[method-assign]
+        try:
+            await super().on_recovery_completed(generation_id)
+        finally:
+            del consumer.resume_partitions
+        # A newer rebalance pauses and resumes the partitions itself.
+        if held and self.app.consumer_generation_id == generation_id:
+            resume(held)
+
+
+class DxpulseTableManager(TableManager):
+    """faust's table manager with :class:`SeekThenResumeRecovery`."""
+
+    @property
+    def recovery(self) -> Recovery:
+        if self._recovery is None:
+            self._recovery = SeekThenResumeRecovery(self.app, self, beacon=self.beacon, loop=self.loop)
+        return self._recovery
 
 
 def new_faust_app(
@@ -49,6 +96,8 @@ def new_faust_app(
         broker_rebalance_timeout=session_timeout_s * 2,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        # Without it a worker loses the reports fetched while it finishes a rebalance.
+        TableManager=DxpulseTableManager,
         web_enabled=True,
         web_host=settings.worker_web_host,
         web_port=web_port,
