@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from dxpulse.migrations import apply_migrations
-from dxpulse.monitoring import ConsumerLagCollector, PartitionLag, consumer_lag
+from dxpulse.monitoring import ConsumerLagCollector, PartitionLag, consumer_lag, stalled_partitions
 from dxpulse.settings import CommonSettings
 from dxpulse.topics import TopicSpec, ensure_topics
 
@@ -82,7 +83,7 @@ def new_faust_app(
     session_timeout_s: float,
 ) -> faust.App:
     """A faust app with the settings every dxpulse worker needs."""
-    return faust.App(
+    app = faust.App(
         app_id,
         broker=faust_broker_url(settings.kafka_bootstrap),
         store="memory://",
@@ -103,6 +104,8 @@ def new_faust_app(
         web_port=web_port,
         web_in_thread=False,
     )
+    add_stall_watchdog(app)
+    return app
 
 
 def faust_consumer_lag(app: faust.App) -> list[PartitionLag]:
@@ -127,6 +130,44 @@ def faust_consumer_lag(app: faust.App) -> list[PartitionLag]:
     offsets: Mapping[Any, int | None] = getattr(consumer, "_committed_offset", {})
     committed = {key: offsets.get(tp) for key, tp in assigned.items()}
     return consumer_lag(assigned, highwaters, committed)
+
+
+STALL_PATIENCE_S = 30.0
+"""How long a partition may have lag and no commit progress before the watchdog unsticks it."""
+
+
+def add_stall_watchdog(app: faust.App, patience_s: float = STALL_PATIENCE_S) -> None:
+    """Unstick partitions that have lag but make no progress (a faust-streaming 0.15.3 problem).
+
+    After some restarts and rebalances under load a worker finishes recovery and then consumes
+    nothing more on some partitions, with no error (dxpulse issue 3). Every 5 s this compares the
+    committed offsets with the highwaters; a partition stuck for ``patience_s`` gets what the end
+    of a recovery should have done: a seek back to its committed offset, buffers cleared, flow and
+    partitions resumed, in that order. Re-reading from the committed offset is safe: processing is
+    idempotent. Each unsticking is logged as a warning.
+    """
+    since: dict[tuple[str, int], tuple[int | None, float]] = {}
+
+    @app.timer(interval=5.0)  # type: ignore[untyped-decorator]
+    async def unstick_partitions() -> None:
+        nonlocal since
+        consumer = app._consumer
+        if consumer is None or app.rebalancing:
+            since = {}
+            return
+        lags = faust_consumer_lag(app)
+        offsets: Mapping[Any, int | None] = getattr(consumer, "_committed_offset", {})
+        tps = {(tp.topic, tp.partition): tp for tp in consumer.assignment()}
+        committed = {key: offsets.get(tp) for key, tp in tps.items()}
+        since, stalled = stalled_partitions(since, lags, committed, time.monotonic(), patience_s)
+        if not stalled:
+            return
+        log.warning("partitions with lag and no progress for %.0f s, seeking back: %s", patience_s, stalled)
+        await consumer.perform_seek()
+        app.flow_control.resume()
+        consumer.resume_flow()
+        consumer.resume_partitions({tps[key] for key in stalled})
+        since = {}
 
 
 def assigned_partitions(app: faust.App, topic: str) -> set[int] | None:

@@ -200,3 +200,28 @@ class RollupGauges(Collector):
             for labels, value in samples:
                 family.add_metric(list(labels), value)
             yield family
+
+
+def stalled_partitions(
+    since: Mapping[tuple[str, int], tuple[int | None, float]],
+    lags: Iterable[PartitionLag],
+    committed: Mapping[tuple[str, int], int | None],
+    now: float,
+    patience_s: float,
+) -> tuple[dict[tuple[str, int], tuple[int | None, float]], list[tuple[str, int]]]:
+    """Partitions with lag whose committed offset has not moved for ``patience_s``.
+
+    ``since`` maps a partition to (its committed offset, when that offset was first seen); the
+    new map is returned for the next call. A partition without lag is never stalled.
+    """
+    updated: dict[tuple[str, int], tuple[int | None, float]] = {}
+    stalled: list[tuple[str, int]] = []
+    for lag in lags:
+        key = (lag.topic, lag.partition)
+        offset = committed.get(key)
+        previous = since.get(key)
+        first_seen = previous[1] if previous is not None and previous[0] == offset else now
+        updated[key] = (offset, first_seen)
+        if lag.lag > 0 and now - first_seen >= patience_s:
+            stalled.append(key)
+    return updated, sorted(stalled)
