@@ -18,6 +18,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
@@ -85,7 +86,10 @@ async def group_stable_with(bootstrap: str, group: str, members: int) -> None:
         deadline = time.monotonic() + SETTLE_S
         while True:
             # Raw DescribeGroups v0 rows: (error, group, state, protocol type, protocol, members).
-            responses = await admin.describe_consumer_groups([group])
+            try:
+                responses = await admin.describe_consumer_groups([group])
+            except KafkaError:  # e.g. the group coordinator of a fresh cluster is not elected yet
+                responses = []
             rows = [row for response in responses for row in response.groups]
             if rows and rows[0][2] == "Stable" and len(rows[0][5]) == members:
                 return
