@@ -9,7 +9,7 @@ from datetime import date, datetime
 from dxpulse.catalog import Indicator
 from dxpulse.periods import Period
 from dxpulse.registry import Registry
-from dxpulse.rollup import Snapshot, apply, rollup_for
+from dxpulse.rollup import Snapshot, apply_all, rollup_for
 from schemas import Report, Rollup
 
 
@@ -71,7 +71,5 @@ def on_map_of(
 
 def latest_snapshots(reports: Iterable[Report]) -> dict[str, Snapshot]:
     """The latest snapshot per reporter among ``reports`` (of one indicator and period)."""
-    latest: dict[str, Snapshot] = {}
-    for report in reports:
-        latest = apply(latest, report) or latest
-    return latest
+    latest, _ = apply_all({}, reports)
+    return latest or {}
