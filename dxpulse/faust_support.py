@@ -98,13 +98,12 @@ class FromStartConsumer(AIOKafkaConsumer):
         ]
         if not fresh:
             return
-        starts = await self.earliest_offsets(*fresh)
-        for tp in fresh:
-            start = starts.get(tp)
-            if start is not None:
-                await self.seek(tp, start)
-                # faust keeps 0 as None, which would turn its gap check off again.
-                self._committed_offset[tp] = start
+        earliest = await self.earliest_offsets(*fresh)
+        starts = {tp: earliest[tp] for tp in fresh if earliest.get(tp) is not None}
+        # On the consumer's own thread (``seek`` would call aiokafka from this one).
+        await self.seek_wait(starts)
+        # faust keeps 0 as None, which would turn its gap check off again.
+        self._committed_offset.update(starts)
 
     def _new_offset(self, tp: TP) -> int | None:
         # faust checks for a gap before the first acked offset only when the committed offset is
