@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -43,6 +44,13 @@ class Snapshot:
     def of(cls, report: Report) -> Snapshot:
         return cls(observed_at=report.observed_at, event_id=str(report.event_id), value=report.value)
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "observed_at": self.observed_at.isoformat(),
+            "event_id": self.event_id,
+            "value": self.value.model_dump(mode="json"),
+        }
+
 
 @dataclass(frozen=True)
 class PeriodState:
@@ -54,19 +62,19 @@ class PeriodState:
     last_offset: int | None = None
     """Log offset of the last report that changed this state (see ``step``)."""
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "latest": {
-                reporter: {
-                    "observed_at": snap.observed_at.isoformat(),
-                    "event_id": snap.event_id,
-                    "value": snap.value.model_dump(mode="json"),
-                }
-                for reporter, snap in self.latest.items()
-            },
-            "published": dict(self.published),
-            "last_offset": self.last_offset,
-        }
+    def to_json(self, unchanged_from: tuple[PeriodState, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+        """The changelog record. ``unchanged_from`` is an earlier state with its record: the entries
+        of snapshots both share are reused, so a batch serializes the few reporters it changed,
+        not all ~1,000 of a district-level indicator."""
+        before, before_json = unchanged_from if unchanged_from is not None else (PeriodState(), {})
+        entries: Mapping[str, Any] = before_json.get("latest", {})
+        latest = {}
+        for reporter, snap in self.latest.items():
+            entry = entries.get(reporter)
+            latest[reporter] = (
+                entry if entry is not None and before.latest.get(reporter) is snap else snap.to_json()
+            )
+        return {"latest": latest, "published": dict(self.published), "last_offset": self.last_offset}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None) -> PeriodState:
@@ -91,13 +99,29 @@ def apply(latest: Mapping[str, Snapshot], report: Report) -> dict[str, Snapshot]
 
     Nothing changes for a duplicate or an older observation arriving late; a newer one replaces.
     """
-    incoming = Snapshot.of(report)
-    current = latest.get(report.reporter)
-    if current is not None and current.order >= incoming.order:
-        return None
-    updated = dict(latest)
-    updated[report.reporter] = incoming
-    return updated
+    return apply_all(latest, [report])[0]
+
+
+def apply_all(
+    latest: Mapping[str, Snapshot], reports: Iterable[Report]
+) -> tuple[dict[str, Snapshot] | None, list[int]]:
+    """The latest-value map after every report in turn (None if none changes it), and the positions
+    of the reports that did change it.
+
+    The map is copied once per batch, not once per report: a district-level map holds ~1,000.
+    """
+    updated: dict[str, Snapshot] | None = None
+    changing: list[int] = []
+    for position, report in enumerate(reports):
+        incoming = Snapshot.of(report)
+        current = (latest if updated is None else updated).get(report.reporter)
+        if current is not None and current.order >= incoming.order:
+            continue
+        if updated is None:
+            updated = dict(latest)
+        updated[report.reporter] = incoming
+        changing.append(position)
+    return updated, changing
 
 
 def _ratio(numerator: float, denominator: float | None) -> float | None:
@@ -113,8 +137,24 @@ def rollup_for(
     computed_at: datetime,
 ) -> Rollup:
     """One scope's figure from the latest snapshots of its expected reporters."""
+    return _rollup_for(indicator, period, scope, expected, _by_reporter(latest), computed_at)
+
+
+def _by_reporter(latest: Mapping[str, Snapshot]) -> list[tuple[str, Snapshot]]:
+    return sorted(latest.items(), key=itemgetter(0))
+
+
+def _rollup_for(
+    indicator: Indicator,
+    period: Period,
+    scope: str,
+    expected: frozenset[str],
+    ordered: Sequence[tuple[str, Snapshot]],
+    computed_at: datetime,
+) -> Rollup:
+    """One scope's figure from the latest snapshots, sorted by reporter, of its expected reporters."""
     # Sorted, so float sums (and so revisions) do not depend on set iteration order.
-    snaps = {r: latest[r] for r in sorted(expected) if r in latest}
+    snaps = {r: s for r, s in ordered if r in expected}
     numerator = 0.0
     denominator: float | None
     lagging: list[str] = []
@@ -181,10 +221,12 @@ def compute_rollups(
 ) -> list[Rollup]:
     """Every scope's rollup, judged against the registry in force on the period's last day."""
     rollups = []
+    # Sorted once for every scope: sorting each scope's ~1,000 expected reporters cost more.
+    ordered = _by_reporter(latest)
     for scope in scopes_of(indicator):
         groups: Iterable[str] = indicator.groups if scope == NATIONAL_SCOPE else (scope,)
         expected = registry.expected(groups, period.end)
-        rollups.append(rollup_for(indicator, period, scope, expected, latest, computed_at))
+        rollups.append(_rollup_for(indicator, period, scope, expected, ordered, computed_at))
     return rollups
 
 
@@ -206,13 +248,41 @@ def step(
     current rollup: same revisions, so subscribers and history take them as no-ops. Any other
     report that changes nothing publishes nothing.
     """
-    latest = apply(state.latest, report)
+    new_state, rollups, _ = step_many(state, [report], indicator, period, registry, computed_at, [offset])
+    return new_state, rollups
+
+
+def step_many(
+    state: PeriodState,
+    reports: Sequence[Report],
+    indicator: Indicator,
+    period: Period,
+    registry: Registry,
+    computed_at: datetime,
+    offsets: Sequence[int | None] | None = None,
+) -> tuple[PeriodState, list[Rollup], int]:
+    """Apply a batch of one (indicator, period)'s reports (``offsets``: their log positions, as for
+    ``step``): the new state, the rollups to publish, and how many reports changed the latest values.
+
+    Each changed scope is published once, with its figure after the whole batch. The figures in
+    between are skipped; none is lost for good, since each figure depends only on the latest values.
+    A batch holding the report that last changed the state, at its offset, re-sends every current
+    rollup (see ``step``).
+    """
+    positions = list(offsets) if offsets is not None else [None] * len(reports)
+    redelivered = state.last_offset is not None and state.last_offset in positions
+    latest, changing = apply_all(state.latest, reports)
     if latest is None:
-        if offset is not None and offset == state.last_offset:
-            return state, compute_rollups(indicator, period, state.latest, registry, computed_at)
-        return state, []
-    changed = replace(state, latest=latest, last_offset=offset)
-    return changed_rollups(changed, indicator, period, registry, computed_at)
+        if redelivered:
+            return state, compute_rollups(indicator, period, state.latest, registry, computed_at), 0
+        return state, [], 0
+    changed = replace(state, latest=latest, last_offset=positions[changing[-1]])
+    if not redelivered:
+        new_state, rollups = changed_rollups(changed, indicator, period, registry, computed_at)
+        return new_state, rollups, len(changing)
+    rollups = compute_rollups(indicator, period, changed.latest, registry, computed_at)
+    published = {**changed.published, **{r.scope: r.revision for r in rollups}}
+    return replace(changed, published=published), rollups, len(changing)
 
 
 def changed_rollups(

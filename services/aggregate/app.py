@@ -6,7 +6,7 @@ import asyncio
 import base64
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,8 +23,9 @@ from dxpulse.faust_support import (
     raw_topic,
 )
 from dxpulse.monitoring import RollupGauges
+from dxpulse.periods import Period
 from dxpulse.registry import Registry, default_registry
-from dxpulse.rollup import PeriodState, step
+from dxpulse.rollup import PeriodState, step_many
 from dxpulse.subscriber import latest_rollups
 from dxpulse.topics import DEAD_LETTERS, REPORTS, ROLLUPS, TopicSpec, changelog
 from dxpulse.validation import Problem, validate_report
@@ -68,15 +69,18 @@ class AggregateMetrics:
         self.gauges = gauges
         self.registry.register(gauges)
 
-    def report_done(self, event: Any, rollups: list[Rollup], now: float, *, changed: bool) -> None:
-        """Count a processed report; time and keep (for the business gauges) the rollups it published."""
+    def batch_done(self, events: list[Any], rollups: list[Rollup], now: float, *, changed: int) -> None:
+        """Count one (indicator, period)'s reports of a batch (``changed`` of them changed its state);
+        time each against the rollups they waited for, and keep those for the business gauges."""
         self.published.inc(len(rollups))
-        self.processed.labels(outcome="changed" if changed else "unchanged").inc()
+        self.processed.labels(outcome="changed").inc(changed)
+        self.processed.labels(outcome="unchanged").inc(len(events) - changed)
         if not rollups:
             return
-        if event.message.timestamp is not None:
-            self.end_to_end.observe(max(0.0, now - event.message.timestamp))
-        self.gauges.observe(rollups, event.message.partition)
+        for event in events:
+            if event.message.timestamp is not None:
+                self.end_to_end.observe(max(0.0, now - event.message.timestamp))
+        self.gauges.observe(rollups, events[-1].message.partition)
 
 
 # Reports queue behind outages and rebalances, so the tail reaches well past a minute.
@@ -140,36 +144,75 @@ def create_app(
         log.warning("dead-lettered %s@%s: %s", message.partition, message.offset, detail)
         await dead_letters.send(key=message.key, value=letter.model_dump_json().encode())
 
-    async def process(event: Any) -> None:
+    async def accepted(event: Any) -> tuple[str, Report, Period] | None:
+        """The table key, report and period of a valid event; None once a refused one is dead-lettered."""
         try:
             report = Report.model_validate_json(event.value)
         except ValidationError as error:
             await dead_letter(event, "invalid-report", str(error).replace("\n", " "))
-            return
+            return None
         verdict = validate_report(report, catalog, registry, clock())
         if isinstance(verdict, Problem):
             await dead_letter(event, verdict.type, verdict.detail)
-            return
+            return None
         key = report_key(report.indicator, report.period)
         if event.key is None or event.key.decode(errors="replace") != key:
             # The table is partitioned by this key: a report on another partition would start a
             # second, disagreeing state for the same (indicator, period).
             await dead_letter(event, "wrong-key", f"reports must be keyed {key!r} (indicator|period)")
-            return
-        state = PeriodState.from_json(states.get(key))
-        new_state, rollups = step(
-            state, report, catalog[report.indicator], verdict.period, registry, clock(), event.message.offset
-        )
-        if new_state is not state:
-            states[key] = new_state.to_json()
-        for rollup in rollups:
-            await rollups_topic.send(key=rollup.key.encode(), value=rollup.model_dump_json().encode())
-        metrics.report_done(event, rollups, time.time(), changed=new_state is not state)
+            return None
+        return key, report, verdict.period
+
+    # Decoded states, with the table value each was decoded from: decoding ~1,000 snapshots again
+    # per batch cost more than the batch itself. A value replaced by recovery or a rebalance is
+    # another object, so it is decoded afresh.
+    decoded: dict[str, tuple[Any, PeriodState]] = {}
+
+    async def process(events: Sequence[Any]) -> None:
+        # One table write and at most one rollup per scope per (indicator, period) and batch:
+        # with ~1,000 district reporters per key, a write per report cost O(reporters) each.
+        by_key: dict[str, list[tuple[Any, Report, Period]]] = {}
+        for event in events:
+            valid = await accepted(event)
+            if valid is not None:
+                key, report, period = valid
+                by_key.setdefault(key, []).append((event, report, period))
+        for key, items in by_key.items():
+            first_event, first, period = items[0]
+            raw = states.get(key)
+            cached = decoded.get(key)
+            state = cached[1] if cached is not None and cached[0] is raw else PeriodState.from_json(raw)
+            new_state, rollups, changed = step_many(
+                state,
+                [report for _, report, _ in items],
+                catalog[first.indicator],
+                period,
+                registry,
+                clock(),
+                [event.message.offset for event, _, _ in items],
+            )
+            if new_state is not state:
+                # What ``states[key] = ...`` does, with the partition named: take_events leaves one
+                # current event for the whole batch, and the changelog must follow the key's partition.
+                value = new_state.to_json(unchanged_from=(state, raw) if raw is not None else None)
+                decoded[key] = (value, new_state)
+                states.send_changelog(first_event.message.partition, key, value)
+                states.data[key] = value
+            for rollup in rollups:
+                await rollups_topic.send(key=rollup.key.encode(), value=rollup.model_dump_json().encode())
+            metrics.batch_done([event for event, _, _ in items], rollups, time.time(), changed=changed)
 
     @app.agent(reports_topic)
     async def aggregate(stream: Any) -> AsyncIterator[None]:
-        async for event in stream.events():
-            await process(event)
+        if settings.aggregate_batch_max == 1:
+            async for event in stream.events():
+                await process([event])
+                yield None
+            return
+        # Batches (faster, see BENCHMARKS.md); a restarted worker was seen stalling with them.
+        batches = stream.take_events(settings.aggregate_batch_max, within=settings.aggregate_batch_within_s)
+        async for events in batches:
+            await process(events)
             yield None
 
     # The gauges of figures that did not change since a (re)start come from the compacted rollup

@@ -28,3 +28,20 @@ class AggregateSettings(WorkerSettings):
             " (dxpulse_rollup_*); bounds their label cardinality."
         ),
     )
+    aggregate_batch_max: int = Field(
+        default=1,
+        ge=1,
+        description=(
+            "DXPULSE_AGGREGATE_BATCH_MAX: reports taken from Kafka at once; each (indicator, period)"
+            " in a batch is written and published once. 1 (one at a time) until batches survive"
+            " restarts: a restarted worker was seen stalling with 1000 (BENCHMARKS.md)."
+        ),
+    )
+    aggregate_batch_within_s: float = Field(
+        default=0.05,
+        gt=0,
+        description=(
+            "DXPULSE_AGGREGATE_BATCH_WITHIN_S: the longest a report waits for its batch to fill;"
+            " adds at most this to end-to-end latency."
+        ),
+    )

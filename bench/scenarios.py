@@ -1,0 +1,550 @@
+"""The benchmark scenarios: each measures dxpulse and a raw-client baseline on the same topics."""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import json
+import statistics
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from rich.progress import Progress
+
+from bench.children import Child, start_child, wait_http
+from bench.kafka import (
+    RollupWatcher,
+    commit_offsets,
+    consume_and_decode,
+    end_offsets,
+    new_producer,
+    produce,
+)
+from bench.results import Figure
+from bench.synthetic import OBSERVED_BASE, Size, Workload
+from dxpulse.migrations import apply_migrations
+from dxpulse.token_store import create_tokens
+from dxpulse.topics import REPORTS, ROLLUPS
+from schemas import Report
+from schemas.events import report_key
+from services.ingest.app import create_app as create_ingest
+from services.ingest.settings import IngestSettings
+
+BATCH = 500
+"""Reports per HTTP batch (issue 7)."""
+HTTP_CONCURRENCY = 32
+
+
+@dataclass
+class Bench:
+    """What every scenario shares: the Kafka it runs on, the workload, a work folder and the figures."""
+
+    bootstrap: str
+    database_url: str
+    """PostgreSQL of the ingest app (tokens, accepted event ids)."""
+    size: Size
+    work_dir: Path
+    progress: Progress
+    workload: Workload = field(init=False)
+    figures: list[Figure] = field(default_factory=list)
+    profile: bool = False
+    """Sample the aggregator and ingest processes with py-spy (see children.start_child)."""
+    ingest_rate: float | None = None
+    """Single-report requests/s the ingest scenario measured; caps the latency scenario's rate."""
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    tokens: dict[str, str] = field(default_factory=dict)
+    """Reporter → bearer token, minted once per run for every reporter of the workload."""
+
+    def __post_init__(self) -> None:
+        self.workload = Workload(self.size)
+
+    def add(self, figure: Figure) -> None:
+        self.figures.append(figure)
+        self.progress.console.print(
+            f"[bold]{figure.scenario}[/] {figure.metric}: " + " · ".join(c for c in figure.cells()[2:] if c)
+        )
+
+    def task(self, description: str, total: float | None) -> Callable[[int], None]:
+        task = self.progress.add_task(description, total=total)
+        return lambda n: self.progress.advance(task, n)
+
+    async def fresh_worker(self, label: str) -> tuple[str, Child]:
+        """Start an aggregator with a new app id whose group starts at the current end of reports."""
+        app_id = f"bench-{label}-{self.run_id}"
+        await commit_offsets(self.bootstrap, app_id, REPORTS, await end_offsets(self.bootstrap, REPORTS))
+        return app_id, self.aggregator(app_id, label)
+
+    async def ingest(self, name: str) -> Child:
+        """An ingest app over the workload, with a token per reporter and no practical rate limit."""
+        if not self.tokens:
+            await apply_migrations(self.database_url)
+            connection = await asyncpg.connect(self.database_url)
+            try:
+                minted = await create_tokens(connection, self.workload.reporters, f"bench-{self.run_id}")
+            finally:
+                await connection.close()
+            self.tokens = {reporter: token.secret for reporter, token in minted.items()}
+        child = start_child(
+            "ingest",
+            self.size.name,
+            self.bootstrap,
+            self.work_dir,
+            name,
+            self.profile,
+            DXPULSE_DATABASE_URL=self.database_url,
+            DXPULSE_RATE_LIMIT_PER_S="1000000",
+            DXPULSE_RATE_LIMIT_BURST="1000000",
+        )
+        wait_http(child, "/healthz")
+        return child
+
+    def auth(self, reporter: str) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.tokens[reporter]}"}
+
+    def aggregator(self, app_id: str, name: str) -> Child:
+        return start_child(
+            "aggregate",
+            self.size.name,
+            self.bootstrap,
+            self.work_dir,
+            name,
+            self.profile,
+            DXPULSE_AGGREGATE_APP_ID=app_id,
+        )
+
+
+async def aggregator(bench: Bench) -> None:
+    """One worker's life: cold start, N reports, memory with every reporter-key, then a restart.
+
+    The N reports are produced by a raw producer many times faster than the worker consumes, so the
+    worker works through a backlog, timed from its first rollup to the last correct one.
+    """
+    n, keys = bench.size.throughput_reports, bench.size.reporter_keys
+    app_id, worker = await bench.fresh_worker("aggregator")
+    start = await end_offsets(bench.bootstrap, REPORTS)
+    rollup_start = await end_offsets(bench.bootstrap, ROLLUPS)
+    try:
+        async with RollupWatcher(bench.bootstrap, rollup_start) as watcher:
+            await produce(bench.bootstrap, REPORTS, bench.workload.messages(0, 1))
+            first_rollup = bench.workload.expected_revisions(0, 1)
+            ready = await _watch(bench, watcher, worker, first_rollup, "empty worker: first rollup", 300)
+            cold_start_s = ready - worker.started
+            empty_kib = worker.rss_kib()
+            expected = bench.workload.expected_revisions(0, n)
+            began = time.perf_counter()
+            await produce(
+                bench.bootstrap, REPORTS, bench.workload.messages(1, n - 1), bench.task(f"producing {n:,}", n)
+            )
+            done = await _watch(bench, watcher, worker, expected, "aggregator: rollups correct", 3600)
+            full_kib = worker.rss_kib()
+            published = _published_rollups(worker)
+    finally:
+        worker.stop()
+    raw_s = await consume_and_decode(
+        bench.bootstrap, REPORTS, start, n, bench.task("raw aiokafka consume-and-decode", n)
+    )
+    rate, raw_rate = (n - 1) / (done - began), n / raw_s
+    bench.add(
+        Figure(
+            "aggregator",
+            "throughput, one worker",
+            rate,
+            "reports/s",
+            raw_rate,
+            "raw consume+decode",
+            ">= 50,000/s and >= 0.40 of raw",
+            rate >= 50_000 and rate >= 0.4 * raw_rate,
+            f"{n:,} reports over {keys:,} reporter-keys; {published:,.0f} rollups published",
+        )
+    )
+    raw_bytes = sum(len(k) + len(v) for k, v in bench.workload.messages(0, keys))
+    bench.add(
+        Figure(
+            "memory",
+            "aggregator RSS per 100,000 reporter-keys",
+            (full_kib - empty_kib) * 1024 * 100_000 / keys / 2**20,
+            "MiB",
+            raw_bytes * 100_000 / keys / 2**20,
+            "the reports' bytes on Kafka",
+            "(reported, no target)",
+            None,
+            f"VmRSS {empty_kib / 1024:,.0f} MiB empty → {full_kib / 1024:,.0f} MiB with {keys:,} keys",
+        )
+    )
+    await _recovery(bench, app_id, n, cold_start_s)
+
+
+async def _recovery(bench: Bench, app_id: str, n: int, cold_start_s: float) -> None:
+    """Restart the worker (a new process, same app id) and time until probe rollups are correct."""
+    keys, probes = bench.size.reporter_keys, min(12, bench.size.reporter_keys)
+    rollup_start = await end_offsets(bench.bootstrap, ROLLUPS)
+    async with RollupWatcher(bench.bootstrap, rollup_start) as watcher:
+        second = bench.aggregator(app_id, "aggregator-restarted")
+        try:
+            await produce(bench.bootstrap, REPORTS, bench.workload.messages(n, probes))
+            # Only the scopes the probes change: an unchanged figure is rightly not published again.
+            before = bench.workload.expected_revisions(0, n)
+            after = bench.workload.expected_revisions(0, n + probes)
+            changed = {key: rev for key, rev in after.items() if before.get(key) != rev}
+            done = await _watch(bench, watcher, second, changed, "restarted worker: correct rollups", 900)
+            recovered_kib = second.rss_kib()
+        finally:
+            second.stop()
+    recovery_s = done - second.started
+    bench.add(
+        Figure(
+            "recovery",
+            f"restart with {keys:,} reporter-keys → correct rollups",
+            recovery_s,
+            "s",
+            cold_start_s,
+            "empty worker start → first rollup",
+            "<= 10 s",
+            recovery_s <= 10,
+            f"SIGTERM, then a new process; {probes} probe reports;"
+            f" RSS after recovery {recovered_kib / 1024:,.0f} MiB",
+        )
+    )
+
+
+def _published_rollups(worker: Child) -> float:
+    """The worker's own count of rollups published (its /metrics), to see how much batches coalesce."""
+    text = httpx.get(f"http://127.0.0.1:{worker.port}/metrics", timeout=10.0).text
+    for line in text.splitlines():
+        if line.startswith("dxpulse_aggregate_rollups_published_total "):
+            return float(line.split()[1])
+    raise RuntimeError(f"the worker's /metrics has no dxpulse_aggregate_rollups_published_total:\n{text}")
+
+
+async def _watch(
+    bench: Bench, watcher: RollupWatcher, worker: Child, expected: dict[str, str], what: str, deadline: float
+) -> float:
+    """Wait for ``expected`` while checking the worker is alive; returns perf_counter() when done."""
+    advance = bench.task(what, len(expected))
+    give_up = time.perf_counter() + deadline
+    while True:
+        worker.check_alive()
+        try:
+            return await watcher.until(expected, min(5.0, give_up - time.perf_counter()), advance)
+        except TimeoutError:
+            if time.perf_counter() >= give_up:
+                raise
+
+
+def batch_path() -> str | None:
+    """The ingest batch endpoint's path when this checkout has one (another branch adds it)."""
+    api = create_ingest(IngestSettings())
+    for route in api.routes:
+        path: str = getattr(route, "path", "")
+        methods: set[str] = getattr(route, "methods", None) or set()
+        if "POST" in methods and "batch" in path:
+            return str(path)
+    return None
+
+
+def http_client(connections: int) -> aiohttp.ClientSession:
+    """The load generator's HTTP client: aiohttp, because httpx's own CPU cost capped the figures
+    at ~1/8 of what the ingest service sustains on this machine (measured while writing bench)."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=connections),
+        headers={"content-type": "application/json"},
+        timeout=aiohttp.ClientTimeout(total=60),
+    )
+
+
+Request = tuple[bytes, dict[str, str], int]
+"""A body, its headers and how many reports it carries."""
+
+
+async def _post_all(url: str, requests: list[Request], advance: Callable[[int], None]) -> tuple[float, int]:
+    """POST every request with HTTP_CONCURRENCY connections; (seconds, reports not accepted)."""
+    queue: asyncio.Queue[Request] = asyncio.Queue()
+    for request in requests:
+        queue.put_nowait(request)
+    refused = 0
+    async with http_client(HTTP_CONCURRENCY) as client:
+
+        async def sender() -> None:
+            nonlocal refused
+            while not queue.empty():
+                body, headers, count = queue.get_nowait()
+                async with client.post(url, data=body, headers=headers) as response:
+                    answer = await response.read()
+                    if response.status >= 300:
+                        refused += count
+                    elif count > 1:  # a batch answers per report
+                        refused += count - int(json.loads(answer)["accepted"])
+                advance(count)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(sender() for _ in range(HTTP_CONCURRENCY)))
+        return time.perf_counter() - started, refused
+
+
+async def ingest_throughput(bench: Bench) -> None:
+    """Single-report requests and batches of 500, each against a raw producer of the same reports."""
+    n = bench.size.ingest_reports
+    offset = 10_000_000  # seqs of their own, so no other scenario's report is a duplicate
+    singles = [bench.workload.report(offset + i) for i in range(n)]
+    # A token sends as its own reporter only, so each batch is one reporter's reports.
+    reporters = sorted(bench.workload.reporters)
+    batches = [
+        [
+            bench.workload.reporter_report(reporters[b % len(reporters)], offset + n + b * BATCH + i)
+            for i in range(BATCH)
+        ]
+        for b in range(max(1, n // BATCH))
+    ]
+    api = await bench.ingest("ingest")
+    try:
+        url = f"http://127.0.0.1:{api.port}"
+        raw_rate = await _raw_rate(bench, singles, "raw producer: the single reports")
+        requests = [(r.model_dump_json().encode(), bench.auth(r.reporter), 1) for r in singles]
+        seconds, refused = await _post_all(
+            f"{url}/v1/reports", requests, bench.task("ingest: single reports", n)
+        )
+        if refused:
+            raise RuntimeError(f"ingest refused {refused} of {n} benchmark reports; see {api.log}")
+        bench.ingest_rate = n / seconds
+        bench.add(
+            Figure(
+                "ingest",
+                "single-report requests",
+                n / seconds,
+                "reports/s",
+                raw_rate,
+                "raw producer acks=all",
+                "(reported, no target)",
+                None,
+                f"{n:,} reports, {HTTP_CONCURRENCY} connections",
+            )
+        )
+        path = batch_path()
+        if path is None:
+            bench.add(
+                Figure(
+                    "ingest",
+                    f"batches of {BATCH}",
+                    float("nan"),
+                    "reports/s",
+                    raw_rate,
+                    "raw producer acks=all",
+                    ">= 30,000/s and >= 0.50 of raw",
+                    None,
+                    "not measured: this checkout has no batch endpoint yet",
+                )
+            )
+            return
+        flat = [r for batch in batches for r in batch]
+        raw_batch_rate = await _raw_rate(bench, flat, "raw producer: the batched reports")
+        requests = [
+            (
+                json.dumps({"reports": [r.model_dump(mode="json") for r in batch]}).encode(),
+                bench.auth(batch[0].reporter),
+                len(batch),
+            )
+            for batch in batches
+        ]
+        seconds, refused = await _post_all(
+            f"{url}{path}", requests, bench.task(f"ingest: batches of {BATCH}", len(flat))
+        )
+        rate = len(flat) / seconds
+        bench.add(
+            Figure(
+                "ingest",
+                f"batches of {BATCH}",
+                rate,
+                "reports/s",
+                raw_batch_rate,
+                "raw producer acks=all",
+                ">= 30,000/s and >= 0.50 of raw",
+                rate >= 30_000 and rate >= 0.5 * raw_batch_rate and not refused,
+                f"POST {path}, {len(batches)} batches of one reporter each"
+                + (f"; {refused} reports not accepted" if refused else ""),
+            )
+        )
+    finally:
+        api.stop()
+
+
+async def _raw_rate(bench: Bench, reports: list[Report], what: str) -> float:
+    """Reports/s of a raw aiokafka producer (acks=all) sending exactly these reports."""
+    messages = [(report_key(r.indicator, r.period).encode(), r.model_dump_json().encode()) for r in reports]
+    count, seconds = await produce(bench.bootstrap, REPORTS, messages, bench.task(what, len(messages)))
+    return count / seconds
+
+
+def _ms_of(observed_at: str | None) -> int:
+    """The sequence number of the newest report a rollup rests on (reports are OBSERVED_BASE + seq ms)."""
+    if observed_at is None:
+        return -1
+    return round((datetime.fromisoformat(observed_at) - OBSERVED_BASE).total_seconds() * 1000)
+
+
+def _percentiles(samples: list[float]) -> tuple[float, float, float]:
+    cuts = statistics.quantiles(samples, n=100, method="inclusive")
+    return cuts[49], cuts[94], cuts[98]
+
+
+async def _paced(
+    rate: float, count: int, send: Callable[[int], Awaitable[None]], advance: Callable[[int], None]
+) -> float:
+    """Call ``send(i)`` at ``rate`` per second (open loop, bounded in flight); the achieved rate."""
+    in_flight = asyncio.Semaphore(HTTP_CONCURRENCY * 4)
+    tasks: list[asyncio.Task[None]] = []
+
+    async def one(i: int) -> None:
+        try:
+            await send(i)
+        finally:
+            in_flight.release()
+            advance(1)
+
+    started = time.perf_counter()
+    for i in range(count):
+        delay = started + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        await in_flight.acquire()
+        tasks.append(asyncio.create_task(one(i)))
+    await asyncio.gather(*tasks)
+    return count / (time.perf_counter() - started)
+
+
+async def end_to_end_latency(bench: Bench, rate_override: float | None) -> None:
+    """HTTP 202 until the rollup resting on the report is published, at a steady offered rate."""
+    rate = rate_override or float(bench.size.latency_rate)
+    note = ""
+    if rate_override is None and bench.ingest_rate is not None and bench.ingest_rate * 0.7 < rate:
+        rate = round(bench.ingest_rate * 0.7)
+        note = f"{bench.size.latency_rate:,}/s is beyond this machine's single-report ingest; 70% of it. "
+    count = int(rate * bench.size.latency_seconds)
+    offset = 20_000_000
+    reports = [bench.workload.report(offset + i) for i in range(count)]
+    bodies = [r.model_dump_json().encode() for r in reports]
+    accepted = [0.0] * count
+
+    _, worker = await bench.fresh_worker("latency")
+    api = await bench.ingest("latency-ingest")
+    try:
+        rollup_start = await end_offsets(bench.bootstrap, ROLLUPS)
+        async with (
+            http_client(HTTP_CONCURRENCY * 4) as client,
+            RollupWatcher(bench.bootstrap, rollup_start, keep_history=True) as watcher,
+        ):
+            url = f"http://127.0.0.1:{api.port}/v1/reports"
+            warm = bench.workload.report(offset - 1)
+            warm_body = warm.model_dump_json().encode()
+            async with client.post(url, data=warm_body, headers=bench.auth(warm.reporter)) as response:
+                warm_answer = await response.text()
+                if response.status != 202:
+                    raise RuntimeError(f"ingest answered {response.status}: {warm_answer}")
+            await _watch(
+                bench,
+                watcher,
+                worker,
+                bench.workload.expected_revisions(offset - 1, 1),
+                "worker warm-up",
+                300,
+            )
+
+            async def send(i: int) -> None:
+                async with client.post(
+                    url, data=bodies[i], headers=bench.auth(reports[i].reporter)
+                ) as response:
+                    text = await response.text()
+                    if response.status != 202:
+                        raise RuntimeError(f"ingest answered {response.status}: {text}")
+                accepted[i] = time.time()
+
+            polling = asyncio.create_task(_poll_forever(watcher))
+            try:
+                achieved = await _paced(
+                    rate, count, send, bench.task(f"latency: {rate:,.0f} reports/s", count)
+                )
+                expected = bench.workload.expected_revisions(offset - 1, count + 1)
+                await _watch(bench, watcher, worker, expected, "latency: last rollups", 600)
+            finally:
+                polling.cancel()
+    finally:
+        api.stop()
+        worker.stop()
+    published: dict[str, tuple[list[int], list[int]]] = {}
+    for key, seen in watcher.history:
+        indicator, period, scope = key.split("|")
+        if scope == "national":
+            seqs, times = published.setdefault(f"{indicator}|{period}", ([], []))
+            seqs.append(_ms_of(seen.latest_observed_at) - offset)
+            times.append(seen.published_ms)
+    latencies = []
+    for i, report in enumerate(reports):
+        seqs, times = published[f"{report.indicator}|{report.period}"]
+        at = bisect.bisect_left(seqs, i)
+        latencies.append(max(0.0, times[at] / 1000 - accepted[i]))
+    p50, p95, p99 = _percentiles(latencies)
+    base50, base95, base99 = await _raw_latency(bench, rate, count)
+    for label, value, base in (("p50", p50, base50), ("p95", p95, base95), ("p99", p99, base99)):
+        bench.add(
+            Figure(
+                "end-to-end",
+                f"latency {label} at {achieved:,.0f} reports/s",
+                value * 1000,
+                "ms",
+                base * 1000,
+                "raw produce→consume",
+                "p99 <= 300 ms" if label == "p99" else "",
+                (value <= 0.3) if label == "p99" else None,
+                note + f"{count:,} single-report requests; HTTP 202 → rollup publish time"
+                if label == "p99"
+                else "",
+            )
+        )
+
+
+async def _poll_forever(watcher: RollupWatcher) -> None:
+    while True:
+        await watcher.poll(50)
+
+
+async def _raw_latency(bench: Bench, rate: float, count: int) -> tuple[float, float, float]:
+    """Raw aiokafka at the same rate: producer acks=all send → consumer receipt, per message."""
+    start = await end_offsets(bench.bootstrap, REPORTS)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bench.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=20
+    )
+    producer = new_producer(bench.bootstrap)
+    await consumer.start()
+    await producer.start()
+    latencies: list[float] = []
+    try:
+        consumer.assign([TopicPartition(REPORTS, p) for p in start])
+        for p, offset in start.items():
+            consumer.seek(TopicPartition(REPORTS, p), offset)
+
+        async def receive() -> None:
+            while len(latencies) < count:
+                for records in (await consumer.getmany(timeout_ms=50)).values():
+                    now = time.time()
+                    latencies.extend(now - r.timestamp / 1000 for r in records)
+
+        receiving = asyncio.create_task(receive())
+        messages = list(bench.workload.messages(30_000_000, count))
+
+        async def send(i: int) -> None:
+            key, value = messages[i]
+            await producer.send_and_wait(REPORTS, value=value, key=key)
+
+        await _paced(rate, count, send, bench.task("raw produce→consume latency", count))
+        await asyncio.wait_for(receiving, 120)
+    finally:
+        await producer.stop()
+        await consumer.stop()
+    return _percentiles([max(0.0, x) for x in latencies])

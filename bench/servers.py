@@ -1,0 +1,45 @@
+"""Child processes of the benchmarks: the real aggregator and ingest apps over the synthetic workload.
+
+``python -m bench.servers aggregate SIZE`` / ``ingest SIZE``, configured by DXPULSE_* variables like
+the services themselves; only the catalog and registry differ (synthetic, sized by SIZE).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from bench.synthetic import SIZES, Workload
+
+USAGE = "usage: python -m bench.servers aggregate|ingest tiny|small|full"
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2 or argv[0] not in ("aggregate", "ingest") or argv[1] not in SIZES:
+        print(USAGE, file=sys.stderr)
+        return 2
+    workload = Workload(SIZES[argv[1]])
+    # Each imports only what its service imports, so start-up (part of recovery) is the service's own.
+    if argv[0] == "aggregate":
+        from dxpulse.faust_support import run_worker
+        from services.aggregate.app import create_app, worker_topics
+        from services.aggregate.settings import AggregateSettings
+
+        settings = AggregateSettings()
+        app = create_app(settings, catalog=workload.catalog, registry=workload.registry)
+        run_worker(app, settings, worker_topics(settings), loglevel="warn")
+    else:
+        import uvicorn
+
+        from services.ingest.app import create_app as create_ingest
+        from services.ingest.settings import IngestSettings
+
+        ingest = IngestSettings()
+        api = create_ingest(ingest, catalog=workload.catalog, registry=workload.registry)
+        uvicorn.run(
+            api, host=ingest.ingest_host, port=ingest.ingest_port, log_level="warning", access_log=False
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,57 @@
+"""The benchmark suite runs once, tiny, on a real Kafka, so it cannot rot; no timing is asserted."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dxpulse.stack.testing import running_stack
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+FIGURES = (
+    "aggregator | throughput, one worker",
+    "ingest | single-report requests",
+    "ingest | batches of 500",
+    "end-to-end | latency p50",
+    "end-to-end | latency p95",
+    "end-to-end | latency p99",
+    "memory | aggregator RSS per 100,000 reporter-keys",
+    "recovery | restart with",
+)
+NUMBER = r"[0-9][0-9,.]*(e[+-]?[0-9]+)?"
+
+
+def test_bench_suite_runs_tiny_and_prints_every_figure(tmp_path: Path) -> None:
+    with running_stack(tmp_path) as stack:
+        table = tmp_path / "figures.md"
+        run = subprocess.run(
+            [
+                *(sys.executable, "-m", "bench", "--size", "tiny", "--kafka", stack.kafka_bootstrap),
+                *("--database-url", stack.database_url),
+                *("--work-dir", str(tmp_path / "bench"), "--markdown", str(table)),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            check=False,
+        )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "dxpulse benchmarks, size tiny" in run.stdout
+    rows = table.read_text().splitlines()
+    assert rows[0].startswith("Machine: ")
+    assert "cores" in rows[0]
+    for figure in FIGURES:
+        row = next((r for r in rows if r.startswith(f"| {figure}")), None)
+        assert row is not None, f"no row for {figure!r} in\n{table.read_text()}"
+        value, baseline = row.split(" | ")[2:4]
+        # Every figure has a value and a same-run baseline, except batches on a checkout without them.
+        if "no batch endpoint" not in row:
+            assert re.match(NUMBER, value), row
+        assert re.match(NUMBER, baseline), row
