@@ -14,7 +14,9 @@ import asyncpg
 import faust
 from faust.tables import TableManager
 from faust.tables.recovery import Recovery
+from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from faust.types import TP
+from faust.types.transports import ConsumerT
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from dxpulse.migrations import apply_migrations
@@ -74,6 +76,64 @@ class DxpulseTableManager(TableManager):
         return self._recovery
 
 
+class FromStartConsumer(AIOKafkaConsumer):
+    """faust's Kafka consumer, but a partition nobody committed yet is re-read from its start.
+
+    After every rebalance faust seeks its partitions back to their committed offsets, which is what
+    brings back the reports it fetched but dropped on the way (buffers cleared while flow was
+    suspended, a fetch cut short by a new generation). aiokafka's ``seek_to_committed`` leaves a
+    partition without a committed offset wherever its fetch position happens to be, so what was
+    dropped there is never read again; and faust's gap check before a commit is off without a
+    committed offset, so the next commit passes over it: reports lost for good.
+
+    Here such partitions are sought to their first offset, which then serves as the committed
+    offset the gap check compares against (re-reading is safe: a rollup step is idempotent).
+    """
+
+    async def perform_seek(self) -> None:
+        await super().perform_seek()
+        fresh = [
+            tp
+            for tp in self.assignment()
+            if self.app.topics.acks_enabled_for(tp.topic) and not self._committed_offset.get(tp)
+        ]
+        if not fresh:
+            return
+        earliest = await self.earliest_offsets(*fresh)
+        starts = {tp: earliest[tp] for tp in fresh if earliest.get(tp) is not None}
+        # On the consumer's own thread (``seek`` would call aiokafka from this one).
+        await self.seek_wait(starts)
+        # faust keeps 0 as None, which would turn its gap check off again.
+        self._committed_offset.update(starts)
+
+    def _new_offset(self, tp: TP) -> int | None:
+        # faust checks for a gap before the first acked offset only when the committed offset is
+        # truthy, so with 0 (or none) a commit can pass over reports that were never processed.
+        acked = self._acked[tp]
+        committed = self._committed_offset.get(tp)
+        if acked and committed is not None:
+            head = min(min(acked), min((gap.begin for gap in self._gap[tp]), default=min(acked)))
+            # faust's own tolerance of one offset (a missing record at the committed offset).
+            if head - committed > 1:
+                return None
+        new_offset: int | None = super()._new_offset(tp)
+        return new_offset
+
+
+class DxpulseApp(faust.App):
+    """A faust app whose consumer is :class:`FromStartConsumer`."""
+
+    def _new_consumer(self) -> ConsumerT:
+        return FromStartConsumer(
+            self.transport,
+            callback=self.topics.on_message,
+            on_partitions_revoked=self._on_partitions_revoked,
+            on_partitions_assigned=self._on_partitions_assigned,
+            beacon=self.beacon,
+            loop=self.transport.loop,
+        )
+
+
 def new_faust_app(
     app_id: str,
     settings: CommonSettings,
@@ -83,7 +143,7 @@ def new_faust_app(
     session_timeout_s: float,
 ) -> faust.App:
     """A faust app with the settings every dxpulse worker needs."""
-    app = faust.App(
+    app = DxpulseApp(
         app_id,
         broker=faust_broker_url(settings.kafka_bootstrap),
         store="memory://",

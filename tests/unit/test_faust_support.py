@@ -1,0 +1,54 @@
+"""The dxpulse faust consumer never commits past a report it did not process."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import faust
+import pytest
+from faust.types import TP
+
+from dxpulse.faust_support import DxpulseApp, FromStartConsumer
+
+REPORTS_TP = TP("reports", 0)
+
+
+@pytest.fixture
+def made() -> Iterator[FromStartConsumer]:
+    """The consumer of an app that never starts (nothing here talks to Kafka)."""
+    loop = asyncio.new_event_loop()
+    app = DxpulseApp("unit-faust-support", broker="kafka://localhost:1", store="memory://", loop=loop)
+    consumer = app.consumer
+    assert isinstance(consumer, FromStartConsumer)
+    try:
+        yield consumer
+    finally:
+        # The consumer's Kafka thread has a loop of its own, made but never run.
+        consumer._thread.thread_loop.close()
+        loop.close()
+
+
+def test_app_is_a_faust_app_with_the_dxpulse_consumer(made: FromStartConsumer) -> None:
+    assert isinstance(made.app, faust.App)
+
+
+def test_no_commit_over_a_head_gap_when_the_committed_offset_is_zero(made: FromStartConsumer) -> None:
+    # Offsets 0-4 were fetched but dropped (never acked); 5-9 were processed.
+    made._committed_offset[REPORTS_TP] = 0
+    made._acked[REPORTS_TP].extend(range(5, 10))
+    assert made._new_offset(REPORTS_TP) is None
+
+
+def test_commit_of_contiguous_acks_from_the_start(made: FromStartConsumer) -> None:
+    made._committed_offset[REPORTS_TP] = 0
+    made._acked[REPORTS_TP].extend([0, 1, 2, 4])
+    assert made._new_offset(REPORTS_TP) == 3
+
+
+def test_commit_after_a_committed_offset_as_before(made: FromStartConsumer) -> None:
+    made._committed_offset[REPORTS_TP] = 40
+    made._acked[REPORTS_TP].extend(range(40, 45))
+    assert made._new_offset(REPORTS_TP) == 45
+    made._acked[REPORTS_TP].extend(range(50, 52))
+    assert made._new_offset(REPORTS_TP) is None
