@@ -22,7 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from dxpulse.migrations import apply_migrations
 from dxpulse.monitoring import ConsumerLagCollector, PartitionLag, consumer_lag, stalled_partitions
 from dxpulse.settings import CommonSettings
-from dxpulse.topics import TopicSpec, ensure_topics
+from dxpulse.topics import COMPACTED, TopicSpec, ensure_topics
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +103,12 @@ class FromStartConsumer(AIOKafkaConsumer):
         starts = {tp: earliest[tp] for tp in fresh if earliest.get(tp) is not None}
         # On the consumer's own thread (``seek`` would call aiokafka from this one).
         await self.seek_wait(starts)
-        # faust keeps 0 as None, which would turn its gap check off again.
-        self._committed_offset.update(starts)
+        # faust keeps 0 as None, which would turn its gap check off again. Not on a compacted
+        # topic: there the first offset may have been compacted away, and a gap check from it
+        # would block every commit on that partition for good.
+        self._committed_offset.update(
+            {tp: offset for tp, offset in starts.items() if tp.topic not in COMPACTED}
+        )
 
     def _new_offset(self, tp: TP) -> int | None:
         # faust checks for a gap before the first acked offset only when the committed offset is
@@ -168,16 +172,27 @@ def new_faust_app(
     return app
 
 
+def _committed_offsets(consumer: Any, tps: Mapping[tuple[str, int], TP]) -> dict[tuple[str, int], int | None]:
+    # faust keeps the offsets it committed (and those found at assignment) here; no public accessor.
+    offsets: Mapping[Any, int | None] = getattr(consumer, "_committed_offset", {})
+    return {key: offsets.get(tp) for key, tp in tps.items()}
+
+
 def faust_consumer_lag(app: faust.App) -> list[PartitionLag]:
     """Lag of every partition the app's consumer is assigned, table changelogs excepted.
 
     Changelog partitions are read to rebuild tables, never committed, so they would show
     their whole length as lag. Empty while the worker's consumer is not running.
     """
+    lags, _ = _lag_and_committed(app)
+    return lags
+
+
+def _lag_and_committed(app: faust.App) -> tuple[list[PartitionLag], dict[tuple[str, int], int | None]]:
     # app.consumer would create a consumer: a worker that has none yet has no lag to show.
     consumer = app._consumer
     if consumer is None:
-        return []
+        return [], {}
     try:
         # Also left out: faust's leader-election topic, assigned to one worker, never work.
         skip = app.tables.changelog_topics | set(getattr(consumer, "randomly_assigned_topics", ()))
@@ -185,11 +200,9 @@ def faust_consumer_lag(app: faust.App) -> list[PartitionLag]:
         highwaters = {key: consumer.highwater(tp) for key, tp in assigned.items()}
     except Exception:  # not started yet, or stopping: a scrape must not fail for that
         log.debug("consumer lag unavailable", exc_info=True)
-        return []
-    # faust keeps the offsets it committed (and those found at assignment) here; no public accessor.
-    offsets: Mapping[Any, int | None] = getattr(consumer, "_committed_offset", {})
-    committed = {key: offsets.get(tp) for key, tp in assigned.items()}
-    return consumer_lag(assigned, highwaters, committed)
+        return [], {}
+    committed = _committed_offsets(consumer, assigned)
+    return consumer_lag(assigned, highwaters, committed), committed
 
 
 STALL_PATIENCE_S = 30.0
@@ -202,9 +215,10 @@ def add_stall_watchdog(app: faust.App, patience_s: float = STALL_PATIENCE_S) -> 
     After some restarts and rebalances under load a worker finishes recovery and then consumes
     nothing more on some partitions, with no error (dxpulse issue 3). Every 5 s this compares the
     committed offsets with the highwaters; a partition stuck for ``patience_s`` gets what the end
-    of a recovery should have done: a seek back to its committed offset, buffers cleared, flow and
-    partitions resumed, in that order. Re-reading from the committed offset is safe: processing is
-    idempotent. Each unsticking is logged as a warning.
+    of a recovery should have done: a seek back to its committed offset (its first one if nobody
+    committed yet), buffers cleared, flow and partitions resumed, in that order. Re-reading from
+    the committed offset is safe: processing is idempotent. Each unsticking is logged as a warning
+    with the consumer's view of those partitions and what every task waits on, for a bug report.
     """
     since: dict[tuple[str, int], tuple[int | None, float]] = {}
 
@@ -215,19 +229,79 @@ def add_stall_watchdog(app: faust.App, patience_s: float = STALL_PATIENCE_S) -> 
         if consumer is None or app.rebalancing:
             since = {}
             return
-        lags = faust_consumer_lag(app)
-        offsets: Mapping[Any, int | None] = getattr(consumer, "_committed_offset", {})
-        tps = {(tp.topic, tp.partition): tp for tp in consumer.assignment()}
-        committed = {key: offsets.get(tp) for key, tp in tps.items()}
+        lags, committed = _lag_and_committed(app)
         since, stalled = stalled_partitions(since, lags, committed, time.monotonic(), patience_s)
         if not stalled:
             return
-        log.warning("partitions with lag and no progress for %.0f s, seeking back: %s", patience_s, stalled)
+        tps = {(tp.topic, tp.partition): tp for tp in consumer.assignment()}
+        stuck = [tps[key] for key in stalled if key in tps]
+        log.warning(
+            "partitions with lag and no progress for %.0f s, seeking back: %s\n%s",
+            patience_s,
+            stalled,
+            await consumer_diagnostics(app, stuck),
+        )
         await consumer.perform_seek()
         app.flow_control.resume()
         consumer.resume_flow()
-        consumer.resume_partitions({tps[key] for key in stalled})
+        consumer.resume_partitions(set(stuck))
         since = {}
+
+
+async def consumer_diagnostics(app: faust.App, tps: Sequence[TP]) -> str:
+    """What faust's consumer knows of ``tps``, its flow state, and where every task waits."""
+    consumer: Any = app._consumer
+    lines = []
+    thread_consumer = getattr(getattr(consumer, "_thread", None), "_consumer", None)
+    try:
+        paused = {(tp.topic, tp.partition) for tp in thread_consumer.paused()} if thread_consumer else set()
+    except Exception as error:  # diagnostics must never be what fails
+        paused = {("?", -1)}
+        log.debug("paused partitions unavailable: %r", error)
+    active = consumer._active_partitions
+    unacked = [message.tp for message in consumer._unacked_messages]
+    for tp in tps:
+        try:
+            position: Any = await asyncio.wait_for(consumer.position(tp), timeout=5)
+        except Exception as error:
+            position = repr(error)
+        acked = consumer._acked.get(tp) or []
+        gaps = sorted((gap.begin, gap.end) for gap in consumer._gap.get(tp, ()))[:3]
+        lines.append(
+            f"  {tp.topic}[{tp.partition}]: committed={consumer._committed_offset.get(tp)}"
+            f" read={consumer._read_offset.get(tp)} position={position} highwater={consumer.highwater(tp)}"
+            f" acked={len(acked)} (first {min(acked) if acked else None}) gaps={gaps}"
+            f" unacked={unacked.count(tp)} paused={(tp.topic, tp.partition) in paused}"
+            f" active={active is None or tp in active} buffered={tp in consumer._buffered_partitions}"
+        )
+    lines.append(
+        f"  flow_active={consumer.flow_active} flow_control_active={app.flow_control.is_active()}"
+        f" rebalancing={app.rebalancing} generation={app.consumer_generation_id}"
+    )
+    for task in asyncio.all_tasks():
+        lines.append(f"  task {task.get_name()}: {' <- '.join(_awaiting(task.get_coro()))}")
+    return "\n".join(lines)
+
+
+def _awaiting(coro: Any) -> list[str]:
+    """The chain of coroutines ``coro`` is suspended in, outermost first (file:line function)."""
+    chain: list[str] = []
+    while coro is not None and len(chain) < 12:
+        frame = (
+            getattr(coro, "cr_frame", None)
+            or getattr(coro, "ag_frame", None)
+            or getattr(coro, "gi_frame", None)
+        )
+        if frame is None:
+            chain.append(type(coro).__name__)
+            break
+        chain.append(f"{Path(frame.f_code.co_filename).name}:{frame.f_lineno} {frame.f_code.co_name}")
+        coro = (
+            getattr(coro, "cr_await", None)
+            or getattr(coro, "ag_await", None)
+            or getattr(coro, "gi_yieldfrom", None)
+        )
+    return chain
 
 
 def assigned_partitions(app: faust.App, topic: str) -> set[int] | None:

@@ -41,6 +41,9 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(DEAD_LETTERS, configs={"retention.ms": str(30 * 24 * 3600 * 1000)}),
 )
 
+COMPACTED: frozenset[str] = frozenset(spec.name for spec in TOPICS if spec.compacted)
+"""Shared topics whose old records compaction removes, so their offsets have holes."""
+
 
 def changelog(app_id: str, table: str) -> TopicSpec:
     """The compacted changelog topic faust backs a table with; created by us, not by faust."""
