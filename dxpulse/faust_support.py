@@ -77,48 +77,58 @@ class DxpulseTableManager(TableManager):
 
 
 class FromStartConsumer(AIOKafkaConsumer):
-    """faust's Kafka consumer, but a partition nobody committed yet is re-read from its start.
+    """faust's Kafka consumer, but it never commits past a message it did not process.
 
-    After every rebalance faust seeks its partitions back to their committed offsets, which is what
-    brings back the reports it fetched but dropped on the way (buffers cleared while flow was
-    suspended, a fetch cut short by a new generation). aiokafka's ``seek_to_committed`` leaves a
-    partition without a committed offset wherever its fetch position happens to be, so what was
-    dropped there is never read again; and faust's gap check before a commit is off without a
-    committed offset, so the next commit passes over it: reports lost for good.
+    faust drops fetched messages in several places during a rebalance (buffers cleared while flow
+    is suspended, a fetch cut short by a new generation, records of a partition not active yet)
+    and relies on the seek to the committed offsets at the end of the rebalance to read them again.
+    Two holes in that, both seen losing reports under load (dxpulse issue 3):
 
-    Here such partitions are sought to their first offset, which then serves as the committed
-    offset the gap check compares against (re-reading is safe: a rollup step is idempotent).
+    - aiokafka's ``seek_to_committed`` leaves a partition without a committed offset wherever its
+      fetch position happens to be, so what was dropped there is never read again. Here such
+      partitions (and those whose committed offset retention has deleted) are sought to their
+      first offset; re-reading is safe because processing is idempotent.
+    - faust's check before a commit lets the commit pass over offsets it takes for holes in the
+      log: the one at the committed offset, everything before the first processed message when
+      nothing was committed yet, and any "gap" between two messages it read. On a topic that is
+      never compacted and never written in transactions (all of dxpulse's own, see
+      ``dxpulse.topics``) the log has no holes, so such a gap is a message faust skipped: here a
+      commit on those topics only ever covers a contiguous run of processed offsets from the
+      committed one. A skipped message then stops the commits instead of being lost, and the
+      stall watchdog seeks the partition back to it.
     """
+
+    def _gapless(self, tp: TP) -> bool:
+        """Whether every offset of ``tp``'s log holds a message (no compaction, no transactions)."""
+        return tp.topic not in COMPACTED and tp.topic not in self.app.tables.changelog_topics
 
     async def perform_seek(self) -> None:
         await super().perform_seek()
-        fresh = [
-            tp
-            for tp in self.assignment()
-            if self.app.topics.acks_enabled_for(tp.topic) and not self._committed_offset.get(tp)
-        ]
-        if not fresh:
+        acked = [tp for tp in self.assignment() if self.app.topics.acks_enabled_for(tp.topic)]
+        if not acked:
             return
-        earliest = await self.earliest_offsets(*fresh)
-        starts = {tp: earliest[tp] for tp in fresh if earliest.get(tp) is not None}
+        earliest = await self.earliest_offsets(*acked)
+        starts = {}
+        for tp in acked:
+            first, committed = earliest.get(tp), self._committed_offset.get(tp)
+            if first is not None and (not committed or committed < first):
+                starts[tp] = first
+        if not starts:
+            return
         # On the consumer's own thread (``seek`` would call aiokafka from this one).
         await self.seek_wait(starts)
-        # faust keeps 0 as None, which would turn its gap check off again. Not on a compacted
-        # topic: there the first offset may have been compacted away, and a gap check from it
-        # would block every commit on that partition for good.
-        self._committed_offset.update(
-            {tp: offset for tp, offset in starts.items() if tp.topic not in COMPACTED}
-        )
+        # The start becomes the offset the check before a commit counts from (faust keeps 0 as
+        # None, which would turn it off). Not on a compacted topic: there the first offset may
+        # have been compacted away, and nothing would ever be committed on that partition.
+        self._committed_offset.update({tp: offset for tp, offset in starts.items() if self._gapless(tp)})
 
     def _new_offset(self, tp: TP) -> int | None:
-        # faust checks for a gap before the first acked offset only when the committed offset is
-        # truthy, so with 0 (or none) a commit can pass over reports that were never processed.
-        acked = self._acked[tp]
-        committed = self._committed_offset.get(tp)
-        if acked and committed is not None:
-            head = min(min(acked), min((gap.begin for gap in self._gap[tp]), default=min(acked)))
-            # faust's own tolerance of one offset (a missing record at the committed offset).
-            if head - committed > 1:
+        if self._gapless(tp):
+            # No holes in this log: what faust recorded as a gap is messages it skipped.
+            self._gap.pop(tp, None)
+            acked = self._acked[tp]
+            committed = self._committed_offset.get(tp)
+            if acked and committed is not None and min(acked) != committed:
                 return None
         new_offset: int | None = super()._new_offset(tp)
         return new_offset

@@ -1,4 +1,4 @@
-"""The dxpulse faust consumer never commits past a report it did not process."""
+"""The dxpulse faust consumer never commits past a message it did not process."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 from faust.types import TP
 
 from dxpulse.faust_support import DxpulseApp, FromStartConsumer
+from dxpulse.topics import ROLLUPS
 
 REPORTS_TP = TP("reports", 0)
 
@@ -52,3 +53,26 @@ def test_commit_after_a_committed_offset_as_before(made: FromStartConsumer) -> N
     assert made._new_offset(REPORTS_TP) == 45
     made._acked[REPORTS_TP].extend(range(50, 52))
     assert made._new_offset(REPORTS_TP) is None
+
+
+def test_no_commit_over_one_skipped_message_at_the_committed_offset(made: FromStartConsumer) -> None:
+    # faust lets a commit pass over the message at the committed offset; dxpulse's topics have no holes.
+    made._committed_offset[REPORTS_TP] = 40
+    made._acked[REPORTS_TP].extend(range(41, 45))
+    assert made._new_offset(REPORTS_TP) is None
+
+
+def test_a_gap_faust_recorded_on_a_topic_without_holes_is_not_committed_over(made: FromStartConsumer) -> None:
+    # 42-44 were read past without being processed (faust records them as a hole in the log).
+    made._committed_offset[REPORTS_TP] = 40
+    made._acked[REPORTS_TP].extend([40, 41, 45])
+    made._gap[REPORTS_TP].addi(42, 45)
+    assert made._new_offset(REPORTS_TP) == 42
+
+
+def test_holes_of_a_compacted_topic_are_committed_over(made: FromStartConsumer) -> None:
+    rollups = TP(ROLLUPS, 0)
+    made._committed_offset[rollups] = 40
+    made._acked[rollups].extend([40, 41, 45])
+    made._gap[rollups].addi(42, 45)  # compacted away
+    assert made._new_offset(rollups) == 46
