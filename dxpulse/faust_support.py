@@ -20,7 +20,13 @@ from faust.types.transports import ConsumerT
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from dxpulse.migrations import apply_migrations
-from dxpulse.monitoring import ConsumerLagCollector, PartitionLag, consumer_lag, stalled_partitions
+from dxpulse.monitoring import (
+    ConsumerLagCollector,
+    PartitionLag,
+    consumer_lag,
+    lost_heads,
+    stalled_partitions,
+)
 from dxpulse.settings import CommonSettings
 from dxpulse.topics import COMPACTED, TopicSpec, ensure_topics
 
@@ -223,39 +229,85 @@ def add_stall_watchdog(app: faust.App, patience_s: float = STALL_PATIENCE_S) -> 
     """Unstick partitions that have lag but make no progress (a faust-streaming 0.15.3 problem).
 
     After some restarts and rebalances under load a worker finishes recovery and then consumes
-    nothing more on some partitions, with no error (dxpulse issue 3). Every 5 s this compares the
-    committed offsets with the highwaters; a partition stuck for ``patience_s`` gets what the end
-    of a recovery should have done: a seek back to its committed offset (its first one if nobody
-    committed yet), buffers cleared, flow and partitions resumed, in that order. Re-reading from
-    the committed offset is safe: processing is idempotent. Each unsticking is logged as a warning
-    with the consumer's view of those partitions and what every task waits on, for a bug report.
+    nothing more on some partitions, with no error (dxpulse issue 3): faust fetched messages and
+    dropped them after the seek that was meant to bring such messages back. Every 5 s this looks
+    for partitions that need what the end of a recovery should have done (a seek back to the
+    committed offset, or the first one if nobody committed yet; buffers cleared; flow and
+    partitions resumed, in that order):
+
+    - a partition whose next message to commit was fetched but is nowhere, neither processed nor
+      being processed nor buffered, on two checks in a row (``monitoring.lost_heads``);
+    - any partition with lag and no commit progress for ``patience_s``, whatever the cause.
+
+    Re-reading from the committed offset is safe: processing is idempotent. Each unsticking is
+    logged as a warning with the consumer's view of those partitions and what every task waits on.
     """
     since: dict[tuple[str, int], tuple[int | None, float]] = {}
+    lost_before: set[tuple[str, int]] = set()
 
     @app.timer(interval=5.0)  # type: ignore[untyped-decorator]
     async def unstick_partitions() -> None:
-        nonlocal since
+        nonlocal since, lost_before
         consumer = app._consumer
-        if consumer is None or app.rebalancing:
-            since = {}
+        if consumer is None or app.rebalancing or not consumer.flow_active:
+            since, lost_before = {}, set()
             return
         lags, committed = _lag_and_committed(app)
         since, stalled = stalled_partitions(since, lags, committed, time.monotonic(), patience_s)
-        if not stalled:
-            return
         tps = {(tp.topic, tp.partition): tp for tp in consumer.assignment()}
-        stuck = [tps[key] for key in stalled if key in tps]
+        heads = {}
+        for lag in lags:
+            key = (lag.topic, lag.partition)
+            offset = committed.get(key)
+            if lag.lag > 0 and offset is not None and key in tps:
+                try:
+                    position = await asyncio.wait_for(consumer.position(tps[key]), timeout=5)
+                except Exception as error:  # no valid position right now (a reset under way)
+                    log.debug("no fetch position for %s yet: %r", key, error)
+                    continue
+                if position is not None:
+                    heads[key] = (offset, position)
+        lost = set(lost_heads(heads, _held_offsets(app, consumer)))
+        confirmed, lost_before = lost & lost_before, lost
+        unstick = sorted(set(stalled) | confirmed)
+        if not unstick:
+            return
+        stuck = [tps[key] for key in unstick if key in tps]
         log.warning(
-            "partitions with lag and no progress for %.0f s, seeking back: %s\n%s",
-            patience_s,
+            "seeking back partitions that make no progress (%s dropped, %s idle for %.0f s)\n%s",
+            sorted(confirmed),
             stalled,
+            patience_s,
             await consumer_diagnostics(app, stuck),
         )
         await consumer.perform_seek()
         app.flow_control.resume()
         consumer.resume_flow()
         consumer.resume_partitions(set(stuck))
-        since = {}
+        since, lost_before = {}, set()
+
+
+def _held_offsets(app: faust.App, consumer: Any) -> dict[tuple[str, int], set[int]]:
+    """Offsets per partition the worker still holds: acked, being processed, or in a stream buffer."""
+    held: dict[tuple[str, int], set[int]] = {}
+
+    def hold(tp: TP, offset: int) -> None:
+        held.setdefault((tp.topic, tp.partition), set()).add(offset)
+
+    for tp, offsets in list(consumer._acked.items()):
+        for offset in offsets:
+            hold(tp, offset)
+    for message in list(consumer._unacked_messages):
+        hold(message.tp, message.offset)
+    # faust's conductor delivers every message to its channels' queues; an agent takes from there.
+    conductor: Any = app.topics
+    for channel in list(conductor._topics):
+        queue = getattr(channel, "_queue", None)
+        for event in list(getattr(queue, "_queue", None) or ()):
+            message = getattr(event, "message", None)
+            if message is not None:
+                hold(message.tp, message.offset)
+    return held
 
 
 async def consumer_diagnostics(app: faust.App, tps: Sequence[TP]) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Set
 from dataclasses import dataclass
 
 from aiokafka.partitioner import murmur2
@@ -225,3 +225,21 @@ def stalled_partitions(
         if lag.lag > 0 and now - first_seen >= patience_s:
             stalled.append(key)
     return updated, sorted(stalled)
+
+
+def lost_heads(
+    heads: Mapping[tuple[str, int], tuple[int, int]],
+    accounted: Mapping[tuple[str, int], Set[int]],
+) -> list[tuple[str, int]]:
+    """Partitions whose next message to commit was fetched but is nowhere to be processed.
+
+    ``heads`` maps a partition to (committed offset, fetch position); ``accounted`` to the offsets
+    the worker still holds: processed but not committed, being processed, or buffered. A committed
+    offset below the fetch position that is none of those was dropped: nothing will ever process
+    it, so the partition must be sought back to it.
+    """
+    return sorted(
+        key
+        for key, (committed, position) in heads.items()
+        if position > committed and committed not in accounted.get(key, ())
+    )

@@ -1,8 +1,8 @@
-"""The stall watchdog's decision: lag with no commit progress for the patience, and nothing else."""
+"""The stall watchdog's decisions: a dropped head message, or lag with no commit progress for the patience."""
 
 from __future__ import annotations
 
-from dxpulse.monitoring import PartitionLag, stalled_partitions
+from dxpulse.monitoring import PartitionLag, lost_heads, stalled_partitions
 
 P0 = ("dxpulse.rollups.v1", 0)
 P1 = ("dxpulse.rollups.v1", 1)
@@ -30,3 +30,15 @@ def test_a_never_committed_partition_with_lag_stalls_too() -> None:
     since, _ = stalled_partitions({}, lags, {P0: None}, now=0.0, patience_s=30)
     _, stalled = stalled_partitions(since, lags, {P0: None}, now=30.0, patience_s=30)
     assert stalled == [P0]
+
+
+def test_a_fetched_head_held_nowhere_was_dropped() -> None:
+    # Offsets 1 and 2 were fetched (position 3), and the worker holds neither: seen after a restart.
+    assert lost_heads({P0: (1, 3)}, {}) == [P0]
+    assert lost_heads({P0: (1, 3)}, {P0: {2}}) == [P0]
+
+
+def test_a_head_still_held_or_not_fetched_yet_is_not_dropped() -> None:
+    assert lost_heads({P0: (1, 3)}, {P0: {1}}) == []  # buffered, being processed, or acked
+    assert lost_heads({P0: (1, 1)}, {}) == []  # the fetch has not got there yet
+    assert lost_heads({P0: (1, 3), P1: (4, 4)}, {P0: {1, 2}}) == []
