@@ -249,7 +249,7 @@ def add_stall_watchdog(app: faust.App, patience_s: float = STALL_PATIENCE_S) -> 
     async def unstick_partitions() -> None:
         nonlocal since, lost_before
         consumer = app._consumer
-        if consumer is None or app.rebalancing or not consumer.flow_active:
+        if consumer is None or app.rebalancing or not getattr(consumer, "flow_active", True):
             since, lost_before = {}, set()
             return
         lags, committed = _lag_and_committed(app)
