@@ -10,7 +10,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiokafka.errors import KafkaError
@@ -150,12 +150,27 @@ def create_app(
     buckets: dict[str, Bucket] = {}
     retry_after = {"Retry-After": str(settings.retry_after_s)}
 
+    async def prune_accepted_ids() -> None:
+        # The durable record of accepted ids would otherwise grow by every report ever sent.
+        retention = timedelta(days=settings.idempotency_retention_days)
+        while True:
+            try:
+                pruned = await store.prune_accepted(clock() - retention)
+                if pruned:
+                    log.info("forgot %d accepted event ids older than %s", pruned, retention)
+            except STORE_ERRORS as error:  # PostgreSQL down: the next round catches up
+                log.warning("could not prune accepted event ids: %r", error)
+            await asyncio.sleep(settings.prune_interval_s)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         kafka.start()
+        pruner = asyncio.create_task(prune_accepted_ids(), name="prune-accepted-ids")
         try:
             yield
         finally:
+            pruner.cancel()
+            await asyncio.gather(pruner, return_exceptions=True)
             await kafka.stop()
             await store.close()
 

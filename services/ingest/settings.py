@@ -69,6 +69,20 @@ class IngestSettings(CommonSettings):
             " batch); more within a short time are answered 429 with Retry-After."
         ),
     )
+    idempotency_retention_days: float = Field(
+        default=90.0,
+        gt=0,
+        description=(
+            "DXPULSE_IDEMPOTENCY_RETENTION_DAYS: how long an accepted event id answers 'duplicate'."
+            " Older ids are deleted from PostgreSQL; a resend after that is published again, which"
+            " the aggregator ignores (a report is a snapshot). Matches the report topic's retention."
+        ),
+    )
+    prune_interval_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="DXPULSE_PRUNE_INTERVAL_S: how often accepted event ids past the retention are deleted.",
+    )
     idempotency_cache_size: int = Field(
         default=200_000,
         ge=0,

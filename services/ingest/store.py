@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import Iterable
+from datetime import datetime
 from uuid import UUID
 
 import asyncpg
@@ -94,6 +95,13 @@ class Store:
                 reporters,
                 ids,
             )
+
+    async def prune_accepted(self, before: datetime) -> int:
+        """Forget event ids accepted before ``before``; returns how many were deleted."""
+        status = await (await self.pool()).execute(
+            "DELETE FROM accepted_events WHERE accepted_at < $1", before
+        )
+        return int(status.split()[-1])
 
 
 def _columns(keys: Iterable[EventKey]) -> tuple[list[str], list[UUID]]:

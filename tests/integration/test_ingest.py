@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -213,3 +215,35 @@ async def test_unknown_event_id_is_not_marked_duplicate_for_another_reporter(sta
             "/v1/reports", json=report("province:01", event_id=event_id), headers=auth(second)
         )
     assert (a.status_code, b.status_code) == (202, 202)
+
+
+async def test_accepted_ids_past_the_retention_are_forgotten(stack: StackSettings) -> None:
+    token = await new_token(stack.database_url, "province:79")
+    old, recent = report(), report()
+    old_id = uuid.UUID(old["event_id"])
+    async with ingest_client(ingest_settings(stack)) as client:
+        for sent in (old, recent):
+            assert (await client.post("/v1/reports", json=sent, headers=auth(token))).status_code == 202
+    conn = await asyncpg.connect(stack.database_url)
+    try:
+        await conn.execute(
+            "UPDATE accepted_events SET accepted_at = now() - interval '91 days' WHERE event_id = $1", old_id
+        )
+        # A fresh process (empty memory) prunes at start and then every interval.
+        async with ingest_client(ingest_settings(stack, prune_interval_s=0.2)) as client:
+            deadline = time.monotonic() + 30
+            while await conn.fetchval("SELECT count(*) FROM accepted_events WHERE event_id = $1", old_id):
+                assert time.monotonic() < deadline, "the old accepted id was never pruned"
+                await asyncio.sleep(0.1)
+            forgotten = await client.post("/v1/reports", json=old, headers=auth(token))
+            remembered = await client.post("/v1/reports", json=recent, headers=auth(token))
+        kept = await conn.fetchval(
+            "SELECT count(*) FROM accepted_events WHERE event_id = ANY($1::uuid[])",
+            [old_id, uuid.UUID(recent["event_id"])],
+        )
+    finally:
+        await conn.close()
+    # Past the 90 days the resend is published again (the aggregator ignores it); within, not.
+    assert (forgotten.status_code, forgotten.json()["status"]) == (202, "accepted")
+    assert (remembered.status_code, remembered.json()["status"]) == (200, "duplicate")
+    assert kept == 2  # the old one accepted anew, the recent one as it was
