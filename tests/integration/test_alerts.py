@@ -26,7 +26,7 @@ from dxpulse.catalog import default_catalog
 from dxpulse.periods import parse_period
 from dxpulse.registry import default_registry
 from dxpulse.rollup import Snapshot, compute_rollups
-from dxpulse.rules import fingerprint
+from dxpulse.rules import due_periods, fingerprint
 from dxpulse.stack.config import ALERTS, ServiceSpec, service_env
 from dxpulse.stack.process import port_open, wait_for
 from dxpulse.stack.settings import StackSettings
@@ -34,7 +34,7 @@ from dxpulse.stack.stack import Stack
 from dxpulse.stack.testing import free_ports, running_stack
 from dxpulse.subscriber import alert_events
 from dxpulse.topics import ROLLUPS
-from schemas import AlertEvent, FlagValue, Rollup
+from schemas import AlertEvent, FlagValue, RatioValue, Rollup
 
 pytestmark = pytest.mark.integration
 
@@ -295,3 +295,28 @@ async def test_restarted_alerts_service_fires_nothing_twice_and_loses_no_resolve
 
     rows = await eventually(history, "both transitions in alert_history")
     assert [r["status"] for r in rows] == ["firing", "resolved"]
+
+
+async def test_a_due_period_nobody_reported_for_fires_missing_reports_naming_every_reporter(
+    alerts_stack: AlertsStack,
+) -> None:
+    settings = alerts_stack.settings
+    catalog, registry = default_catalog(), default_registry()
+    indicator = catalog["records_digitisation_rate"]
+    # Nothing was ever produced for this indicator: the calendar alone makes the service judge it.
+    period = due_periods(indicator, datetime.now(UTC))[-1]
+    expected = sorted(registry.expected(indicator.groups, period.end))
+    fp = fingerprint("missing_reports", indicator.id, period.label, "national")
+
+    fired = await transition(settings, fp, "firing")
+    assert fired.reporters == expected
+    assert f"for {period.label} (due " in fired.summary
+    assert f"; 0/{len(expected)} reported): " in fired.summary
+    assert fired.value is None
+
+    # Every reporter reports (late): the alert resolves.
+    observed = datetime.now(UTC)
+    latest = {r: Snapshot(observed, f"e-{r}", RatioValue(numerator=1, denominator=2)) for r in expected}
+    rollups = compute_rollups(indicator, period, latest, registry, observed)
+    await publish(settings, next(r for r in rollups if r.scope == "national"))
+    await transition(settings, fp, "resolved")
