@@ -32,6 +32,14 @@ def fingerprint(rule: str, indicator: str, period: str, scope: str) -> str:
     return hashlib.sha256(f"{rule}|{indicator}|{period}|{scope}".encode()).hexdigest()[:16]
 
 
+def transition_id(fingerprint: str, episode: int, status: str) -> str:
+    """Id of one transition: the alert, which of its episodes (1 for the first time its condition
+    held, 2 for the next, ...), and firing or resolved. Judging the same state again gives the same
+    id, so a transition published twice (a crash before its state was saved) can be told apart from
+    a new one by consumers and history alike."""
+    return f"{fingerprint}:{episode}:{status}"
+
+
 @dataclass(frozen=True)
 class ActiveAlert:
     """An alert whose condition holds: pending until it has held for the hold-down, then firing.
@@ -95,12 +103,17 @@ class AlertState:
     last: Rollup | None = None
     active: dict[str, ActiveAlert] = field(default_factory=dict)
     history: tuple[Point, ...] = ()
+    episodes: dict[str, int] = field(default_factory=dict)
+    """Rule → number of the latest episode (a condition starting to hold), active or not: the middle
+    part of transition ids. Counted when the condition starts, not when it fires, so the numbers a
+    hold-down saved cannot be handed out again."""
 
     def to_json(self) -> dict[str, Any]:
         return {
             "last": self.last.model_dump(mode="json") if self.last else None,
             "active": {rule: a.to_json() for rule, a in self.active.items()},
             "history": [[at.isoformat(), value] for at, value in self.history],
+            "episodes": dict(self.episodes),
         }
 
     @classmethod
@@ -111,6 +124,8 @@ class AlertState:
             last=Rollup.model_validate(data["last"]) if data.get("last") else None,
             active={rule: ActiveAlert.from_json(a) for rule, a in data.get("active", {}).items()},
             history=tuple((datetime.fromisoformat(at), float(v)) for at, v in data.get("history", ())),
+            # State saved before episodes were counted: its alerts are episode 0.
+            episodes={rule: int(n) for rule, n in data.get("episodes", {}).items()},
         )
 
 
@@ -430,11 +445,13 @@ def evaluate(
         "missing_reports": missing_reports(indicator, current, now),
     }
     active = dict(state.active)
+    episodes = dict(state.episodes)
     events: list[AlertEvent] = []
     for rule, verdict in verdicts.items():
         known = active.get(rule)
         if verdict.holds:
             if known is None:
+                episodes[rule] = episodes.get(rule, 0) + 1
                 known = ActiveAlert(
                     now, False, verdict.reference, severity=severity(indicator, rule, current.scope)
                 )
@@ -442,7 +459,7 @@ def evaluate(
             known = replace(known, reporters=verdict.reporters, summary=verdict.summary, cleared_at=None)
             if not known.firing and now - known.starts_at >= hold_down:
                 known = replace(known, firing=True)
-                events.append(_event(rule, current, "firing", known, now))
+                events.append(_event(rule, current, "firing", known, now, episodes.get(rule, 0)))
             active[rule] = known
         elif known is not None and not known.firing:
             del active[rule]
@@ -452,10 +469,10 @@ def evaluate(
                 del active[rule]
                 summary = f"{describe(indicator, current)}: {rule.replace('_', ' ')} resolved"
                 resolved = replace(known, summary=summary, reporters=verdict.reporters, cleared_at=cleared_at)
-                events.append(_event(rule, current, "resolved", resolved, now))
+                events.append(_event(rule, current, "resolved", resolved, now, episodes.get(rule, 0)))
             else:
                 active[rule] = replace(known, cleared_at=cleared_at)
-    return AlertState(last=current, active=active, history=history), events
+    return AlertState(last=current, active=active, history=history, episodes=episodes), events
 
 
 def judge_key(
@@ -487,17 +504,24 @@ def firing_alerts(state: AlertState, now: datetime) -> list[AlertEvent]:
         return []
     last = state.last
     return [
-        _event(rule, last, "firing", alert, now)
+        _event(rule, last, "firing", alert, now, state.episodes.get(rule, 0))
         for rule in RULES
         if (alert := state.active.get(rule)) is not None and alert.firing
     ]
 
 
 def _event(
-    rule: RuleName, rollup: Rollup, status: Literal["firing", "resolved"], alert: ActiveAlert, now: datetime
+    rule: RuleName,
+    rollup: Rollup,
+    status: Literal["firing", "resolved"],
+    alert: ActiveAlert,
+    now: datetime,
+    episode: int,
 ) -> AlertEvent:
+    alert_id = fingerprint(rule, rollup.indicator, rollup.period, rollup.scope)
     return AlertEvent(
-        fingerprint=fingerprint(rule, rollup.indicator, rollup.period, rollup.scope),
+        fingerprint=alert_id,
+        transition_id=transition_id(alert_id, episode, status),
         rule=rule,
         indicator=rollup.indicator,
         period=rollup.period,

@@ -48,15 +48,16 @@ SEVERITIES: tuple[Severity, ...] = ("critical", "warning", "info")
 
 INSERT_HISTORY = """
 INSERT INTO alert_history (fingerprint, status, changed_at, body, rule, indicator, period, scope,
-    severity, starts_at)
-VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10)
+    severity, starts_at, transition_id)
+VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10, $11)
 ON CONFLICT DO NOTHING
 """
 
 
 def history_row(alert: AlertEvent) -> tuple[Any, ...]:
-    """The alert_history row of a transition; one per (fingerprint, status, starts_at), so a replay
-    of the alerts topic, or a transition sent again after a crash, is stored once."""
+    """The alert_history row of a transition; one per transition_id (and per fingerprint, status,
+    starts_at), so a replay of the alerts topic, or a transition sent again after a crash, is stored
+    once, even when judged again at another time."""
     return (
         alert.fingerprint,
         alert.status,
@@ -68,6 +69,7 @@ def history_row(alert: AlertEvent) -> tuple[Any, ...]:
         alert.scope,
         alert.severity,
         alert.starts_at,
+        alert.transition_id,
     )
 
 
@@ -200,15 +202,20 @@ def create_app(
             new_state, events = judge_key(
                 state, rollup_key, rollup, clock(), catalog, registry, hold_down, resolve_hold_down
             )
-            if new_state != state:
-                states[rollup_key] = new_state.to_json()
             for alert in events:
-                log.info("alert %s %s: %s", alert.status, alert.fingerprint, alert.summary)
+                log.info("alert %s %s: %s", alert.status, alert.transition_id, alert.summary)
                 metrics.transitions.labels(rule=alert.rule, status=alert.status).inc()
-                await alerts_topic.send(
+                # Acknowledged before the state recording it is saved: the table write and this send
+                # are separate producer sends, so a crash between them can only publish it again
+                # (with the same transition_id) once the input is redelivered, never lose it.
+                delivery = await alerts_topic.send(
                     key=alert.fingerprint.encode(), value=alert.model_dump_json().encode()
                 )
-                if pusher is not None:
+                await delivery
+            if new_state != state:
+                states[rollup_key] = new_state.to_json()
+            if pusher is not None:
+                for alert in events:
                     pusher.notify(alert)
             yield None
 

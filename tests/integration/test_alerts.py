@@ -26,13 +26,14 @@ from dxpulse.catalog import default_catalog
 from dxpulse.periods import parse_period
 from dxpulse.registry import default_registry
 from dxpulse.rollup import Snapshot, compute_rollups
-from dxpulse.rules import due_periods, fingerprint
+from dxpulse.rules import AlertState, due_periods, evaluate, fingerprint
 from dxpulse.stack.config import ALERTS, ServiceSpec, service_env
 from dxpulse.stack.process import port_open, wait_for
 from dxpulse.stack.settings import StackSettings
 from dxpulse.stack.stack import Stack
 from dxpulse.stack.testing import free_ports, running_stack
 from dxpulse.subscriber import alert_events
+from dxpulse.topics import ALERTS as ALERTS_TOPIC
 from dxpulse.topics import ROLLUPS
 from schemas import AlertEvent, FlagValue, RatioValue, Rollup
 
@@ -320,3 +321,59 @@ async def test_a_due_period_nobody_reported_for_fires_missing_reports_naming_eve
     rollups = compute_rollups(indicator, period, latest, registry, observed)
     await publish(settings, next(r for r in rollups if r.scope == "national"))
     await transition(settings, fp, "resolved")
+
+
+async def test_a_transition_published_twice_is_stored_once_in_history(alerts_stack: AlertsStack) -> None:
+    """What a crash between publishing a transition and saving its state leads to: the transition is
+    judged again, later and maybe with another starts_at, and published again with the same id."""
+    settings = alerts_stack.settings
+    start = datetime.now(UTC)
+    _, (judged,) = evaluate(
+        AlertState(),
+        default_catalog()["emc_connection"],
+        flag_rollup("emc_connection", {"ministry:GI"}),
+        start,
+    )
+    # Its own fingerprint, apart from the alerts the service itself raises.
+    first = judged.model_copy(
+        update={"fingerprint": "dup0000000000001", "transition_id": "dup0000000000001:1:firing"}
+    )
+    again = first.model_copy(
+        update={"starts_at": start + timedelta(seconds=5), "changed_at": start + timedelta(seconds=5)}
+    )
+    resolved = first.model_copy(
+        update={
+            "transition_id": "dup0000000000001:1:resolved",
+            "status": "resolved",
+            "changed_at": start + timedelta(seconds=9),
+            "ends_at": start + timedelta(seconds=9),
+        }
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        for event in (first, again, resolved):
+            await producer.send_and_wait(
+                ALERTS_TOPIC, key=event.fingerprint.encode(), value=event.model_dump_json().encode()
+            )
+    finally:
+        await producer.stop()
+
+    async def stored() -> list[asyncpg.Record] | None:
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            rows: list[asyncpg.Record] = await conn.fetch(
+                "SELECT transition_id, starts_at FROM alert_history WHERE fingerprint = $1"
+                " ORDER BY changed_at",
+                first.fingerprint,
+            )
+        finally:
+            await conn.close()
+        # Same partition, in order: once the resolution is stored, both firing copies were seen.
+        return rows if any(r["transition_id"] == resolved.transition_id for r in rows) else None
+
+    rows = await eventually(stored, "the resolution in alert_history")
+    assert [(r["transition_id"], r["starts_at"]) for r in rows] == [
+        (first.transition_id, first.starts_at),
+        (resolved.transition_id, first.starts_at),
+    ]
