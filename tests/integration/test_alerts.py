@@ -21,6 +21,7 @@ import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
 
 from dxpulse.catalog import default_catalog
 from dxpulse.periods import parse_period
@@ -377,3 +378,48 @@ async def test_a_transition_published_twice_is_stored_once_in_history(alerts_sta
         (first.transition_id, first.starts_at),
         (resolved.transition_id, first.starts_at),
     ]
+
+
+async def pushes(settings: StackSettings, outcome: str) -> float:
+    """``dxpulse_alertmanager_pushes_total{outcome}`` on the alerts worker's /metrics."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        response = await client.get(f"http://127.0.0.1:{settings.alerts_web_port}/metrics")
+    response.raise_for_status()
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            if sample.name == "dxpulse_alertmanager_pushes_total" and sample.labels["outcome"] == outcome:
+                return sample.value
+    return 0.0
+
+
+async def test_a_transition_while_alertmanager_is_down_is_retried_until_it_gets_through(
+    alerts_stack: AlertsStack,
+) -> None:
+    settings, am = alerts_stack.settings, alerts_stack.alertmanager
+    short = flag_rollup("edw_connection", {"province:01"}, scope="provinces")
+    alerts_stack.stack.stop_alertmanager()
+    closed = wait_for(lambda: not port_open(settings.alertmanager_port), 60)
+    assert closed, f"Alertmanager's port stayed open: {ss(settings.alertmanager_port)}"
+    failed_before = await pushes(settings, "error")
+
+    await publish(settings, short)
+    fired = await transition(settings, key_of(short), "firing")
+
+    async def retried() -> bool | None:
+        # Several failed pushes since: the pusher kept trying (backing off up to 4 s here).
+        return True if await pushes(settings, "error") >= failed_before + 3 else None
+
+    await eventually(retried, "pushes failing and retried while Alertmanager is down")
+
+    succeeded_before = await pushes(settings, "ok")
+    assert alerts_stack.settings.alertmanager_config is not None
+    alerts_stack.stack.start_alertmanager(alerts_stack.settings.alertmanager_config)
+
+    async def delivered() -> dict[str, Any] | None:
+        found = [a for a in await alertmanager_alerts(am, short) if a["status"]["state"] == "active"]
+        return found[0] if found else None
+
+    shown = await eventually(delivered, "the alert in Alertmanager once it is back", timeout_s=60)
+    assert shown["annotations"]["fingerprint"] == fired.fingerprint
+    assert same_instant(shown["startsAt"], fired.starts_at)
+    assert await pushes(settings, "ok") > succeeded_before
