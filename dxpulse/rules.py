@@ -104,9 +104,10 @@ class AlertState:
     active: dict[str, ActiveAlert] = field(default_factory=dict)
     history: tuple[Point, ...] = ()
     episodes: dict[str, int] = field(default_factory=dict)
-    """Rule → number of the latest episode (a condition starting to hold), active or not: the middle
-    part of transition ids. Counted when the condition starts, not when it fires, so the numbers a
-    hold-down saved cannot be handed out again."""
+    """Rule → number of its latest episode (its condition starting to hold), active or not: the middle
+    part of transition ids. Counted when the condition starts, not when it fires: with a hold-down the
+    number is saved well before the firing is published, so judging again after a crash cannot hand
+    it to another episode."""
 
     def to_json(self) -> dict[str, Any]:
         return {
