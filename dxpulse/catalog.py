@@ -11,7 +11,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from dxpulse.periods import PeriodType
+from dxpulse.periods import PeriodError, PeriodType, parse_period
 
 IndicatorKind = Literal["flag", "ratio", "count", "catalog"]
 Severity = Literal["critical", "warning", "info"]
@@ -83,6 +83,16 @@ class MissingReportsRule(_Entry):
     grace_days: int = Field(
         default=30, ge=0, le=366, description="Reports are due this many days after the period ends."
     )
+    lookback_periods: int = Field(
+        default=4,
+        ge=1,
+        le=60,
+        description=(
+            "How many of the latest periods past their reporting deadline are judged even when"
+            " nobody reported for them; older ones only if a report ever arrived. Bounds what a"
+            " fresh deployment raises at once."
+        ),
+    )
 
 
 class AlertRules(_Entry):
@@ -106,6 +116,13 @@ class Indicator(_Entry):
     target: Target | None = None
     items: tuple[str, ...] = ()
     source: str = ""
+    first_period: str | None = Field(
+        default=None,
+        description=(
+            "The first period reporters owe a report for; missing_reports expects none before it."
+            " None: bounded by missing_reports.lookback_periods alone."
+        ),
+    )
     alerts: AlertRules = AlertRules()
 
     @model_validator(mode="after")
@@ -116,6 +133,15 @@ class Indicator(_Entry):
             raise ValueError(f"indicator {self.id} is a {self.kind}; only catalogs have items")
         if len(set(self.items)) != len(self.items):
             raise ValueError(f"catalog indicator {self.id} lists an item twice")
+        return self
+
+    @model_validator(mode="after")
+    def _first_period_fits_period_type(self) -> Indicator:
+        if self.first_period is not None:
+            try:
+                parse_period(self.first_period, self.period_type)
+            except PeriodError as error:
+                raise ValueError(f"indicator {self.id}: first_period: {error}") from None
         return self
 
 

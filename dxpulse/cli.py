@@ -18,7 +18,7 @@ from dxpulse.cli_ingest import register as register_ingest_commands
 from dxpulse.client import send_as_reporters
 from dxpulse.history_cli import history_app
 from dxpulse.periods import parse_period
-from dxpulse.presentation import alert_table, firing, remap_table, rollup_table
+from dxpulse.presentation import alert_table, distinct_transitions, firing, remap_table, rollup_table
 from dxpulse.registry import default_registry
 from dxpulse.remap import latest_snapshots, on_map_of
 from dxpulse.scenario import EXPECTED_FIGURES, sample_reports
@@ -142,7 +142,7 @@ def alerts(
 ) -> None:
     """Print the alerts firing now (or their whole history), read from the alerts topic."""
     events = asyncio.run(alert_events(kafka_bootstrap))
-    shown = events if history else firing(events)
+    shown = distinct_transitions(events) if history else firing(events)
     console.print(alert_table(shown, "Alert history" if history else "Firing alerts"))
 
 

@@ -75,3 +75,25 @@ def parse_period(text: str, expected: PeriodType | None = None) -> Period:
     except ValueError as error:  # year 0000: outside the calendar
         raise PeriodError(f"period {text!r} is not a calendar period: {error}") from None
     return Period(start=start, end=end, type=kind, label=text)
+
+
+def _label(kind: PeriodType, year: int, index: int) -> str:
+    if kind == "year":
+        return f"{year:04d}"
+    if kind == "month":
+        return f"{year:04d}-{index:02d}"
+    return f"{year:04d}-{'H' if kind == 'half' else 'Q'}{index}"
+
+
+def period_of(day: date, kind: PeriodType) -> Period:
+    """The period of type ``kind`` that contains ``day``."""
+    index = (day.month - 1) // _MONTHS_PER[kind] + 1
+    return parse_period(_label(kind, day.year, index), kind)
+
+
+def shifted(period: Period, steps: int) -> Period:
+    """The period ``steps`` periods later (earlier when negative), of the same type."""
+    per_year = 12 // _MONTHS_PER[period.type]
+    index = (period.start.month - 1) // _MONTHS_PER[period.type] + steps
+    year, index = period.start.year + index // per_year, index % per_year + 1
+    return parse_period(_label(period.type, year, index), period.type)

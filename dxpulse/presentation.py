@@ -56,6 +56,19 @@ def alert_table(alerts: Iterable[AlertEvent], title: str = "Alerts") -> Table:
     return table
 
 
+def distinct_transitions(alerts: Iterable[AlertEvent]) -> list[AlertEvent]:
+    """Each transition once: the first event of each transition_id (a crash can publish one twice)."""
+    seen: set[str] = set()
+    distinct = []
+    for alert in alerts:
+        if alert.transition_id is not None:
+            if alert.transition_id in seen:
+                continue
+            seen.add(alert.transition_id)
+        distinct.append(alert)
+    return distinct
+
+
 def firing(alerts: Iterable[AlertEvent]) -> list[AlertEvent]:
     """The alerts whose latest transition is firing."""
     last: dict[str, AlertEvent] = {}

@@ -13,10 +13,12 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
-from dxpulse.catalog import Indicator, Severity
-from dxpulse.periods import PeriodError, parse_period
-from dxpulse.rollup import NATIONAL_SCOPE
+from dxpulse.catalog import Catalog, Indicator, Severity
+from dxpulse.periods import Period, PeriodError, parse_period, period_of, shifted
+from dxpulse.registry import Registry
+from dxpulse.rollup import NATIONAL_SCOPE, compute_rollups
 from schemas import AlertEvent, Rollup
+from schemas.events import rollup_key
 
 RuleName = Literal["below_target", "off_trajectory", "regression", "missing_reports"]
 RULES: tuple[RuleName, ...] = ("below_target", "off_trajectory", "regression", "missing_reports")
@@ -28,6 +30,14 @@ NAMES_IN_SUMMARY = 10
 def fingerprint(rule: str, indicator: str, period: str, scope: str) -> str:
     """Stable id of one alert: the same condition on the same figure is always the same alert."""
     return hashlib.sha256(f"{rule}|{indicator}|{period}|{scope}".encode()).hexdigest()[:16]
+
+
+def transition_id(fingerprint: str, episode: int, status: str) -> str:
+    """Id of one transition: the alert, which of its episodes (1 for the first time its condition
+    held, 2 for the next, ...), and firing or resolved. Judging the same state again gives the same
+    id, so a transition published twice (a crash before its state was saved) can be told apart from
+    a new one by consumers and history alike."""
+    return f"{fingerprint}:{episode}:{status}"
 
 
 @dataclass(frozen=True)
@@ -93,12 +103,18 @@ class AlertState:
     last: Rollup | None = None
     active: dict[str, ActiveAlert] = field(default_factory=dict)
     history: tuple[Point, ...] = ()
+    episodes: dict[str, int] = field(default_factory=dict)
+    """Rule → number of its latest episode (its condition starting to hold), active or not: the middle
+    part of transition ids. Counted when the condition starts, not when it fires: with a hold-down the
+    number is saved well before the firing is published, so judging again after a crash cannot hand
+    it to another episode."""
 
     def to_json(self) -> dict[str, Any]:
         return {
             "last": self.last.model_dump(mode="json") if self.last else None,
             "active": {rule: a.to_json() for rule, a in self.active.items()},
             "history": [[at.isoformat(), value] for at, value in self.history],
+            "episodes": dict(self.episodes),
         }
 
     @classmethod
@@ -109,6 +125,8 @@ class AlertState:
             last=Rollup.model_validate(data["last"]) if data.get("last") else None,
             active={rule: ActiveAlert.from_json(a) for rule, a in data.get("active", {}).items()},
             history=tuple((datetime.fromisoformat(at), float(v)) for at, v in data.get("history", ())),
+            # State saved before episodes were counted: its alerts are episode 0.
+            episodes={rule: int(n) for rule, n in data.get("episodes", {}).items()},
         )
 
 
@@ -298,6 +316,54 @@ def reporting_deadline(indicator: Indicator, period: str) -> date | None:
     return end + timedelta(days=indicator.alerts.missing_reports.grace_days)
 
 
+def due_periods(indicator: Indicator, now: datetime) -> list[Period]:
+    """The periods whose reporting deadline has passed at ``now``, oldest first: the latest
+    ``lookback_periods`` of them, none before the indicator's ``first_period``.
+
+    These are judged by missing_reports even when nobody has reported for them; the lookback keeps a
+    fresh deployment from raising every period since reporting began.
+    """
+    rule = indicator.alerts.missing_reports
+    if not rule.enabled:
+        return []
+    # A deadline has passed once ``now`` is after it (as missing_reports judges): the latest period
+    # due is the one ending on or before this day.
+    last_day_due = now.date() - timedelta(days=rule.grace_days + 1)
+    latest = period_of(last_day_due, indicator.period_type)
+    if latest.end > last_day_due:
+        latest = shifted(latest, -1)
+    first = parse_period(indicator.first_period, indicator.period_type) if indicator.first_period else None
+    periods = (shifted(latest, -back) for back in reversed(range(rule.lookback_periods)))
+    return [period for period in periods if first is None or period.start >= first.start]
+
+
+def due_keys(catalog: Catalog, now: datetime) -> list[str]:
+    """The national rollup keys of every indicator's due periods: what the alerts service judges
+    whether or not anyone has reported for them."""
+    return [
+        rollup_key(indicator.id, period.label, NATIONAL_SCOPE)
+        for indicator in catalog.indicators
+        for period in due_periods(indicator, now)
+    ]
+
+
+def unreported_figure(catalog: Catalog, registry: Registry, key: str, now: datetime) -> Rollup | None:
+    """The national figure of a due period nobody has reported for, from its rollup key: every
+    reporter the registry expects for that period is not reported (0/84). None when ``key`` is not
+    the national scope of a period ``due_periods`` lists.
+    """
+    indicator_id, _, rest = key.partition("|")
+    period_label, _, scope = rest.partition("|")
+    indicator = catalog.get(indicator_id)
+    if indicator is None or scope != NATIONAL_SCOPE:
+        return None
+    period = next((p for p in due_periods(indicator, now) if p.label == period_label), None)
+    if period is None:
+        return None
+    rollups = compute_rollups(indicator, period, {}, registry, now)
+    return next(r for r in rollups if r.scope == NATIONAL_SCOPE)
+
+
 def missing_reports(indicator: Indicator, rollup: Rollup, now: datetime) -> Condition:
     """After the period's reporting deadline, expected reporters have still not reported."""
     if not indicator.alerts.missing_reports.enabled or rollup.scope != NATIONAL_SCOPE:
@@ -367,18 +433,26 @@ def evaluate(
     if rollup is not None:
         history = remember(history, rollup, indicator.alerts.off_trajectory.history)
     before = previous if rollup is not None else None
+    no_figure = Condition(False)
+    # A figure resting on no report at all (a due period nobody reported for) says nothing about
+    # the target: "0/84 below target" would only repeat, wrongly, that nobody reported.
+    figure = current.report_count > 0
     verdicts: dict[RuleName, Condition] = {
-        "below_target": below_target(indicator, current, now),
-        "off_trajectory": off_trajectory(indicator, current, history, now),
-        "regression": regression(indicator, current, before, state.active.get("regression")),
+        "below_target": below_target(indicator, current, now) if figure else no_figure,
+        "off_trajectory": off_trajectory(indicator, current, history, now) if figure else no_figure,
+        "regression": (
+            regression(indicator, current, before, state.active.get("regression")) if figure else no_figure
+        ),
         "missing_reports": missing_reports(indicator, current, now),
     }
     active = dict(state.active)
+    episodes = dict(state.episodes)
     events: list[AlertEvent] = []
     for rule, verdict in verdicts.items():
         known = active.get(rule)
         if verdict.holds:
             if known is None:
+                episodes[rule] = episodes.get(rule, 0) + 1
                 known = ActiveAlert(
                     now, False, verdict.reference, severity=severity(indicator, rule, current.scope)
                 )
@@ -386,7 +460,7 @@ def evaluate(
             known = replace(known, reporters=verdict.reporters, summary=verdict.summary, cleared_at=None)
             if not known.firing and now - known.starts_at >= hold_down:
                 known = replace(known, firing=True)
-                events.append(_event(rule, current, "firing", known, now))
+                events.append(_event(rule, current, "firing", known, now, episodes.get(rule, 0)))
             active[rule] = known
         elif known is not None and not known.firing:
             del active[rule]
@@ -396,10 +470,33 @@ def evaluate(
                 del active[rule]
                 summary = f"{describe(indicator, current)}: {rule.replace('_', ' ')} resolved"
                 resolved = replace(known, summary=summary, reporters=verdict.reporters, cleared_at=cleared_at)
-                events.append(_event(rule, current, "resolved", resolved, now))
+                events.append(_event(rule, current, "resolved", resolved, now, episodes.get(rule, 0)))
             else:
                 active[rule] = replace(known, cleared_at=cleared_at)
-    return AlertState(last=current, active=active, history=history), events
+    return AlertState(last=current, active=active, history=history, episodes=episodes), events
+
+
+def judge_key(
+    state: AlertState,
+    key: str,
+    rollup: Rollup | None,
+    now: datetime,
+    catalog: Catalog,
+    registry: Registry,
+    hold_down: timedelta = timedelta(0),
+    resolve_hold_down: timedelta = timedelta(0),
+) -> tuple[AlertState, list[AlertEvent]]:
+    """What the alerts service does with one input for rollup key ``key``: a new rollup, or None for
+    a timer tick. A tick for a key with no state is a due period nobody has reported for
+    (``due_keys``), judged on its empty figure; any other key without state, or of an indicator the
+    catalog no longer has, changes nothing."""
+    if rollup is None and state.last is None:
+        rollup = unreported_figure(catalog, registry, key, now)
+    current = rollup or state.last
+    indicator = catalog.get(current.indicator) if current is not None else None
+    if indicator is None:
+        return state, []
+    return evaluate(state, indicator, rollup, now, hold_down, resolve_hold_down)
 
 
 def firing_alerts(state: AlertState, now: datetime) -> list[AlertEvent]:
@@ -408,17 +505,24 @@ def firing_alerts(state: AlertState, now: datetime) -> list[AlertEvent]:
         return []
     last = state.last
     return [
-        _event(rule, last, "firing", alert, now)
+        _event(rule, last, "firing", alert, now, state.episodes.get(rule, 0))
         for rule in RULES
         if (alert := state.active.get(rule)) is not None and alert.firing
     ]
 
 
 def _event(
-    rule: RuleName, rollup: Rollup, status: Literal["firing", "resolved"], alert: ActiveAlert, now: datetime
+    rule: RuleName,
+    rollup: Rollup,
+    status: Literal["firing", "resolved"],
+    alert: ActiveAlert,
+    now: datetime,
+    episode: int,
 ) -> AlertEvent:
+    alert_id = fingerprint(rule, rollup.indicator, rollup.period, rollup.scope)
     return AlertEvent(
-        fingerprint=fingerprint(rule, rollup.indicator, rollup.period, rollup.scope),
+        fingerprint=alert_id,
+        transition_id=transition_id(alert_id, episode, status),
         rule=rule,
         indicator=rollup.indicator,
         period=rollup.period,
@@ -426,7 +530,8 @@ def _event(
         status=status,
         severity=alert.severity,
         summary=alert.summary,
-        value=rollup.value,
+        # A figure nobody reported is unknown, not 0.
+        value=rollup.value if rollup.report_count else None,
         target=rollup.target.value if rollup.target else None,
         reporters=list(alert.reporters),
         starts_at=alert.starts_at,

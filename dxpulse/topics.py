@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+from aiokafka.partitioner import murmur2
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +20,13 @@ ALERTS = "dxpulse.alerts.v1"
 """Alert transitions (firing/resolved), keyed by alert fingerprint."""
 DEAD_LETTERS = "dxpulse.reports.deadletter.v1"
 """Raw messages the pipeline could not accept, with the reason and the original bytes."""
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition a keyed message goes to: Kafka's default partitioner (murmur2), as the Java
+    clients, aiokafka and so faust all use it."""
+    hashed: int = murmur2(key)
+    return (hashed & 0x7FFFFFFF) % partitions
 
 
 @dataclass(frozen=True)

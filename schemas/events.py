@@ -128,6 +128,13 @@ class AlertEvent(_Event):
 
     schema_version: Literal[1] = 1
     fingerprint: str
+    transition_id: str | None = Field(
+        default=None,
+        description=(
+            "fingerprint:episode:status, the same for a transition published twice (after a crash):"
+            " keep the first event of each id. Absent on events published before ids existed."
+        ),
+    )
     rule: Literal["below_target", "off_trajectory", "regression", "missing_reports"]
     indicator: str
     period: str

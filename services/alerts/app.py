@@ -14,9 +14,17 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from dxpulse.catalog import Catalog, Severity, default_catalog
-from dxpulse.faust_support import add_history_writer, add_metrics_page, json_table, new_faust_app, raw_topic
-from dxpulse.rules import RULES, AlertState, evaluate, firing_alerts
-from dxpulse.topics import ALERTS, ROLLUPS, TopicSpec, changelog
+from dxpulse.faust_support import (
+    add_history_writer,
+    add_metrics_page,
+    assigned_partitions,
+    json_table,
+    new_faust_app,
+    raw_topic,
+)
+from dxpulse.registry import Registry, default_registry
+from dxpulse.rules import RULES, AlertState, due_keys, firing_alerts, judge_key
+from dxpulse.topics import ALERTS, ROLLUPS, TopicSpec, changelog, partition_of
 from schemas import AlertEvent, Rollup
 from services.alerts.alertmanager import AlertmanagerPusher
 from services.alerts.settings import AlertsSettings
@@ -26,7 +34,8 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 
 TICK = b"tick"
-"""Value of the internal messages that make a rollup be judged again as time passes."""
+"""Value of the internal messages that make a rollup be judged again as time passes. A tick for a
+key with no state yet is a due period nobody has reported for (see ``rules.due_keys``)."""
 
 
 def _utcnow() -> datetime:
@@ -39,15 +48,16 @@ SEVERITIES: tuple[Severity, ...] = ("critical", "warning", "info")
 
 INSERT_HISTORY = """
 INSERT INTO alert_history (fingerprint, status, changed_at, body, rule, indicator, period, scope,
-    severity, starts_at)
-VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10)
+    severity, starts_at, transition_id)
+VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10, $11)
 ON CONFLICT DO NOTHING
 """
 
 
 def history_row(alert: AlertEvent) -> tuple[Any, ...]:
-    """The alert_history row of a transition; one per (fingerprint, status, starts_at), so a replay
-    of the alerts topic, or a transition sent again after a crash, is stored once."""
+    """The alert_history row of a transition; one per transition_id (and per fingerprint, status,
+    starts_at), so a replay of the alerts topic, or a transition sent again after a crash, is stored
+    once, even when judged again at another time."""
     return (
         alert.fingerprint,
         alert.status,
@@ -59,6 +69,7 @@ def history_row(alert: AlertEvent) -> tuple[Any, ...]:
         alert.scope,
         alert.severity,
         alert.starts_at,
+        alert.transition_id,
     )
 
 
@@ -113,10 +124,15 @@ def worker_topics(settings: AlertsSettings) -> tuple[TopicSpec, ...]:
 
 
 def create_app(
-    settings: AlertsSettings, *, catalog: Catalog | None = None, clock: Clock = _utcnow
+    settings: AlertsSettings,
+    *,
+    catalog: Catalog | None = None,
+    registry: Registry | None = None,
+    clock: Clock = _utcnow,
 ) -> faust.App:
     """Build the alerts worker (start it with ``app.main()``)."""
     catalog = catalog or default_catalog()
+    registry = registry or default_registry()
     hold_down = timedelta(seconds=settings.hold_down_s)
     resolve_hold_down = timedelta(seconds=settings.resolve_hold_down_s)
 
@@ -183,21 +199,23 @@ def create_app(
             rollup_key = key.decode()
             state = AlertState.from_json(states.get(rollup_key))
             rollup = None if value == TICK else Rollup.model_validate_json(value)
-            current = rollup or state.last
-            indicator = catalog.get(current.indicator) if current else None
-            if indicator is None:
-                yield None
-                continue
-            new_state, events = evaluate(state, indicator, rollup, clock(), hold_down, resolve_hold_down)
-            if new_state != state:
-                states[rollup_key] = new_state.to_json()
+            new_state, events = judge_key(
+                state, rollup_key, rollup, clock(), catalog, registry, hold_down, resolve_hold_down
+            )
             for alert in events:
-                log.info("alert %s %s: %s", alert.status, alert.fingerprint, alert.summary)
+                log.info("alert %s %s: %s", alert.status, alert.transition_id, alert.summary)
                 metrics.transitions.labels(rule=alert.rule, status=alert.status).inc()
-                await alerts_topic.send(
+                # Acknowledged before the state recording it is saved: the table write and this send
+                # are separate producer sends, so a crash between them can only publish it again
+                # (with the same transition_id) once the input is redelivered, never lose it.
+                delivery = await alerts_topic.send(
                     key=alert.fingerprint.encode(), value=alert.model_dump_json().encode()
                 )
-                if pusher is not None:
+                await delivery
+            if new_state != state:
+                states[rollup_key] = new_state.to_json()
+            if pusher is not None:
+                for alert in events:
                     pusher.notify(alert)
             yield None
 
@@ -206,6 +224,13 @@ def create_app(
     async def reevaluate() -> None:
         for rollup_key in list(states.keys()):
             await ticks.send(key=rollup_key.encode(), value=TICK)
+        # Due periods nobody has reported for have no state (no rollup ever came): tick them too,
+        # those on this worker's partitions only, as their ticks reach this worker alone.
+        owned = assigned_partitions(app, ROLLUPS) or set()
+        for rollup_key in due_keys(catalog, clock()):
+            key = rollup_key.encode()
+            if rollup_key not in states and partition_of(key, settings.topic_partitions) in owned:
+                await ticks.send(key=key, value=TICK)
 
     if pusher is not None:
         # faust's task decorator is untyped; the function itself is fully typed.

@@ -21,20 +21,22 @@ import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
 
 from dxpulse.catalog import default_catalog
 from dxpulse.periods import parse_period
 from dxpulse.registry import default_registry
 from dxpulse.rollup import Snapshot, compute_rollups
-from dxpulse.rules import fingerprint
+from dxpulse.rules import AlertState, due_periods, evaluate, fingerprint
 from dxpulse.stack.config import ALERTS, ServiceSpec, service_env
 from dxpulse.stack.process import port_open, wait_for
 from dxpulse.stack.settings import StackSettings
 from dxpulse.stack.stack import Stack
 from dxpulse.stack.testing import free_ports, running_stack
 from dxpulse.subscriber import alert_events
+from dxpulse.topics import ALERTS as ALERTS_TOPIC
 from dxpulse.topics import ROLLUPS
-from schemas import AlertEvent, FlagValue, Rollup
+from schemas import AlertEvent, FlagValue, RatioValue, Rollup
 
 pytestmark = pytest.mark.integration
 
@@ -295,3 +297,129 @@ async def test_restarted_alerts_service_fires_nothing_twice_and_loses_no_resolve
 
     rows = await eventually(history, "both transitions in alert_history")
     assert [r["status"] for r in rows] == ["firing", "resolved"]
+
+
+async def test_a_due_period_nobody_reported_for_fires_missing_reports_naming_every_reporter(
+    alerts_stack: AlertsStack,
+) -> None:
+    settings = alerts_stack.settings
+    catalog, registry = default_catalog(), default_registry()
+    indicator = catalog["records_digitisation_rate"]
+    # Nothing was ever produced for this indicator: the calendar alone makes the service judge it.
+    period = due_periods(indicator, datetime.now(UTC))[-1]
+    expected = sorted(registry.expected(indicator.groups, period.end))
+    fp = fingerprint("missing_reports", indicator.id, period.label, "national")
+
+    fired = await transition(settings, fp, "firing")
+    assert fired.reporters == expected
+    assert f"for {period.label} (due " in fired.summary
+    assert f"; 0/{len(expected)} reported): " in fired.summary
+    assert fired.value is None
+
+    # Every reporter reports (late): the alert resolves.
+    observed = datetime.now(UTC)
+    latest = {r: Snapshot(observed, f"e-{r}", RatioValue(numerator=1, denominator=2)) for r in expected}
+    rollups = compute_rollups(indicator, period, latest, registry, observed)
+    await publish(settings, next(r for r in rollups if r.scope == "national"))
+    await transition(settings, fp, "resolved")
+
+
+async def test_a_transition_published_twice_is_stored_once_in_history(alerts_stack: AlertsStack) -> None:
+    """What a crash between publishing a transition and saving its state leads to: the transition is
+    judged again, later and maybe with another starts_at, and published again with the same id."""
+    settings = alerts_stack.settings
+    start = datetime.now(UTC)
+    _, (judged,) = evaluate(
+        AlertState(),
+        default_catalog()["emc_connection"],
+        flag_rollup("emc_connection", {"ministry:GI"}),
+        start,
+    )
+    # Its own fingerprint, apart from the alerts the service itself raises.
+    first = judged.model_copy(
+        update={"fingerprint": "dup0000000000001", "transition_id": "dup0000000000001:1:firing"}
+    )
+    again = first.model_copy(
+        update={"starts_at": start + timedelta(seconds=5), "changed_at": start + timedelta(seconds=5)}
+    )
+    resolved = first.model_copy(
+        update={
+            "transition_id": "dup0000000000001:1:resolved",
+            "status": "resolved",
+            "changed_at": start + timedelta(seconds=9),
+            "ends_at": start + timedelta(seconds=9),
+        }
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        for event in (first, again, resolved):
+            await producer.send_and_wait(
+                ALERTS_TOPIC, key=event.fingerprint.encode(), value=event.model_dump_json().encode()
+            )
+    finally:
+        await producer.stop()
+
+    async def stored() -> list[asyncpg.Record] | None:
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            rows: list[asyncpg.Record] = await conn.fetch(
+                "SELECT transition_id, starts_at FROM alert_history WHERE fingerprint = $1"
+                " ORDER BY changed_at",
+                first.fingerprint,
+            )
+        finally:
+            await conn.close()
+        # Same partition, in order: once the resolution is stored, both firing copies were seen.
+        return rows if any(r["transition_id"] == resolved.transition_id for r in rows) else None
+
+    rows = await eventually(stored, "the resolution in alert_history")
+    assert [(r["transition_id"], r["starts_at"]) for r in rows] == [
+        (first.transition_id, first.starts_at),
+        (resolved.transition_id, first.starts_at),
+    ]
+
+
+async def pushes(settings: StackSettings, outcome: str) -> float:
+    """``dxpulse_alertmanager_pushes_total{outcome}`` on the alerts worker's /metrics."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        response = await client.get(f"http://127.0.0.1:{settings.alerts_web_port}/metrics")
+    response.raise_for_status()
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            if sample.name == "dxpulse_alertmanager_pushes_total" and sample.labels["outcome"] == outcome:
+                return sample.value
+    return 0.0
+
+
+async def test_a_transition_while_alertmanager_is_down_is_retried_until_it_gets_through(
+    alerts_stack: AlertsStack,
+) -> None:
+    settings, am = alerts_stack.settings, alerts_stack.alertmanager
+    short = flag_rollup("edw_connection", {"province:01"}, scope="provinces")
+    alerts_stack.stack.stop_alertmanager()
+    closed = wait_for(lambda: not port_open(settings.alertmanager_port), 60)
+    assert closed, f"Alertmanager's port stayed open: {ss(settings.alertmanager_port)}"
+    failed_before = await pushes(settings, "error")
+
+    await publish(settings, short)
+    fired = await transition(settings, key_of(short), "firing")
+
+    async def retried() -> bool | None:
+        # Several failed pushes since: the pusher kept trying (backing off up to 4 s here).
+        return True if await pushes(settings, "error") >= failed_before + 3 else None
+
+    await eventually(retried, "pushes failing and retried while Alertmanager is down")
+
+    succeeded_before = await pushes(settings, "ok")
+    assert alerts_stack.settings.alertmanager_config is not None
+    alerts_stack.stack.start_alertmanager(alerts_stack.settings.alertmanager_config)
+
+    async def delivered() -> dict[str, Any] | None:
+        found = [a for a in await alertmanager_alerts(am, short) if a["status"]["state"] == "active"]
+        return found[0] if found else None
+
+    shown = await eventually(delivered, "the alert in Alertmanager once it is back", timeout_s=60)
+    assert shown["annotations"]["fingerprint"] == fired.fingerprint
+    assert same_instant(shown["startsAt"], fired.starts_at)
+    assert await pushes(settings, "ok") > succeeded_before

@@ -24,6 +24,7 @@ def alert(status: str = "firing", fingerprint: str = "f1", rule: str = "below_ta
     return AlertEvent.model_validate(
         {
             "fingerprint": fingerprint,
+            "transition_id": f"{fingerprint}:1:{status}",
             "rule": rule,
             "indicator": "emc_connection",
             "period": "2024-H1",
@@ -71,10 +72,18 @@ def test_an_alert_firing_again_is_not_also_sent_resolved() -> None:
     ]
 
 
-def test_history_row_carries_the_episode_key() -> None:
+def test_history_row_carries_the_episode_key_and_the_transition_id() -> None:
     row = history_row(alert("resolved"))
     assert row[:3] == ("f1", "resolved", NOW)
-    assert row[4:] == ("below_target", "emc_connection", "2024-H1", "national", "critical", START)
+    assert row[4:] == (
+        "below_target",
+        "emc_connection",
+        "2024-H1",
+        "national",
+        "critical",
+        START,
+        "f1:1:resolved",
+    )
     assert AlertEvent.model_validate_json(row[3]) == alert("resolved")
 
 

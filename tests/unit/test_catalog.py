@@ -184,3 +184,9 @@ def test_catalog_without_indicators_key_is_refused(tmp_path: Path) -> None:
     path.write_text("something_else: []\n", encoding="utf-8")
     with pytest.raises(ValidationError):
         load_catalog(path)
+
+
+def test_first_period_must_be_of_the_indicators_period_type(tmp_path: Path) -> None:
+    assert load_catalog(_write(tmp_path, [{**_FLAG, "first_period": "2024-H2"}]))["some_flag"].first_period
+    with pytest.raises(ValidationError, match="first_period: period '2024' is a year"):
+        load_catalog(_write(tmp_path, [{**_FLAG, "first_period": "2024"}]))

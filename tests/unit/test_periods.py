@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from dxpulse.periods import PeriodError, PeriodType, parse_period, period_type_of
+from dxpulse.periods import PeriodError, PeriodType, parse_period, period_of, period_type_of, shifted
 
 
 @pytest.mark.parametrize(
@@ -120,3 +120,35 @@ def test_periods_order_by_start_day() -> None:
         "2024-Q4",
         "2025-H1",
     ]
+
+
+@pytest.mark.parametrize(
+    ("day", "kind", "label"),
+    [
+        (date(2026, 11, 23), "year", "2026"),
+        (date(2026, 6, 30), "half", "2026-H1"),
+        (date(2026, 7, 1), "half", "2026-H2"),
+        (date(2026, 3, 31), "quarter", "2026-Q1"),
+        (date(2026, 10, 1), "quarter", "2026-Q4"),
+        (date(2026, 2, 28), "month", "2026-02"),
+    ],
+)
+def test_period_of_a_day(day: date, kind: PeriodType, label: str) -> None:
+    assert period_of(day, kind).label == label
+
+
+@pytest.mark.parametrize(
+    ("label", "steps", "shifted_label"),
+    [
+        ("2026-H1", -1, "2025-H2"),
+        ("2026-H1", -3, "2024-H2"),
+        ("2025-H2", 1, "2026-H1"),
+        ("2026-Q1", -1, "2025-Q4"),
+        ("2026-12", 1, "2027-01"),
+        ("2026-01", -13, "2024-12"),
+        ("2026", -2, "2024"),
+        ("2026-Q3", 0, "2026-Q3"),
+    ],
+)
+def test_shifted_periods_cross_year_ends(label: str, steps: int, shifted_label: str) -> None:
+    assert shifted(parse_period(label), steps).label == shifted_label

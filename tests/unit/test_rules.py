@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from dxpulse.catalog import AlertRules, BelowTargetRule, Catalog, default_catalog
 from dxpulse.periods import parse_period
+from dxpulse.presentation import distinct_transitions
 from dxpulse.registry import Registry, default_registry
 from dxpulse.rollup import NATIONAL_SCOPE, Snapshot, compute_rollups
 from dxpulse.rules import (
@@ -438,3 +439,70 @@ def test_disabled_rule_never_fires_and_resolves_what_fired(registry: Registry, c
     state, resolved = evaluate(state, off, None, AFTER_DEADLINE + HOLD)
     assert transitions(fired + resolved) == [("below_target", "firing"), ("below_target", "resolved")]
     assert evaluate(AlertState(), off, short, AFTER_DEADLINE)[1] == []
+
+
+# --- transition ids ----------------------------------------------------------------------------
+
+
+def test_transition_ids_number_the_episodes_of_an_alert(registry: Registry, catalog: Catalog) -> None:
+    short = emc_national(registry, catalog, {"ministry:GI"})
+    full = emc_national(registry, catalog, set())
+    t0 = AFTER_DEADLINE
+    steps = [(t0, short), (t0 + HOLD, None), (t0 + 2 * HOLD, full), (t0 + 3 * HOLD, short)]
+    events = run(catalog, [*steps, (t0 + 4 * HOLD, None)])
+    fp = fingerprint("below_target", "emc_connection", "2024-H1", "national")
+    ids = [e.transition_id for e in events if e.rule == "below_target"]
+    assert ids == [f"{fp}:1:firing", f"{fp}:1:resolved", f"{fp}:2:firing"]
+
+
+def test_judging_the_same_state_again_later_gives_the_same_transition_id(
+    registry: Registry, catalog: Catalog
+) -> None:
+    # A crash after publishing a transition but before saving the state it led to: the input is
+    # redelivered and judged again from the saved state, later, and possibly with no hold-down
+    # (so another starts_at). The id is the same, so consumers and history keep one.
+    short = emc_national(registry, catalog, {"ministry:GI"})
+    indicator = catalog["emc_connection"]
+    saved = AlertState()
+    _, first = evaluate(saved, indicator, short, AFTER_DEADLINE)
+    _, again = evaluate(saved, indicator, short, AFTER_DEADLINE + timedelta(seconds=5))
+    assert [e.transition_id for e in first] == [e.transition_id for e in again]
+    assert first[0].starts_at != again[0].starts_at
+
+
+def test_a_condition_that_never_fired_still_uses_up_its_episode(registry: Registry, catalog: Catalog) -> None:
+    short = emc_national(registry, catalog, {"ministry:GI"})
+    full = emc_national(registry, catalog, set())
+    t0 = AFTER_DEADLINE
+    steps = [(t0, short), (t0 + timedelta(seconds=10), full), (t0 + HOLD, short), (t0 + 2 * HOLD, None)]
+    (fired,) = [e for e in run(catalog, steps) if e.rule == "below_target"]
+    assert fired.transition_id == f"{fired.fingerprint}:2:firing"
+
+
+def test_firing_alerts_carry_the_id_of_their_firing_transition(registry: Registry, catalog: Catalog) -> None:
+    short = emc_national(registry, catalog, {"ministry:GI"})
+    state, events = evaluate(AlertState(), catalog["emc_connection"], short, AFTER_DEADLINE)
+    assert [a.transition_id for a in firing_alerts(state, AFTER_DEADLINE + HOLD)] == [events[0].transition_id]
+
+
+def test_state_saved_before_episodes_were_counted_resolves_as_episode_zero(
+    registry: Registry, catalog: Catalog
+) -> None:
+    short = emc_national(registry, catalog, {"ministry:GI"})
+    full = emc_national(registry, catalog, set())
+    indicator = catalog["emc_connection"]
+    state, _ = evaluate(AlertState(), indicator, short, AFTER_DEADLINE)
+    old = {k: v for k, v in state.to_json().items() if k != "episodes"}
+    _, events = evaluate(AlertState.from_json(old), indicator, full, AFTER_DEADLINE + HOLD)
+    assert [e.transition_id for e in events] == [
+        f"{fingerprint('below_target', 'emc_connection', '2024-H1', 'national')}:0:resolved"
+    ]
+
+
+def test_distinct_transitions_keep_the_first_copy_of_each_id(registry: Registry, catalog: Catalog) -> None:
+    short = emc_national(registry, catalog, {"ministry:GI"})
+    indicator = catalog["emc_connection"]
+    _, first = evaluate(AlertState(), indicator, short, AFTER_DEADLINE)
+    _, again = evaluate(AlertState(), indicator, short, AFTER_DEADLINE + HOLD)
+    legacy = first[0].model_copy(update={"transition_id": None})
+    assert distinct_transitions([first[0], legacy, again[0], legacy]) == [first[0], legacy, legacy]
