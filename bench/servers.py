@@ -26,7 +26,10 @@ def main(argv: list[str]) -> int:
 
         settings = AggregateSettings()
         app = create_app(settings, catalog=workload.catalog, registry=workload.registry)
-        run_worker(app, settings, worker_topics(settings), loglevel="warn")
+        # "info", as the service runs: at "warn" or above faust's worker keeps its terminal spinner,
+        # which sets the root logger to DEBUG, and every debug line of faust and aiokafka is then
+        # formatted (~6% of the aggregator and ~10% of a recovery, measured with --profile).
+        run_worker(app, settings, worker_topics(settings), loglevel="info")
     else:
         import uvicorn
 

@@ -164,6 +164,8 @@ class RollupGauges(Collector):
         # Report partition per rollup key as actually consumed: a producer with another partitioner
         # than murmur2 places keys elsewhere.
         self._partition: dict[tuple[str, str], int] = {}
+        self._live: set[tuple[str, str]] = set()
+        """The (indicator, period) pairs of ``_rollups``."""
         self._lock = threading.Lock()
 
     def observe(self, rollups: Iterable[Rollup], partition: int | None = None) -> None:
@@ -173,16 +175,25 @@ class RollupGauges(Collector):
             if partition is not None:
                 for r in rollups:
                     self._partition[(r.indicator, r.period)] = partition
-            merged = merge_rollups(self._rollups, rollups)
-            self._rollups = {r.key: r for r in newest_periods(merged.values(), self.periods_per_indicator)}
-            live = {(r.indicator, r.period) for r in self._rollups.values()}
-            self._partition = {k: p for k, p in self._partition.items() if k in live}
+            # Called per processed batch: only a new (indicator, period) can push one out, so the
+            # others are merged in place and the O(kept rollups) pruning runs only then.
+            new_period = False
+            for r in rollups:
+                known = self._rollups.get(r.key)
+                if known is None or r.computed_at > known.computed_at:
+                    new_period = new_period or (r.indicator, r.period) not in self._live
+                    self._rollups[r.key] = r
+            if new_period:
+                kept = newest_periods(self._rollups.values(), self.periods_per_indicator)
+                self._rollups = {r.key: r for r in kept}
+                self._live = {(r.indicator, r.period) for r in kept}
+                self._partition = {k: p for k, p in self._partition.items() if k in self._live}
 
     def exported(self) -> list[Rollup]:
         """The rollups exported now: kept and owned by this worker (all, when ownership is unknown)."""
         owned = self.owned()
         with self._lock:
-            rollups = list(self._rollups.values())
+            rollups = sorted(self._rollups.values(), key=lambda r: r.key)
             partition = dict(self._partition)
 
         def mine(r: Rollup) -> bool:

@@ -62,6 +62,12 @@ class Registry:
     _members_cache: dict[tuple[str, date], frozenset[str]] = field(
         default_factory=dict, compare=False, repr=False
     )
+    _expected_cache: dict[tuple[tuple[str, ...], date], frozenset[str]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+    _sorted_cache: dict[tuple[tuple[str, ...], date], tuple[str, ...]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def get(self, reporter_id: str) -> Reporter | None:
         return self.reporters.get(reporter_id)
@@ -78,10 +84,21 @@ class Registry:
 
     def expected(self, groups: Iterable[str], day: date) -> frozenset[str]:
         """The union of the groups' members on ``day``: who must report."""
-        result: frozenset[str] = frozenset()
-        for group in groups:
-            result |= self.members(group, day)
-        return result
+        key = (tuple(groups), day)
+        cached = self._expected_cache.get(key)
+        if cached is None:
+            cached = frozenset().union(*(self.members(group, day) for group in key[0]))
+            self._expected_cache[key] = cached
+        return cached
+
+    def expected_sorted(self, groups: Iterable[str], day: date) -> tuple[str, ...]:
+        """``expected``, sorted: the aggregator walks it per rollup, and sorting it each time cost more."""
+        key = (tuple(groups), day)
+        cached = self._sorted_cache.get(key)
+        if cached is None:
+            cached = tuple(sorted(self.expected(key[0], day)))
+            self._sorted_cache[key] = cached
+        return cached
 
     def current_successor(self, reporter_id: str, day: date) -> str | None:
         """Follow successors from a retired unit to the one in force on ``day``."""

@@ -6,7 +6,8 @@ import asyncio
 import base64
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,7 +26,7 @@ from dxpulse.faust_support import (
 from dxpulse.monitoring import RollupGauges
 from dxpulse.periods import Period
 from dxpulse.registry import Registry, default_registry
-from dxpulse.rollup import PeriodState, step_many
+from dxpulse.rollup import PeriodState, holds_snapshots, records_of, step_many
 from dxpulse.subscriber import latest_rollups
 from dxpulse.topics import DEAD_LETTERS, REPORTS, ROLLUPS, TopicSpec, changelog
 from dxpulse.validation import Problem, validate_report
@@ -90,6 +91,30 @@ END_TO_END_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900
 STATE_TABLE = "period-state"
 
 
+@dataclass(frozen=True)
+class Decoded:
+    """An (indicator, period)'s state as decoded from the table; ``whole``: its period record still
+    holds the snapshots (written by an earlier version), so the next write gives each its record."""
+
+    state: PeriodState
+    whole: bool
+
+
+def reporter_key(period_key: str, reporter: str) -> str:
+    """The table key of a reporter's snapshot: its (indicator, period) key, then the reporter."""
+    return f"{period_key}|{reporter}"
+
+
+def group_reporter_records(items: Iterable[tuple[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The table's reporter records, by their (indicator, period) key, then reporter."""
+    grouped: dict[str, dict[str, Any]] = {}
+    for key, value in items:
+        period_key, _, reporter = key.rpartition("|")
+        if period_key.count("|") == 1:  # "indicator|period|reporter"; period keys have one "|"
+            grouped.setdefault(period_key, {})[reporter] = value
+    return grouped
+
+
 def worker_topics(settings: AggregateSettings) -> tuple[TopicSpec, ...]:
     """Topics the aggregator needs beyond the shared ones: its table's changelog."""
     return (changelog(settings.aggregate_app_id, STATE_TABLE),)
@@ -123,8 +148,8 @@ def create_app(
     reports_topic = raw_topic(app, REPORTS)
     rollups_topic = raw_topic(app, ROLLUPS)
     dead_letters = raw_topic(app, DEAD_LETTERS)
-    # One record per (indicator, period): the latest snapshot of every reporter and what was
-    # published. One write per report keeps the two consistent across a crash.
+    # Per (indicator, period): a record of what was published and the offset of the last change,
+    # and a record per reporter with its latest snapshot (dxpulse.rollup.records_of: write order).
     states = json_table(app, STATE_TABLE, settings.topic_partitions)
 
     async def dead_letter(event: Any, reason: str, detail: str) -> None:
@@ -163,14 +188,41 @@ def create_app(
             return None
         return key, report, verdict.period
 
-    # Decoded states, with the table value each was decoded from: decoding ~1,000 snapshots again
-    # per batch cost more than the batch itself. A value replaced by recovery or a rebalance is
-    # another object, so it is decoded afresh.
-    decoded: dict[str, tuple[Any, PeriodState]] = {}
+    # The table holds one small record per (indicator, period) and one per reporter (see
+    # dxpulse.rollup.records_of). Decoded states per (indicator, period) are kept here, built from
+    # the table on first use after each recovery, when the table may hold other records.
+    decoded: dict[str, Decoded] = {}
+    reporter_records: dict[str, dict[str, Any]] | None = None
+
+    @states.on_recover
+    async def forget_decoded() -> None:
+        nonlocal reporter_records
+        decoded.clear()
+        reporter_records = None
+
+    def load(key: str) -> Decoded:
+        nonlocal reporter_records
+        known = decoded.get(key)
+        if known is not None:
+            return known
+        if reporter_records is None:  # one pass over the table per recovery, not one per key
+            reporter_records = group_reporter_records(states.data.items())
+        period = states.get(key)
+        known = Decoded(
+            PeriodState.from_records(period, reporter_records.pop(key, {})), whole=holds_snapshots(period)
+        )
+        decoded[key] = known
+        return known
+
+    def write(partition: int, key: str, value: Any) -> None:
+        # What ``states[key] = value`` does, with the partition named: take_events leaves one
+        # current event for the whole batch, and the changelog must follow the report's partition.
+        states.send_changelog(partition, key, value)
+        states.data[key] = value
 
     async def process(events: Sequence[Any]) -> None:
-        # One table write and at most one rollup per scope per (indicator, period) and batch:
-        # with ~1,000 district reporters per key, a write per report cost O(reporters) each.
+        # One period record, the changed reporters' records and at most one rollup per scope per
+        # (indicator, period) and batch.
         by_key: dict[str, list[tuple[Any, Report, Period]]] = {}
         for event in events:
             valid = await accepted(event)
@@ -179,25 +231,26 @@ def create_app(
                 by_key.setdefault(key, []).append((event, report, period))
         for key, items in by_key.items():
             first_event, first, period = items[0]
-            raw = states.get(key)
-            cached = decoded.get(key)
-            state = cached[1] if cached is not None and cached[0] is raw else PeriodState.from_json(raw)
+            held = load(key)
+            reports = [report for _, report, _ in items]
             new_state, rollups, changed = step_many(
-                state,
-                [report for _, report, _ in items],
+                held.state,
+                reports,
                 catalog[first.indicator],
                 period,
                 registry,
                 clock(),
                 [event.message.offset for event, _, _ in items],
             )
-            if new_state is not state:
-                # What ``states[key] = ...`` does, with the partition named: take_events leaves one
-                # current event for the whole batch, and the changelog must follow the key's partition.
-                value = new_state.to_json(unchanged_from=(state, raw) if raw is not None else None)
-                decoded[key] = (value, new_state)
-                states.send_changelog(first_event.message.partition, key, value)
-                states.data[key] = value
+            if new_state is not held.state:
+                partition = first_event.message.partition
+                period_record, records = records_of(
+                    held.state, new_state, (r.reporter for r in reports), whole=held.whole
+                )
+                write(partition, key, period_record)  # first: see records_of
+                for reporter, record in records.items():
+                    write(partition, reporter_key(key, reporter), record)
+                decoded[key] = Decoded(new_state, whole=False)
             for rollup in rollups:
                 await rollups_topic.send(key=rollup.key.encode(), value=rollup.model_dump_json().encode())
             metrics.batch_done([event for event, _, _ in items], rollups, time.time(), changed=changed)

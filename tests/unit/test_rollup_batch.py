@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any, TypeVar
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -10,7 +11,15 @@ from hypothesis import strategies as st
 from dxpulse.catalog import default_catalog
 from dxpulse.periods import parse_period
 from dxpulse.registry import default_registry
-from dxpulse.rollup import PeriodState, apply, apply_all, step_many
+from dxpulse.rollup import (
+    PeriodState,
+    apply,
+    apply_all,
+    compute_rollups,
+    holds_snapshots,
+    records_of,
+    step_many,
+)
 from schemas import Report, Rollup
 from tests.unit.conftest import COMPUTED_AT, feed, flag, last_per_scope, make_report
 from tests.unit.test_rollup_properties import (
@@ -37,7 +46,10 @@ def _feed_batches(
     return state, published, changed
 
 
-def _split(reports: list[Report], cuts: list[int]) -> list[list[Report]]:
+T = TypeVar("T")
+
+
+def _split(reports: list[T], cuts: list[int]) -> list[list[T]]:
     bounds = sorted({0, len(reports), *(c % (len(reports) + 1) for c in cuts)})
     return [reports[a:b] for a, b in itertools.pairwise(bounds)]
 
@@ -77,26 +89,106 @@ def test_apply_all_names_only_reports_that_change_the_latest_values() -> None:
     assert apply(latest, older) is None
 
 
-def _step(state: PeriodState, reports: list[Report]) -> PeriodState:
+def _step(
+    state: PeriodState, reports: list[Report], offsets: list[int | None] | None = None
+) -> tuple[PeriodState, list[Rollup]]:
     indicator = default_catalog()["online_records_rate"]
     period = parse_period(PERIOD, indicator.period_type)
-    return step_many(state, reports, indicator, period, default_registry(), COMPUTED_AT)[0]
+    new, fresh, _ = step_many(state, reports, indicator, period, default_registry(), COMPUTED_AT, offsets)
+    return new, fresh
+
+
+Changelog = tuple[dict[str, Any] | None, dict[str, dict[str, Any]]]
+"""A table's view of one (indicator, period): its period record and its reporter records."""
+
+
+def _write(
+    changelog: Changelog, before: PeriodState, after: PeriodState, *, whole: bool = False
+) -> Changelog:
+    period, records = records_of(before, after, after.latest, whole=whole)
+    return period, {**changelog[1], **records}
 
 
 @PROPERTY_SETTINGS
-@given(_deliveries("online_records_rate", _ratio_values()), st.integers(min_value=0, max_value=20))
-def test_a_record_reusing_unchanged_entries_equals_a_full_one(deliveries: list[Report], cut: int) -> None:
+@given(_deliveries("online_records_rate", _ratio_values()), st.lists(st.integers(0, 40), max_size=6))
+def test_the_records_of_each_batch_rebuild_the_state(deliveries: list[Report], cuts: list[int]) -> None:
+    state = PeriodState()
+    changelog: Changelog = (None, {})
+    offset = 0
+    for batch in _split(deliveries, cuts):
+        offsets: list[int | None] = list(range(offset, offset + len(batch)))
+        offset += len(batch)
+        new, _ = _step(state, batch, offsets)
+        period, records = records_of(state, new, [r.reporter for r in batch])
+        changelog = (period, {**changelog[1], **records})
+        state = new
+        # Only the reporters the batch changed get a record.
+        assert set(records) <= {r.reporter for r in batch}
+        assert PeriodState.from_records(*changelog) == state
+        assert [s.offset for s in PeriodState.from_records(*changelog).latest.values()] == [
+            s.offset for s in state.latest.values()
+        ]
+
+
+@PROPERTY_SETTINGS
+@given(_deliveries("online_records_rate", _ratio_values()), st.integers(0, 20))
+def test_a_whole_state_record_of_earlier_versions_is_migrated_to_reporter_records(
+    deliveries: list[Report], cut: int
+) -> None:
     middle = cut % (len(deliveries) + 1)
-    before = _step(PeriodState(), deliveries[:middle])
-    before_json = before.to_json()
-    after = _step(before, deliveries[middle:])
-    # As the worker has it after a restart: decoded from the record, then stepped.
-    decoded = PeriodState.from_json(before_json)
-    after_decoded = _step(decoded, deliveries[middle:])
-    full = after.to_json()
-    assert after.to_json(unchanged_from=(before, before_json)) == full
-    assert after_decoded.to_json(unchanged_from=(decoded, before_json)) == full
-    assert PeriodState.from_json(after.to_json(unchanged_from=(before, before_json))) == after
+    before, _ = _step(PeriodState(), deliveries[:middle])
+    legacy = before.to_json()
+    assert holds_snapshots(legacy) == bool(before.latest)
+    decoded = PeriodState.from_records(legacy, {})
+    assert decoded == before
+    after, _ = _step(decoded, deliveries[middle:])
+    # The first write after the upgrade: every snapshot gets its record, and the period record keeps
+    # them too until that is done; the next one is small again.
+    first = _write((legacy, {}), decoded, after, whole=True)
+    assert set(first[1]) == set(after.latest)
+    assert PeriodState.from_records(first[0], {}) == after
+    assert PeriodState.from_records(*first) == after
+    assert not holds_snapshots(records_of(after, after, [])[0])
+
+
+@PROPERTY_SETTINGS
+@given(
+    _deliveries("online_records_rate", _ratio_values()),
+    st.integers(0, 20),
+    st.integers(0, 30),
+    st.lists(st.integers(0, 40), max_size=4),
+)
+def test_a_crash_after_any_prefix_of_a_batchs_records_still_publishes_the_final_figures(
+    deliveries: list[Report], cut: int, written: int, recuts: list[int]
+) -> None:
+    middle = cut % (len(deliveries) + 1)
+    offsets: list[int | None] = list(range(len(deliveries)))
+    before, _ = _step(PeriodState(), deliveries[:middle], offsets[:middle])
+    stored: Changelog = (before.period_record(), {r: s.to_json() for r, s in before.latest.items()})
+    after, _ = _step(before, deliveries[middle:], offsets[middle:])
+    period, records = records_of(before, after, [r.reporter for r in deliveries[middle:]])
+    # Written in this order; the crash keeps a prefix, and none of the batch's rollups got out.
+    writes: list[tuple[str | None, dict[str, Any]]] = [(None, period), *records.items()]
+    kept = writes[: written % (len(writes) + 1)]
+    recovered = PeriodState.from_records(
+        next((value for name, value in kept if name is None), stored[0]),
+        {**stored[1], **{name: value for name, value in kept if name is not None}},
+    )
+    # Redelivered from the batch's first offset, in batches cut anywhere.
+    state, published = recovered, []
+    for batch in _split(list(zip(deliveries[middle:], offsets[middle:], strict=True)), recuts):
+        state, fresh = _step(state, [r for r, _ in batch], [o for _, o in batch])
+        published.append(fresh)
+    assert state.latest == after.latest
+    # What the topic shows: the figures published before the batch, then those after the crash.
+    shown = {**before.published, **{s: r.revision for s, r in last_per_scope(published).items()}}
+    assert shown == {r.scope: r.revision for r in compute_rollups_of(after)} or not after.latest
+
+
+def compute_rollups_of(state: PeriodState) -> list[Rollup]:
+    indicator = default_catalog()["online_records_rate"]
+    period = parse_period(PERIOD, indicator.period_type)
+    return compute_rollups(indicator, period, state.latest, default_registry(), COMPUTED_AT)
 
 
 def test_a_batch_holding_the_last_changing_report_again_resends_every_rollup() -> None:
