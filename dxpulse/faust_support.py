@@ -237,7 +237,7 @@ def add_stall_watchdog(app: faust.App, patience_s: float = STALL_PATIENCE_S) -> 
 
     - a partition whose next message to commit was fetched but is nowhere, neither processed nor
       being processed nor buffered, on two checks in a row (``monitoring.lost_heads``);
-    - any partition with lag and no commit progress for ``patience_s``, whatever the cause.
+    - a partition with lag, no commit progress for ``patience_s`` and no message held at all.
 
     Re-reading from the committed offset is safe: processing is idempotent. Each unsticking is
     logged as a warning with the consumer's view of those partitions and what every task waits on.
@@ -267,16 +267,20 @@ def add_stall_watchdog(app: faust.App, patience_s: float = STALL_PATIENCE_S) -> 
                     continue
                 if position is not None:
                     heads[key] = (offset, position)
-        lost = set(lost_heads(heads, _held_offsets(app, consumer)))
+        held = _held_offsets(app, consumer)
+        lost = set(lost_heads(heads, held))
         confirmed, lost_before = lost & lost_before, lost
-        unstick = sorted(set(stalled) | confirmed)
+        # A partition still holding messages is slow, not stuck (its next message, if dropped, is
+        # found above): seeking it back would only make a busy worker read everything twice.
+        idle = {key for key in stalled if not held.get(key)}
+        unstick = sorted(idle | confirmed)
         if not unstick:
             return
         stuck = [tps[key] for key in unstick if key in tps]
         log.warning(
             "seeking back partitions that make no progress (%s dropped, %s idle for %.0f s)\n%s",
             sorted(confirmed),
-            stalled,
+            sorted(idle),
             patience_s,
             await consumer_diagnostics(app, stuck),
         )
