@@ -258,8 +258,10 @@ def add_stall_watchdog(app: faust.App, patience_s: float = STALL_PATIENCE_S) -> 
         heads = {}
         for lag in lags:
             key = (lag.topic, lag.partition)
-            offset = committed.get(key)
-            if lag.lag > 0 and offset is not None and key in tps:
+            # Nothing committed yet: the next message is the partition's first (compaction never
+            # moves a log's start, and a commit follows the first processed message within seconds).
+            offset = committed.get(key) or 0
+            if lag.lag > 0 and key in tps:
                 try:
                     position = await asyncio.wait_for(consumer.position(tps[key]), timeout=5)
                 except Exception as error:  # no valid position right now (a reset under way)
