@@ -262,7 +262,7 @@ def create_app(
                 await process([event])
                 yield None
             return
-        # Batches (faster, see BENCHMARKS.md); a restarted worker was seen stalling with them.
+        # Batches: one state write and one rollup per scope per (indicator, period) and batch.
         batches = stream.take_events(settings.aggregate_batch_max, within=settings.aggregate_batch_within_s)
         async for events in batches:
             await process(events)

@@ -29,12 +29,12 @@ class AggregateSettings(WorkerSettings):
         ),
     )
     aggregate_batch_max: int = Field(
-        default=1,
+        default=500,
         ge=1,
         description=(
             "DXPULSE_AGGREGATE_BATCH_MAX: reports taken from Kafka at once; each (indicator, period)"
-            " in a batch is written and published once. 1 (one at a time) until batches survive"
-            " restarts: a restarted worker was seen stalling with 1000 (BENCHMARKS.md)."
+            " in a batch is written and published once (figures in between are skipped). 1 processes"
+            " one report at a time and publishes every intermediate figure."
         ),
     )
     aggregate_batch_within_s: float = Field(
