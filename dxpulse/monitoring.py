@@ -6,11 +6,11 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Set
 from dataclasses import dataclass
 
-from aiokafka.partitioner import murmur2
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from dxpulse.periods import PeriodError, parse_period
+from dxpulse.topics import partition_of
 from schemas import Rollup
 from schemas.events import report_key
 
@@ -85,11 +85,6 @@ class ConsumerLagCollector(Collector):
         for item in self.read_lag():
             family.add_metric([self.app_id, item.topic, str(item.partition)], item.lag)
         yield family
-
-
-def partition_of(key: str, partitions: int) -> int:
-    """The partition Kafka's default partitioner (murmur2, as aiokafka and the Java client) gives ``key``."""
-    return int(murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
 def _period_order(period: str) -> tuple[int, str]:
@@ -200,7 +195,7 @@ class RollupGauges(Collector):
             key = (r.indicator, r.period)
             where = partition.get(key)
             if where is None:
-                where = partition_of(report_key(*key), self.partitions)
+                where = partition_of(report_key(*key).encode(), self.partitions)
             return owned is None or where in owned
 
         return [r for r in rollups if mine(r)]

@@ -15,8 +15,8 @@ from dxpulse.monitoring import (
     gauge_samples,
     merge_rollups,
     newest_periods,
-    partition_of,
 )
+from dxpulse.topics import partition_of
 from schemas import Rollup
 from schemas.events import report_key
 
@@ -103,7 +103,7 @@ def test_gauge_samples_skip_figures_a_rollup_does_not_have() -> None:
 
 def test_partition_of_matches_the_producers_default_partitioner() -> None:
     for key in ("emc_connection|2024-H1", "online_records_rate|2025-Q3", "x"):
-        assert partition_of(key, 6) == DefaultPartitioner()(key.encode(), list(range(6)), None)
+        assert partition_of(key.encode(), 6) == DefaultPartitioner()(key.encode(), list(range(6)), None)
 
 
 def test_gauges_export_only_the_owned_partitions_and_the_bounded_periods() -> None:
@@ -112,7 +112,7 @@ def test_gauges_export_only_the_owned_partitions_and_the_bounded_periods() -> No
     a = rollup(period="2024-H1")
     gauges.observe([a])
     assert gauges.exported() == []
-    owned = {partition_of(report_key("emc_connection", "2024-H1"), 6)}
+    owned = {partition_of(report_key("emc_connection", "2024-H1").encode(), 6)}
     assert gauges.exported() == [a]
     # The partition a report actually came from beats the murmur2 guess.
     gauges.observe([a], partition=99)
