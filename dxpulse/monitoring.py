@@ -114,10 +114,14 @@ def merge_rollups(current: Mapping[str, Rollup], incoming: Iterable[Rollup]) -> 
     """
     merged = dict(current)
     for rollup in incoming:
-        known = merged.get(rollup.key)
-        if known is None or rollup.computed_at > known.computed_at:
+        if supersedes(rollup, merged.get(rollup.key)):
             merged[rollup.key] = rollup
     return merged
+
+
+def supersedes(rollup: Rollup, known: Rollup | None) -> bool:
+    """Whether ``rollup`` replaces ``known`` (same key): the later ``computed_at`` wins, a tie keeps known."""
+    return known is None or rollup.computed_at > known.computed_at
 
 
 def gauge_samples(rollups: Iterable[Rollup]) -> dict[str, list[tuple[tuple[str, str, str], float]]]:
@@ -174,8 +178,7 @@ class RollupGauges(Collector):
             # others are merged in place and the O(kept rollups) pruning runs only then.
             new_period = False
             for r in rollups:
-                known = self._rollups.get(r.key)
-                if known is None or r.computed_at > known.computed_at:
+                if supersedes(r, self._rollups.get(r.key)):
                     new_period = new_period or (r.indicator, r.period) not in self._live
                     self._rollups[r.key] = r
             if new_period:
