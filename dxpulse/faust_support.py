@@ -269,6 +269,9 @@ def add_stall_watchdog(app: faust.App, patience_s: float = STALL_PATIENCE_S) -> 
                     continue
                 if position is not None:
                     heads[key] = (offset, position)
+        if not heads and not stalled:  # nothing to judge: no need to scan every buffer
+            lost_before = set()
+            return
         held = _held_offsets(app, consumer)
         lost = set(lost_heads(heads, held))
         confirmed, lost_before = lost & lost_before, lost
