@@ -19,6 +19,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from rich.progress import Progress
 
+from bench.ceiling import DECODED, FIRST_AT, FIRST_BATCH, LAST_AT
 from bench.children import Child, start_child, wait_http
 from bench.kafka import (
     RollupWatcher,
@@ -35,6 +36,7 @@ from dxpulse.token_store import create_tokens
 from dxpulse.topics import REPORTS, ROLLUPS
 from schemas import Report
 from schemas.events import report_key
+from services.aggregate.settings import AggregateSettings
 from services.ingest.app import create_app as create_ingest
 from services.ingest.settings import IngestSettings
 
@@ -152,6 +154,7 @@ async def aggregator(bench: Bench) -> None:
         bench.bootstrap, REPORTS, start, n, bench.task("raw aiokafka consume-and-decode", n)
     )
     rate, raw_rate = (n - 1) / (done - began), n / raw_s
+    ceiling_rate, ceiling_batch = await _faust_ceiling(bench, start, n)
     bench.add(
         Figure(
             "aggregator",
@@ -162,7 +165,21 @@ async def aggregator(bench: Bench) -> None:
             "raw consume+decode",
             ">= 50,000/s and >= 0.40 of raw",
             rate >= 50_000 and rate >= 0.4 * raw_rate,
-            f"{n:,} reports over {keys:,} reporter-keys; {published:,.0f} rollups published",
+            f"{n:,} reports over {keys:,} reporter-keys; {published:,.0f} rollups published;"
+            f" {rate / ceiling_rate:.2f} of the faust ceiling below",
+        )
+    )
+    bench.add(
+        Figure(
+            "aggregator",
+            "faust ceiling: a worker that only takes and decodes",
+            ceiling_rate,
+            "reports/s",
+            raw_rate,
+            "raw consume+decode",
+            "(reported: the most any faust worker does here)",
+            None,
+            f"the same {n:,} reports and consumer settings, batches of {ceiling_batch:,} (bench/ceiling.py)",
         )
     )
     raw_bytes = sum(len(k) + len(v) for k, v in bench.workload.messages(0, keys))
@@ -180,6 +197,40 @@ async def aggregator(bench: Bench) -> None:
         )
     )
     await _recovery(bench, app_id, n, cold_start_s)
+
+
+async def _faust_ceiling(bench: Bench, start: dict[int, int], n: int) -> tuple[float, int]:
+    """Reports/s of a faust worker that reads the same ``n`` reports from ``start`` and only decodes
+    them (faust's own cost per message, which bounds any faust aggregator here), and its batch size.
+
+    Batches are the aggregator's, but at most a tenth of ``n``: the first batch is not timed.
+    """
+    app_id = f"bench-ceiling-{bench.run_id}"
+    await commit_offsets(bench.bootstrap, app_id, REPORTS, start)
+    batch = min(AggregateSettings().aggregate_batch_max, max(1, n // 10))
+    worker = start_child(
+        *("ceiling", bench.size.name, bench.bootstrap, bench.work_dir, "ceiling"),
+        DXPULSE_AGGREGATE_APP_ID=app_id,
+        DXPULSE_AGGREGATE_BATCH_MAX=str(batch),
+    )
+    advance = bench.task("faust ceiling: take and decode", n)
+    figures: dict[str, float] = {}
+    wait_http(worker, "/metrics")
+    give_up = time.perf_counter() + 3600
+    try:
+        while figures.get(DECODED, 0) < n:
+            worker.check_alive()
+            if time.perf_counter() > give_up:
+                raise TimeoutError(f"the faust ceiling worker did not decode {n:,} reports; see {worker.log}")
+            await asyncio.sleep(0.5)
+            before = figures.get(DECODED, 0)
+            figures = _metrics(worker, (DECODED, FIRST_BATCH, FIRST_AT, LAST_AT))
+            advance(int(figures.get(DECODED, 0) - before))
+    finally:
+        worker.stop()
+    if figures[LAST_AT] <= figures[FIRST_AT]:
+        raise RuntimeError(f"the faust ceiling worker took all {n:,} reports in one batch: nothing to time")
+    return (figures[DECODED] - figures[FIRST_BATCH]) / (figures[LAST_AT] - figures[FIRST_AT]), batch
 
 
 async def _recovery(bench: Bench, app_id: str, n: int, cold_start_s: float) -> None:
@@ -217,11 +268,23 @@ async def _recovery(bench: Bench, app_id: str, n: int, cold_start_s: float) -> N
 
 def _published_rollups(worker: Child) -> float:
     """The worker's own count of rollups published (its /metrics), to see how much batches coalesce."""
+    published = "dxpulse_aggregate_rollups_published"
+    figures = _metrics(worker, (published,))
+    if published not in figures:
+        raise RuntimeError(f"{worker.name}'s /metrics has no {published}; see {worker.log}")
+    return figures[published]
+
+
+def _metrics(worker: Child, names: tuple[str, ...]) -> dict[str, float]:
+    """The unlabelled samples ``names`` (counters with their ``_total``) from a child's /metrics."""
     text = httpx.get(f"http://127.0.0.1:{worker.port}/metrics", timeout=10.0).text
+    wanted = {*names, *(f"{name}_total" for name in names)}
+    found = {}
     for line in text.splitlines():
-        if line.startswith("dxpulse_aggregate_rollups_published_total "):
-            return float(line.split()[1])
-    raise RuntimeError(f"the worker's /metrics has no dxpulse_aggregate_rollups_published_total:\n{text}")
+        name, _, value = line.partition(" ")
+        if name in wanted:
+            found[name.removesuffix("_total")] = float(value)
+    return found
 
 
 async def _watch(

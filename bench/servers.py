@@ -2,6 +2,7 @@
 
 ``python -m bench.servers aggregate SIZE`` / ``ingest SIZE``, configured by DXPULSE_* variables like
 the services themselves; only the catalog and registry differ (synthetic, sized by SIZE).
+``ceiling SIZE`` is a faust worker that only takes and decodes reports (``bench.ceiling``).
 """
 
 from __future__ import annotations
@@ -10,16 +11,24 @@ import sys
 
 from bench.synthetic import SIZES, Workload
 
-USAGE = "usage: python -m bench.servers aggregate|ingest tiny|small|full"
+KINDS = ("aggregate", "ingest", "ceiling")
+USAGE = "usage: python -m bench.servers aggregate|ingest|ceiling tiny|small|full"
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2 or argv[0] not in ("aggregate", "ingest") or argv[1] not in SIZES:
+    if len(argv) != 2 or argv[0] not in KINDS or argv[1] not in SIZES:
         print(USAGE, file=sys.stderr)
         return 2
     workload = Workload(SIZES[argv[1]])
     # Each imports only what its service imports, so start-up (part of recovery) is the service's own.
-    if argv[0] == "aggregate":
+    if argv[0] == "ceiling":
+        from bench.ceiling import create_ceiling_app
+        from dxpulse.faust_support import run_worker
+        from services.aggregate.settings import AggregateSettings
+
+        settings = AggregateSettings()
+        run_worker(create_ceiling_app(settings), settings, (), loglevel="info")
+    elif argv[0] == "aggregate":
         from dxpulse.faust_support import run_worker
         from services.aggregate.app import create_app, worker_topics
         from services.aggregate.settings import AggregateSettings

@@ -16,6 +16,7 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 FIGURES = (
     "aggregator | throughput, one worker",
+    "aggregator | faust ceiling",
     "ingest | single-report requests",
     "ingest | batches of 500",
     "end-to-end | latency p50",
