@@ -26,13 +26,7 @@ def create_ceiling_app(settings: AggregateSettings) -> faust.App:
     Its /metrics count the reports decoded and stamp the first and latest batch, so the bench times
     the consuming alone, not the worker's start-up and rebalance.
     """
-    app = new_faust_app(
-        settings.aggregate_app_id,
-        settings,
-        web_port=settings.aggregate_web_port,
-        data_dir=settings.state_dir,
-        session_timeout_s=settings.session_timeout_s,
-    )
+    app = new_faust_app(settings.aggregate_app_id, settings, web_port=settings.aggregate_web_port)
     registry = CollectorRegistry()
     decoded = Counter(DECODED, "Reports taken and decoded", registry=registry)
     first_batch = Gauge(FIRST_BATCH, "Reports in the first batch (not timed)", registry=registry)

@@ -27,7 +27,7 @@ from dxpulse.monitoring import (
     lost_heads,
     stalled_partitions,
 )
-from dxpulse.settings import CommonSettings
+from dxpulse.settings import CommonSettings, WorkerSettings
 from dxpulse.topics import COMPACTED, TopicSpec, ensure_topics
 
 log = logging.getLogger(__name__)
@@ -154,20 +154,14 @@ class DxpulseApp(faust.App):
         )
 
 
-def new_faust_app(
-    app_id: str,
-    settings: CommonSettings,
-    *,
-    web_port: int,
-    data_dir: Path,
-    session_timeout_s: float,
-) -> faust.App:
+def new_faust_app(app_id: str, settings: WorkerSettings, *, web_port: int) -> faust.App:
     """A faust app with the settings every dxpulse worker needs."""
+    session_timeout_s = settings.session_timeout_s
     app = DxpulseApp(
         app_id,
         broker=faust_broker_url(settings.kafka_bootstrap),
         store="memory://",
-        datadir=str(data_dir / app_id),
+        datadir=str(settings.state_dir / app_id),
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=1,
         # faust's 60 s default makes a restarted worker wait two minutes for its old session to

@@ -130,13 +130,7 @@ def create_app(
     """Build the aggregator worker (start it with ``app.main()`` or ``faust -A``)."""
     catalog = catalog or default_catalog()
     registry = registry or default_registry()
-    app = new_faust_app(
-        settings.aggregate_app_id,
-        settings,
-        web_port=settings.aggregate_web_port,
-        data_dir=settings.state_dir,
-        session_timeout_s=settings.session_timeout_s,
-    )
+    app = new_faust_app(settings.aggregate_app_id, settings, web_port=settings.aggregate_web_port)
     metrics = AggregateMetrics(
         RollupGauges(
             settings.rollup_gauge_periods,

@@ -142,13 +142,7 @@ def create_app(
         return [a for raw in list(states.values()) for a in firing_alerts(AlertState.from_json(raw), now)]
 
     metrics = AlertsMetrics(firing)
-    app = new_faust_app(
-        settings.alerts_app_id,
-        settings,
-        web_port=settings.alerts_web_port,
-        data_dir=settings.state_dir,
-        session_timeout_s=settings.session_timeout_s,
-    )
+    app = new_faust_app(settings.alerts_app_id, settings, web_port=settings.alerts_web_port)
     # Standby copies would make the timer below judge partitions another worker owns.
     app.conf.table_standby_replicas = 0
     add_metrics_page(app, metrics.registry)
