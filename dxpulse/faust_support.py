@@ -134,6 +134,13 @@ class FromStartConsumer(AIOKafkaConsumer):
             self._gap.pop(tp, None)
             acked = self._acked[tp]
             committed = self._committed_offset.get(tp)
+            if acked and committed is not None and min(acked) < committed:
+                # Acks of messages a commit already covers: read again after a seek back, or
+                # finished while a commit was under way. Left in, they would hold the head below the
+                # committed offset, and no commit would ever pass the check below again.
+                stale = {offset for offset in acked if offset < committed}
+                acked[:] = [offset for offset in acked if offset >= committed]
+                self._acked_index[tp].difference_update(stale)
             if acked and committed is not None and min(acked) != committed:
                 return None
         new_offset: int | None = super()._new_offset(tp)
@@ -245,6 +252,12 @@ def add_stall_watchdog(app: faust.App, patience_s: float = STALL_PATIENCE_S) -> 
         consumer = app._consumer
         if consumer is None or app.rebalancing or not getattr(consumer, "flow_active", True):
             since, lost_before = {}, set()
+            return
+        if getattr(consumer, "_commit_fut", None) is not None:
+            # A commit under way has taken its offsets out of the acked ones but not yet moved the
+            # committed offset (it waits for the producer to flush, seconds under load): the head
+            # would look dropped. Seeking back then would also race the commit's own bookkeeping.
+            lost_before = set()
             return
         lags, committed = _lag_and_committed(app)
         since, stalled = stalled_partitions(since, lags, committed, time.monotonic(), patience_s)

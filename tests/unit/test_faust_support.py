@@ -62,6 +62,21 @@ def test_no_commit_over_one_skipped_message_at_the_committed_offset(made: FromSt
     assert made._new_offset(REPORTS_TP) is None
 
 
+def test_acks_below_the_committed_offset_do_not_stop_the_commits(made: FromStartConsumer) -> None:
+    # 38-39 were processed again after a seek back, once a commit had already covered them.
+    made._committed_offset[REPORTS_TP] = 40
+    made._acked[REPORTS_TP].extend([38, 39, 40, 41])
+    made._acked_index[REPORTS_TP].update([38, 39, 40, 41])
+    assert made._new_offset(REPORTS_TP) == 42
+    assert 38 not in made._acked_index[REPORTS_TP]
+
+
+def test_acks_below_the_committed_offset_do_not_hide_a_skipped_head(made: FromStartConsumer) -> None:
+    made._committed_offset[REPORTS_TP] = 40
+    made._acked[REPORTS_TP].extend([39, 41, 42])
+    assert made._new_offset(REPORTS_TP) is None
+
+
 def test_a_gap_faust_recorded_on_a_topic_without_holes_is_not_committed_over(made: FromStartConsumer) -> None:
     # 42-44 were read past without being processed (faust records them as a hole in the log).
     made._committed_offset[REPORTS_TP] = 40
