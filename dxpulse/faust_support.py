@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncpg
 import faust
+from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from faust.tables import TableManager
 from faust.tables.recovery import Recovery
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
@@ -393,9 +394,18 @@ def assigned_partitions(app: faust.App, topic: str) -> set[int] | None:
         return None
 
 
+FAUST_METRICS_PREFIX = "faust"
+"""Prefix of faust's own sensor metrics (``faust_messages_received_total``, ...): the same names on
+every worker, told apart by the scrape job, and apart from the dxpulse_* contract."""
+
+
 def add_metrics_page(app: faust.App, registry: CollectorRegistry) -> None:
-    """Serve ``registry`` on the faust web server's /metrics, with the app's consumer lag added."""
+    """Serve ``registry`` on the faust web server's /metrics, with the app's consumer lag and faust's
+    Prometheus sensor (the worker's internals: messages in and out, commits, sends, rebalances) added."""
     registry.register(ConsumerLagCollector(app.conf.id, lambda: faust_consumer_lag(app)))
+    # What faust.sensors.prometheus.setup_prometheus_sensors does, into this registry and page
+    # rather than the process-wide one, so several apps in one process (tests, bench) do not clash.
+    app.monitor = PrometheusMonitor(metrics=FaustMetrics.create(registry, FAUST_METRICS_PREFIX))
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import re
 import time
 from pathlib import Path
@@ -15,11 +16,13 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from dxpulse.client import send_as_reporters
+from dxpulse.monitoring import CONTRACT
 from dxpulse.scenario import PERIOD, sample_reports
 from dxpulse.stack.settings import StackSettings
 from dxpulse.token_store import temporary_tokens
-from dxpulse.topics import REPORTS
+from dxpulse.topics import REPORTS, ROLLUPS
 from tests.integration.test_pipeline import _rollups_when_settled
+from tests.unit.test_monitoring_config import panels
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +33,8 @@ DASHBOARD_DIR = (
 SUBSTITUTIONS = {
     "period": PERIOD,
     "indicator": "emc_connection",
-    "__rate_interval": "1m",
+    # Grafana's value depends on the time range; this one spans the scenario, sent minutes ago at most.
+    "__rate_interval": "5m",
     "__range": "1h",
     "datasource": "dxpulse-prometheus",
 }
@@ -42,13 +46,29 @@ def substitute(expr: str) -> str:
 
 
 def panel_queries() -> list[tuple[str, str]]:
+    """Every query of every panel of every dashboard, those inside collapsed rows included."""
     queries = []
     for path in sorted(DASHBOARD_DIR.glob("*.json")):
         board = json.loads(path.read_text())
-        for panel in board["panels"]:
+        for panel in panels(board):
             for target in panel.get("targets", []):
                 queries.append((f"{path.stem}/{panel['title']}/{target['refId']}", target["expr"]))
     return queries
+
+
+_LABEL_VALUES = re.compile(r"label_values\((?P<selector>.+),\s*(?P<label>\w+)\)")
+
+
+def variable_queries() -> list[tuple[str, str, str]]:
+    """(dashboard/variable, series selector, label) of every query variable, as Grafana runs them."""
+    found = []
+    for path in sorted(DASHBOARD_DIR.glob("*.json")):
+        for variable in json.loads(path.read_text())["templating"]["list"]:
+            if variable["type"] == "query":
+                match = _LABEL_VALUES.fullmatch(variable["definition"])
+                assert match is not None, f"{path.stem}: {variable['definition']} is not label_values(...)"
+                found.append((f"{path.stem}/{variable['name']}", match["selector"], match["label"]))
+    return found
 
 
 def query(settings: StackSettings, expr: str) -> list[dict[str, Any]]:
@@ -117,19 +137,53 @@ def values(result: list[dict[str, Any]]) -> list[float]:
 @pytest.mark.parametrize(
     "expr",
     [
+        # ingest: reports received (every outcome), accepted and rejected by reason and reporter group
+        "sum(dxpulse_ingest_reports_total)",
+        'dxpulse_ingest_reports_total{outcome="accepted",reason="",group="provinces"}',
+        'dxpulse_ingest_reports_total{outcome="accepted",reason="",group="ministries"}',
+        'dxpulse_ingest_reports_total{outcome="accepted",reason="",group="national"}',
+        'dxpulse_ingest_reports_total{outcome="rejected",reason="unknown-indicator",group="ministries"}',
+        # Kafka produce latency
+        "dxpulse_ingest_produce_seconds_count",
+        "dxpulse_ingest_produce_seconds_sum",
+        # aggregator
         'dxpulse_aggregate_reports_processed_total{outcome="changed"}',
         'dxpulse_aggregate_reports_processed_total{outcome="dead_letter"}',
         'dxpulse_dead_letters_total{reason="invalid-report"}',
         "dxpulse_aggregate_rollups_published_total",
         "dxpulse_end_to_end_seconds_count",
+        "dxpulse_end_to_end_seconds_sum",
         'dxpulse_rollup_value{scope="national"}',
         'dxpulse_rollup_attainment{scope="national"}',
         'dxpulse_rollup_completeness{scope="national"}',
+        # consumer lag per partition: back to 0 once settled, so its peak while the scenario went through
+        f'max_over_time(dxpulse_consumer_lag{{app="dxpulse-aggregate",topic="{REPORTS}"}}[1h])',
+        f'max_over_time(dxpulse_consumer_lag{{app="dxpulse-alerts",topic="{ROLLUPS}"}}[1h])',
+        # alerts: EMC at 97.6% fires below_target
+        'dxpulse_alert_transitions_total{rule="below_target",status="firing"}',
+        'dxpulse_alerts_firing{rule="below_target",severity="critical"}',
+        'dxpulse_alertmanager_pushes_total{outcome="ok"}',
+        # faust's Prometheus sensor on both workers: their internals
+        'faust_messages_received_total{job="aggregate"}',
+        'faust_topic_messages_sent_total{job="aggregate",topic="topic.dxpulse.rollups.v1"}',
+        'faust_consumer_commit_latency_count{job="aggregate"}',
+        'faust_messages_received_total{job="alerts"}',
+        'faust_consumer_commit_latency_count{job="alerts"}',
     ],
 )
-def test_aggregator_metric_is_present_and_non_zero(scraped: StackSettings, expr: str) -> None:
+def test_metric_is_present_and_non_zero(scraped: StackSettings, expr: str) -> None:
     result = wait_for_data(scraped, f"{expr} > 0")
     assert all(v > 0 for v in values(result))
+
+
+@pytest.mark.parametrize(
+    ("name", "job"), [(name, job) for name, owners in CONTRACT.items() for job in owners.split(",")]
+)
+def test_every_contract_metric_is_scraped_from_each_service_exporting_it(
+    scraped: StackSettings, name: str, job: str
+) -> None:
+    # A histogram family is stored as its _bucket, _sum and _count series.
+    wait_for_data(scraped, f'{{__name__=~"{name}|{name}_count",job="{job}"}}', timeout_s=30)
 
 
 def test_business_gauges_carry_the_scenario_figures(scraped: StackSettings) -> None:
@@ -175,4 +229,17 @@ def test_prometheus_loaded_the_pipeline_rules(scraped: StackSettings) -> None:
 @pytest.mark.parametrize(("panel", "expr"), panel_queries(), ids=[name for name, _ in panel_queries()])
 def test_dashboard_panel_returns_data(scraped: StackSettings, panel: str, expr: str) -> None:
     # The fixture waited for the first scrapes; rates need a second sample at most.
-    wait_for_data(scraped, substitute(expr), timeout_s=30)
+    result = wait_for_data(scraped, substitute(expr), timeout_s=30)
+    # Grafana draws NaN (a quantile of no observations) as nothing: at least one real number.
+    assert any(math.isfinite(v) for v in values(result)), result
+
+
+@pytest.mark.parametrize(
+    ("variable", "selector", "label"), variable_queries(), ids=[name for name, *_ in variable_queries()]
+)
+def test_dashboard_variable_offers_the_value_the_panels_are_run_with(
+    scraped: StackSettings, variable: str, selector: str, label: str
+) -> None:
+    # Grafana's label_values(selector, label), through Prometheus's query API.
+    offered = {s["metric"][label] for s in wait_for_data(scraped, f"group by ({label}) ({selector})")}
+    assert SUBSTITUTIONS[variable.split("/")[1]] in offered, offered

@@ -1,4 +1,4 @@
-"""The dxpulse faust consumer never commits past a message it did not process."""
+"""The dxpulse faust consumer never commits past a message it did not process; its /metrics page."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ from collections.abc import Iterator
 
 import faust
 import pytest
+from faust.sensors.prometheus import PrometheusMonitor
 from faust.types import TP
+from prometheus_client import CollectorRegistry, generate_latest
 
-from dxpulse.faust_support import DxpulseApp, FromStartConsumer
+from dxpulse.faust_support import DxpulseApp, FromStartConsumer, add_metrics_page
 from dxpulse.topics import ROLLUPS
 
 REPORTS_TP = TP("reports", 0)
@@ -91,3 +93,16 @@ def test_holes_of_a_compacted_topic_are_committed_over(made: FromStartConsumer) 
     made._acked[rollups].extend([40, 41, 45])
     made._gap[rollups].addi(42, 45)  # compacted away
     assert made._new_offset(rollups) == 46
+
+
+def test_metrics_page_carries_faust_prometheus_sensor(made: FromStartConsumer) -> None:
+    registry, app = CollectorRegistry(), made.app
+    assert isinstance(app, faust.App)
+    add_metrics_page(app, registry)
+    # The monitor faust feeds its internals to (messages, commits, sends, rebalances) writes here.
+    assert isinstance(app.monitor, PrometheusMonitor)
+    app.monitor.on_tp_commit({REPORTS_TP: 7})
+    text = generate_latest(registry).decode()
+    assert 'faust_topic_partition_offset_commited{partition="0",topic="reports"} 7.0' in text
+    assert "# TYPE faust_messages_received_total counter" in text
+    assert "# TYPE dxpulse_consumer_lag gauge" in text

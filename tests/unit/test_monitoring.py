@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import re
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client import CollectorRegistry, generate_latest
 
+from dxpulse.catalog import Catalog
 from dxpulse.monitoring import (
+    ROLLUP_GAUGES,
     ConsumerLagCollector,
     PartitionLag,
     RollupGauges,
@@ -16,9 +20,14 @@ from dxpulse.monitoring import (
     merge_rollups,
     newest_periods,
 )
+from dxpulse.periods import period_of, shifted
+from dxpulse.rollup import scopes_of
 from dxpulse.topics import partition_of
 from schemas import Rollup
 from schemas.events import report_key
+from services.aggregate.settings import AggregateSettings
+
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 T0 = datetime(2024, 7, 1, tzinfo=UTC)
 
@@ -135,3 +144,17 @@ def test_gauges_collect_the_three_business_gauges() -> None:
     assert f"dxpulse_rollup_value{{{labels}}} 0.976" in text
     assert f"dxpulse_rollup_attainment{{{labels}}} 0.976" in text
     assert f"dxpulse_rollup_completeness{{{labels}}} 0.75" in text
+
+
+def test_gauge_series_stay_within_the_bound_the_readme_states(catalog: Catalog) -> None:
+    periods = AggregateSettings.model_fields["rollup_gauge_periods"].default
+    gauges = RollupGauges(periods_per_indicator=periods, partitions=6, owned=lambda: None)
+    # Years of figures: every scope of every catalog indicator, period after period.
+    for step in range(12):
+        for indicator in catalog.indicators:
+            label = shifted(period_of(date(2020, 1, 1), indicator.period_type), step).label
+            gauges.observe([rollup(indicator.id, label, scope) for scope in scopes_of(indicator)])
+    bound = sum(len(scopes_of(i)) for i in catalog.indicators) * periods
+    exported = gauge_samples(gauges.exported())
+    assert {name: len(exported[name]) for name in ROLLUP_GAUGES} == dict.fromkeys(ROLLUP_GAUGES, bound)
+    assert re.search(rf"\b{bound} series per gauge and aggregator worker", README.read_text())
