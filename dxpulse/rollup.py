@@ -6,8 +6,12 @@ or a duplicate delivery can never double-count. ``step`` is what the aggregator 
 
 from __future__ import annotations
 
+import bisect
+import functools
 import hashlib
 import json
+import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -68,6 +72,14 @@ class Snapshot:
 
 
 @dataclass(frozen=True)
+class Tallies:
+    """The scopes' tallies of one latest-value map: valid for a state whose ``latest`` is that map."""
+
+    latest: Mapping[str, Snapshot]
+    by_scope: dict[str, Tally]
+
+
+@dataclass(frozen=True)
 class PeriodState:
     """Everything the aggregator keeps for one (indicator, period).
 
@@ -82,6 +94,8 @@ class PeriodState:
     """Scope → revision of the rollup last published, so unchanged figures are not sent again."""
     last_offset: int | None = None
     """Log offset of the last report that changed this state (see ``step``)."""
+    tallies: Tallies | None = field(default=None, compare=False, repr=False)
+    """Per scope, the running totals of ``latest`` (``step_many`` keeps them); never stored."""
 
     def to_json(self) -> dict[str, Any]:
         """The whole state as one JSON document (the changelog record of earlier versions)."""
@@ -186,6 +200,149 @@ def _ratio(numerator: float, denominator: float | None) -> float | None:
     return numerator / denominator if denominator else None
 
 
+_EXACT_BELOW = 2.0**53
+"""Whole amounts below this are summed as ints, exactly; a float sum of them would be too."""
+
+
+def _whole(amount: float) -> int | None:
+    """``amount`` as an int if it is whole and small enough for an exact int sum to equal its float."""
+    return int(amount) if amount.is_integer() and amount < _EXACT_BELOW else None
+
+
+@dataclass
+class Tally:
+    """One scope's running totals over the latest snapshots of its expected reporters.
+
+    A rollup is computed from these alone (``rollup_of``), and ``swap`` keeps them up to date for one
+    changed reporter in O(1), so a report no longer costs a pass over every expected reporter (the
+    aggregator's largest cost at district level). Sums are exact: whole amounts (records, units, as
+    reported) are summed as ints; any other amount makes the figure use ``math.fsum``, which rounds
+    the exact sum once. Either way a figure, and so its revision, never depends on report order.
+    Mutable: ``copy`` first; a tally is never changed once a state holds it.
+    """
+
+    expected: tuple[str, ...]
+    """The scope's expected reporters, sorted."""
+    members: frozenset[str]
+    missing: list[str]
+    """Expected reporters without a snapshot, sorted (kept sorted: sorting per rollup cost more)."""
+    not_true: list[str]
+    """Expected reporters without a true flag (``lagging`` of a flag indicator), sorted."""
+    reported: int = 0
+    newest: datetime | None = None
+    newest_reporter: str = ""
+    flags: int = 0
+    numerator: int = 0
+    """Ratios: the whole numerators' sum. Counts: the whole values' sum."""
+    denominator: int = 0
+    values: int = 0
+    """Count values summed (a count of nothing is 0, not 0.0, in revisions)."""
+    inexact: int = 0
+    """Reporters with an amount that is not whole: their sums are taken from the snapshots."""
+    items: dict[str, int] = field(default_factory=dict)
+    """Catalog items done → how many reporters have them done."""
+
+    @classmethod
+    def of(cls, expected: tuple[str, ...], latest: Mapping[str, Snapshot]) -> Tally:
+        """The tally of ``latest`` over ``expected`` (sorted)."""
+        tally = cls(expected, frozenset(expected), [], [])
+        for reporter in expected:
+            # Appended in order, each is the last item: taking it out again in swap costs nothing.
+            tally.missing.append(reporter)
+            tally.not_true.append(reporter)
+            snap = latest.get(reporter)
+            if snap is not None:
+                tally.swap(reporter, None, snap)
+        return tally
+
+    def copy(self) -> Tally:
+        return replace(self, missing=list(self.missing), not_true=list(self.not_true), items=dict(self.items))
+
+    def swap(self, reporter: str, old: Snapshot | None, new: Snapshot) -> None:
+        """Take ``reporter``'s snapshot from ``old`` (None: it had none) to ``new``."""
+        if reporter not in self.members:
+            return
+        if old is None:
+            self.reported += 1
+            _take_out(self.missing, reporter)
+        else:
+            self._count(reporter, old.value, -1)
+        self._count(reporter, new.value, 1)
+        # The first (by reporter) of equal instants, as a pass over the sorted reporters keeps: the
+        # same instant in another zone prints differently, and so changes the revision.
+        at = new.observed_at
+        if (
+            self.newest is None
+            or at > self.newest
+            or (at == self.newest and reporter <= self.newest_reporter)
+        ):
+            self.newest, self.newest_reporter = at, reporter
+
+    def _count(self, reporter: str, value: ReportValue, sign: int) -> None:
+        if value.kind == "flag":
+            if value.value:
+                self.flags += sign
+                if sign > 0:
+                    _take_out(self.not_true, reporter)
+                else:
+                    _put_in(self.not_true, reporter)
+        elif value.kind == "ratio":
+            numerator, denominator = _whole(value.numerator), _whole(value.denominator)
+            if numerator is None or denominator is None:
+                self.inexact += sign
+            else:
+                self.numerator += sign * numerator
+                self.denominator += sign * denominator
+        elif value.kind == "count":
+            self.values += sign
+            whole = _whole(value.value)
+            if whole is None:
+                self.inexact += sign
+            else:
+                self.numerator += sign * whole
+        else:
+            for item in set(value.done):
+                held = self.items.get(item, 0) + sign
+                if held:
+                    self.items[item] = held
+                else:
+                    del self.items[item]
+
+
+def _take_out(items: list[str], item: str) -> None:
+    """Remove ``item`` from the sorted ``items`` if it is there."""
+    at = bisect.bisect_left(items, item)
+    if at < len(items) and items[at] == item:
+        del items[at]
+
+
+def _put_in(items: list[str], item: str) -> None:
+    """Insert ``item`` into the sorted ``items`` unless it is there."""
+    at = bisect.bisect_left(items, item)
+    if at == len(items) or items[at] != item:
+        items.insert(at, item)
+
+
+def _exact_sums(tally: Tally, latest: Mapping[str, Snapshot]) -> tuple[float, float]:
+    """The tally's two sums as floats: the ints it keeps, or with amounts that are not whole every
+    snapshot's, by ``math.fsum`` (the exact sum rounded once, so the same as the ints when whole)."""
+    if not tally.inexact:
+        return float(tally.numerator), float(tally.denominator)
+    firsts: list[float] = []
+    seconds: list[float] = []
+    for reporter in tally.expected:
+        snap = latest.get(reporter)
+        if snap is None:
+            continue
+        value = snap.value
+        if value.kind == "ratio":
+            firsts.append(value.numerator)
+            seconds.append(value.denominator)
+        elif value.kind == "count":
+            firsts.append(value.value)
+    return math.fsum(firsts), math.fsum(seconds)
+
+
 def rollup_for(
     indicator: Indicator,
     period: Period,
@@ -195,67 +352,32 @@ def rollup_for(
     computed_at: datetime,
 ) -> Rollup:
     """One scope's figure from the latest snapshots of its expected reporters."""
-    return _rollup_for(indicator, period, scope, tuple(sorted(expected)), latest, computed_at)
+    tally = Tally.of(tuple(sorted(expected)), latest)
+    return rollup_of(indicator, period, scope, tally, latest, computed_at)
 
 
-def _rollup_for(
+def rollup_of(
     indicator: Indicator,
     period: Period,
     scope: str,
-    expected: Sequence[str],
+    tally: Tally,
     latest: Mapping[str, Snapshot],
     computed_at: datetime,
 ) -> Rollup:
-    """One scope's figure from the latest snapshots of its ``expected`` reporters, sorted.
-
-    One pass over the expected reporters in order: float sums (and so revisions) must not depend on
-    set iteration order, and at ~1,000 reporters sorting or filtering per call cost more than the sums.
-    """
+    """One scope's figure from its tally (``latest``: the snapshots it was kept from)."""
     kind = indicator.kind
-    not_reported: list[str] = []
-    lagging: list[str] = []  # flag indicators only: expected reporters without a true flag
-    reported = 0
-    newest: datetime | None = None
-    flags = 0
-    ratio_numerator = ratio_denominator = 0.0
-    count_total: float = 0  # int 0 as sum() starts: a count of nothing is 0, not 0.0, in revisions
-    done: set[str] = set()
-    for reporter in expected:
-        snap = latest.get(reporter)
-        if snap is None:
-            not_reported.append(reporter)
-            if kind == "flag":
-                lagging.append(reporter)
-            continue
-        reported += 1
-        # The first of equal instants, as max() keeps: the same instant in another zone prints
-        # differently, and so changes the revision.
-        if newest is None or snap.observed_at > newest:
-            newest = snap.observed_at
-        value = snap.value
-        if value.kind == "flag":
-            if value.value:
-                flags += 1
-                continue
-        elif value.kind == "ratio":
-            ratio_numerator += value.numerator
-            ratio_denominator += value.denominator
-        elif value.kind == "count":
-            count_total += value.value
-        else:
-            done.update(value.done)
-        if kind == "flag":
-            lagging.append(reporter)
+    expected = len(tally.expected)
     numerator: float
     denominator: float | None
     if kind == "flag":
-        numerator, denominator = float(flags), float(len(expected))
+        numerator, denominator = float(tally.flags), float(expected)
     elif kind == "ratio":
-        numerator, denominator = ratio_numerator, ratio_denominator
+        numerator, denominator = _exact_sums(tally, latest)
     elif kind == "count":
-        numerator, denominator = count_total, None
+        numerator = _exact_sums(tally, latest)[0] if tally.values else 0
+        denominator = None
     else:
-        numerator = float(len(done & set(indicator.items)))
+        numerator = float(len({item for item in indicator.items if tally.items.get(item, 0) > 0}))
         denominator = float(len(indicator.items))
     figure = numerator if kind == "count" else _ratio(numerator, denominator)
     target = indicator.target
@@ -267,22 +389,52 @@ def _rollup_for(
         "value": figure,
         "numerator": numerator,
         "denominator": denominator,
-        "reporters_reported": reported,
-        "reporters_expected": len(expected),
-        "completeness": reported / len(expected) if expected else 0.0,
+        "reporters_reported": tally.reported,
+        "reporters_expected": expected,
+        "completeness": tally.reported / expected if expected else 0.0,
         "target": RollupTarget(value=target.value, deadline=target.deadline) if target else None,
         "attainment": figure / target.value if target and figure is not None else None,
-        "latest_observed_at": newest,
-        "report_count": reported,
-        "lagging": lagging,
-        "not_reported": not_reported,
+        "latest_observed_at": tally.newest,
+        "report_count": tally.reported,
+        "lagging": list(tally.not_true) if kind == "flag" else [],
+        "not_reported": list(tally.missing),
     }
     return Rollup(**body, revision=_revision(body), computed_at=computed_at)
 
 
 def _revision(body: Mapping[str, Any]) -> str:
-    canonical = json.dumps(body, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+    """The first 16 hex digits of the SHA-256 of the body as canonical JSON (``canonical_json``)."""
+    return hashlib.sha256(canonical_json(body).encode()).hexdigest()[:16]
+
+
+_LISTS = ("lagging", "not_reported")
+_dumps = functools.partial(json.dumps, sort_keys=True, default=str, separators=(",", ":"))
+_PLAIN = re.compile(r"[ !#-\[\]-~]*")
+"""Printable ASCII but quote and backslash: what JSON writes as it is (reporter ids always are)."""
+
+
+def canonical_json(body: Mapping[str, Any]) -> str:
+    """``json.dumps(body, sort_keys=True, default=str, separators=(",", ":"))``, byte for byte.
+
+    The reporter lists (up to a scope's every reporter) are joined directly when their names need no
+    escaping, which json.dumps checks name by name: it was most of the cost of a rollup.
+    """
+    if any(not isinstance(body.get(key), list) for key in _LISTS):
+        return json.dumps(body, sort_keys=True, default=str, separators=(",", ":"))
+    text = json.dumps(
+        {**body, **dict.fromkeys(_LISTS, 0)}, sort_keys=True, default=str, separators=(",", ":")
+    )
+    for key in _LISTS:
+        names: list[str] = body[key]
+        if not names:
+            encoded = "[]"
+        elif all(isinstance(name, str) for name in names) and _PLAIN.fullmatch("".join(names)):
+            encoded = '["' + '","'.join(names) + '"]'
+        else:
+            encoded = json.dumps(names, separators=(",", ":"))
+        # Inside a JSON string a quote is escaped, so this can only be the key itself.
+        text = text.replace(f'"{key}":0', f'"{key}":{encoded}', 1)
+    return text
 
 
 def scopes_of(indicator: Indicator) -> tuple[str, ...]:
@@ -294,6 +446,16 @@ def _scope_groups(indicator: Indicator, scope: str) -> tuple[str, ...]:
     return tuple(indicator.groups) if scope == NATIONAL_SCOPE else (scope,)
 
 
+def scope_tallies(
+    indicator: Indicator, period: Period, latest: Mapping[str, Snapshot], registry: Registry
+) -> dict[str, Tally]:
+    """Every scope's tally of ``latest``, against the registry in force on the period's last day."""
+    return {
+        scope: Tally.of(registry.expected_sorted(_scope_groups(indicator, scope), period.end), latest)
+        for scope in scopes_of(indicator)
+    }
+
+
 def compute_rollups(
     indicator: Indicator,
     period: Period,
@@ -303,15 +465,8 @@ def compute_rollups(
 ) -> list[Rollup]:
     """Every scope's rollup, judged against the registry in force on the period's last day."""
     return [
-        _rollup_for(
-            indicator,
-            period,
-            scope,
-            registry.expected_sorted(_scope_groups(indicator, scope), period.end),
-            latest,
-            computed_at,
-        )
-        for scope in scopes_of(indicator)
+        rollup_of(indicator, period, scope, tally, latest, computed_at)
+        for scope, tally in scope_tallies(indicator, period, latest, registry).items()
     ]
 
 
@@ -359,15 +514,69 @@ def step_many(
     latest, changing = apply_all(state.latest, reports, positions)
     if latest is None:
         if redelivered:
-            return state, compute_rollups(indicator, period, state.latest, registry, computed_at), 0
+            tallies = _tallies_of(state, indicator, period, registry)
+            return state, _rollups(indicator, period, tallies, state.latest, computed_at), 0
         return state, [], 0
-    changed = replace(state, latest=latest, last_offset=_later(state.last_offset, positions[changing[-1]]))
-    if not redelivered:
-        new_state, rollups = changed_rollups(changed, indicator, period, registry, computed_at)
-        return new_state, rollups, len(changing)
-    rollups = compute_rollups(indicator, period, changed.latest, registry, computed_at)
+    recounted = not _kept(state)
+    tallies = _tallies_of(state, indicator, period, registry)
+    changed_reporters = {reports[position].reporter for position in changing}
+    updated = dict(tallies)
+    for scope, tally in tallies.items():
+        if not tally.members.isdisjoint(changed_reporters):
+            updated[scope] = tally = tally.copy()
+            for reporter in changed_reporters:
+                tally.swap(reporter, state.latest.get(reporter), latest[reporter])
+    changed = replace(
+        state,
+        latest=latest,
+        last_offset=_later(state.last_offset, positions[changing[-1]]),
+        tallies=Tallies(latest, updated),
+    )
+    if redelivered:
+        rollups = _rollups(indicator, period, updated, latest, computed_at)
+    else:
+        # Only a scope holding a changed reporter, or one never published, can have a new figure;
+        # after a restart, any (the registry may have changed with the deploy).
+        touched = {
+            scope: tally
+            for scope, tally in updated.items()
+            if recounted or tally is not tallies[scope] or scope not in state.published
+        }
+        rollups = [
+            r
+            for r in _rollups(indicator, period, touched, latest, computed_at)
+            if state.published.get(r.scope) != r.revision
+        ]
+    if not rollups:
+        return changed, [], len(changing)
     published = {**changed.published, **{r.scope: r.revision for r in rollups}}
     return replace(changed, published=published), rollups, len(changing)
+
+
+def _tallies_of(
+    state: PeriodState, indicator: Indicator, period: Period, registry: Registry
+) -> dict[str, Tally]:
+    """The state's tallies: kept from its last step, or counted afresh (after a restart)."""
+    if state.tallies is not None and _kept(state):
+        return state.tallies.by_scope
+    return scope_tallies(indicator, period, state.latest, registry)
+
+
+def _kept(state: PeriodState) -> bool:
+    """Whether the state carries tallies of its own latest values."""
+    return state.tallies is not None and state.tallies.latest is state.latest
+
+
+def _rollups(
+    indicator: Indicator,
+    period: Period,
+    tallies: Mapping[str, Tally],
+    latest: Mapping[str, Snapshot],
+    computed_at: datetime,
+) -> list[Rollup]:
+    return [
+        rollup_of(indicator, period, scope, tally, latest, computed_at) for scope, tally in tallies.items()
+    ]
 
 
 def _later(kept: int | None, offset: int | None) -> int | None:
@@ -378,22 +587,3 @@ def _later(kept: int | None, offset: int | None) -> int | None:
     if kept is None or offset is None:
         return offset if offset is not None else kept
     return max(kept, offset)
-
-
-def changed_rollups(
-    state: PeriodState,
-    indicator: Indicator,
-    period: Period,
-    registry: Registry,
-    computed_at: datetime,
-) -> tuple[PeriodState, list[Rollup]]:
-    """The rollups whose revision differs from the one last published, and the state recording them."""
-    fresh = [
-        r
-        for r in compute_rollups(indicator, period, state.latest, registry, computed_at)
-        if state.published.get(r.scope) != r.revision
-    ]
-    if not fresh:
-        return state, []
-    published = {**state.published, **{r.scope: r.revision for r in fresh}}
-    return replace(state, published=published), fresh
