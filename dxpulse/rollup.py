@@ -426,9 +426,13 @@ def canonical_json(body: Mapping[str, Any]) -> str:
     )
     for key in _LISTS:
         names: list[str] = body[key]
+        try:
+            plain = _PLAIN.fullmatch("".join(names)) is not None
+        except TypeError:  # not all strings: json.dumps says what it makes of them
+            plain = False
         if not names:
             encoded = "[]"
-        elif all(isinstance(name, str) for name in names) and _PLAIN.fullmatch("".join(names)):
+        elif plain:
             encoded = '["' + '","'.join(names) + '"]'
         else:
             encoded = json.dumps(names, separators=(",", ":"))
