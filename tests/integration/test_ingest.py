@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import time
 import uuid
 from collections.abc import Iterator
@@ -11,7 +12,11 @@ from typing import Any
 
 import asyncpg
 import pytest
+from rich.console import Console
+from typer.testing import CliRunner
 
+from dxpulse import cli_ingest
+from dxpulse.cli import app as cli_app
 from dxpulse.stack.settings import StackSettings
 from dxpulse.stack.testing import running_stack
 from dxpulse.token_store import revoke_tokens
@@ -24,6 +29,7 @@ from tests.integration.ingest_support import (
     new_token,
     published_event_ids,
     report,
+    serving,
 )
 
 pytestmark = pytest.mark.integration
@@ -247,3 +253,56 @@ async def test_accepted_ids_past_the_retention_are_forgotten(stack: StackSetting
     assert (forgotten.status_code, forgotten.json()["status"]) == (202, "accepted")
     assert (remembered.status_code, remembered.json()["status"]) == (200, "duplicate")
     assert kept == 2  # the old one accepted anew, the recent one as it was
+
+
+SEND_CSV = """reporter,indicator,period,observed_at,kind,value,numerator,denominator
+province:79,emc_connection,2024-H2,2024-12-30T10:00:00Z,flag,yes,,
+province:79,online_records_rate,2024-H2,2024-12-30T10:00:00Z,ratio,,5,2
+province:01,emc_connection,2024-H2,2024-12-30T10:00:00Z,flag,no,,
+"""
+
+
+def test_token_commands_and_send_a_file(
+    stack: StackSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``dxpulse token create|list|revoke`` and ``dxpulse send`` as an operator and a vendor use them."""
+    runner = CliRunner()
+    db = ["--database-url", stack.database_url]
+    created = runner.invoke(cli_app, ["token", "create", "province:79", "--label", "cli", *db])
+    assert created.exit_code == 0, created.output
+    token = created.stdout.strip()  # alone on stdout, so TOKEN=$(dxpulse token create ...) works
+    token_id = token_id_of(token)
+    assert token_id is not None
+    listed = runner.invoke(cli_app, ["token", "list", "--reporter", "province:79", *db])
+    assert token_id in listed.stdout
+    assert token not in listed.output
+
+    reports = tmp_path / "reports.csv"
+    reports.write_text(SEND_CSV, encoding="utf-8")
+    # The progress bar is drawn only on a terminal: give it one to draw on.
+    progress = io.StringIO()
+    monkeypatch.setattr(cli_ingest, "err", Console(file=progress, force_terminal=True, width=100))
+    with serving(ingest_settings(stack)) as url:
+        send = ["send", str(reports), "--ingest-url", url]
+        first = runner.invoke(cli_app, send, env={"DXPULSE_TOKEN": token})
+        again = runner.invoke(cli_app, [*send, "--token", token])
+        revoked = runner.invoke(cli_app, ["token", "revoke", token, *db])
+        refused = runner.invoke(cli_app, send, env={"DXPULSE_TOKEN": token})
+    revoked_twice = runner.invoke(cli_app, ["token", "revoke", token_id, *db])
+
+    assert "sending" in progress.getvalue()
+    assert "3/3" in progress.getvalue()
+    assert first.exit_code == 1, first.output
+    assert "1 accepted, 0 duplicate (sent before), 2 not accepted" in first.stdout
+    rows = {line.split()[1]: line for line in first.stdout.splitlines() if line.startswith("│ ")}
+    assert "numerator-exceeds-denominator" in rows["3"]
+    assert "forbidden-reporter" in rows["4"]
+    assert "by reason: numerator-exceeds-denominator 1, forbidden-reporter 1" in first.stdout
+    assert "0 accepted, 1 duplicate (sent before), 2 not accepted" in again.stdout
+    assert (revoked.exit_code, revoked.stdout.strip()) == (0, f"{token_id}: revoked")
+    assert refused.exit_code == 1
+    assert "by reason: unauthorized 3" in refused.stdout
+    assert (revoked_twice.exit_code, revoked_twice.stdout.strip()) == (
+        1,
+        f"{token_id}: no live token with this id",
+    )
