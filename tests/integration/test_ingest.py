@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import time
 import uuid
 from collections.abc import Iterator
@@ -71,11 +72,15 @@ async def test_accepted_then_duplicate_and_published_once(stack: StackSettings) 
     assert (await published_event_ids(stack.kafka_bootstrap)).count(sent["event_id"]) == 1
 
 
-async def test_tokens_missing_bad_revoked_and_scope(stack: StackSettings) -> None:
+async def test_tokens_missing_bad_revoked_and_scope(
+    stack: StackSettings, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)  # every logger at its most talkative: still no token
     token = await new_token(stack.database_url, "province:79")
+    unknown = "dxp_0123456789ab_NotATokenAnyoneWasGiven"
     async with ingest_client(ingest_settings(stack)) as client:
         missing = await client.post("/v1/reports", json=report())
-        bad = await client.post("/v1/reports", json=report(), headers=auth("dxp_nothing_here"))
+        bad = await client.post("/v1/reports", json=report(), headers=auth(unknown))
         other = await client.post("/v1/reports", json=report(reporter="province:01"), headers=auth(token))
         conn = await asyncpg.connect(stack.database_url)
         try:
@@ -91,6 +96,10 @@ async def test_tokens_missing_bad_revoked_and_scope(stack: StackSettings) -> Non
         assert response.headers["www-authenticate"].startswith("Bearer")
     assert assert_problem(other, 403, "forbidden-reporter")["field"] == "reporter"
     assert token not in metrics
+    assert caplog.records, "nothing was logged: the check below would prove nothing"
+    # The whole token, and its secret part alone (dxp_<public id>_<secret>).
+    for secret in (token, unknown, token.split("_", 2)[2], unknown.split("_", 2)[2]):
+        assert secret not in caplog.text
 
 
 async def test_national_wildcard_token_reports_national_bodies_only(stack: StackSettings) -> None:
