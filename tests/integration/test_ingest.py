@@ -21,7 +21,7 @@ from dxpulse.cli import app as cli_app
 from dxpulse.stack.settings import StackSettings
 from dxpulse.stack.testing import running_stack
 from dxpulse.token_store import revoke_tokens
-from dxpulse.tokens import token_id_of
+from dxpulse.tokens import hash_token, token_id_of
 from tests.integration.ingest_support import (
     auth,
     ingest_client,
@@ -285,6 +285,17 @@ def test_token_commands_and_send_a_file(
     listed = runner.invoke(cli_app, ["token", "list", "--reporter", "province:79", *db])
     assert token_id in listed.stdout
     assert token not in listed.output
+
+    async def stored() -> str:
+        conn = await asyncpg.connect(stack.database_url)
+        try:
+            return str(dict(await conn.fetchrow("SELECT * FROM api_tokens WHERE token_id = $1", token_id)))
+        finally:
+            await conn.close()
+
+    row = asyncio.run(stored())
+    assert hash_token(token) in row  # only the hash is kept: the secret part appears nowhere
+    assert token.split("_", 2)[2] not in row
 
     reports = tmp_path / "reports.csv"
     reports.write_text(SEND_CSV, encoding="utf-8")
