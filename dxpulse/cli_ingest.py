@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 
 import asyncpg
+import httpx
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -169,8 +170,11 @@ def send(
 
     try:
         outcomes = asyncio.run(run())
-    except OSError as error:
-        err.print(f"[red]error:[/] cannot reach {ingest_url} ({error}); check --ingest-url")
+    except (OSError, httpx.TransportError) as error:  # httpx's connect and read errors are not OSErrors
+        err.print(
+            f"[red]error:[/] cannot reach {ingest_url} ({type(error).__name__}: {error}); check --ingest-url"
+            " (DXPULSE_INGEST_URL) and that the ingest is running"
+        )
         raise typer.Exit(1) from None
     if _summary(items, outcomes, show):
         raise typer.Exit(1)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -21,14 +21,24 @@ class _Event(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class FlagValue(_Event):
+def _kind_required(schema: dict[str, Any]) -> None:
+    # The discriminator needs "kind" in every value sent; its default only serves values built in code.
+    if "kind" not in schema.setdefault("required", []):
+        schema["required"].insert(0, "kind")
+
+
+class _Value(_Event):
+    model_config = ConfigDict(json_schema_extra=_kind_required)
+
+
+class FlagValue(_Value):
     """A yes/no fact, e.g. "our procedure system is connected to EMC"."""
 
     kind: Literal["flag"] = "flag"
     value: bool
 
 
-class RatioValue(_Event):
+class RatioValue(_Value):
     """A part of a whole, e.g. 12,345 of 30,000 records filed online; rolled up as Σnum / Σden."""
 
     kind: Literal["ratio"] = "ratio"
@@ -36,14 +46,14 @@ class RatioValue(_Event):
     denominator: Amount
 
 
-class CountValue(_Event):
+class CountValue(_Value):
     """A quantity summed nationally, e.g. digital-technology enterprises registered."""
 
     kind: Literal["count"] = "count"
     value: Amount
 
 
-class CatalogValue(_Event):
+class CatalogValue(_Value):
     """Which items of the indicator's fixed list are done, by item id."""
 
     kind: Literal["catalog"] = "catalog"

@@ -32,6 +32,9 @@ class Outcome(BaseModel):
 class BatchRequest(BaseModel):
     """A batch of reports; each is judged on its own."""
 
+    # The API refuses other keys (invalid-batch): the document must say so, as it does for Report.
+    model_config = ConfigDict(extra="forbid")
+
     reports: list[Report] = Field(max_length=MAX_BATCH_ITEMS)
 
 

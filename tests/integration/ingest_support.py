@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import httpx
+import uvicorn
 from fastapi import FastAPI
 
 from dxpulse.stack.settings import StackSettings
+from dxpulse.stack.testing import free_ports
 from dxpulse.subscriber import read_topic
 from dxpulse.token_store import create_token
 from dxpulse.topics import REPORTS
@@ -46,6 +49,34 @@ async def ingest_client(
             if wait_ready:
                 await wait_for_status(client, "/readyz", 200)
             yield client
+
+
+@contextmanager
+def serving(settings: IngestSettings) -> Iterator[str]:
+    """The ingest app served over HTTP by uvicorn in a thread of this process, once ready: its URL.
+
+    For what needs a real socket (schemathesis, ``dxpulse send``); ``ingest_client`` needs none.
+    """
+    port = free_ports(1)[0]
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{url}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the ingest server did not become ready"
+            time.sleep(0.5)
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
 
 
 async def wait_for_status(

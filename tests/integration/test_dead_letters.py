@@ -12,7 +12,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from dxpulse.stack.settings import StackSettings
-from dxpulse.subscriber import latest_rollups, read_topic
+from dxpulse.subscriber import latest_rollups, read_records
 from dxpulse.topics import DEAD_LETTERS, REPORTS
 from schemas import DeadLetter
 from tests.integration.ingest_support import report
@@ -28,6 +28,10 @@ async def test_malformed_raw_messages_are_dead_lettered_and_the_worker_keeps_goi
     # An indicator without a target and a period nobody else uses: no alert, no other test's rollup.
     indicator, period = "records_digitisation_rate", "2025-H1"
     wrong_kind = report("province:79", indicator, period, {"kind": "flag", "value": True})
+    # Valid, but keyed otherwise than indicator|period (or not at all): a second state must not start.
+    ratio = {"kind": "ratio", "numerator": 1, "denominator": 4}
+    wrong_key = json.dumps(report("province:01", indicator, period, ratio)).encode()
+    no_key = json.dumps(report("province:02", indicator, period, ratio)).encode()
     # After the bad ones: a valid report, whose rollup proves the worker went on.
     valid = report(
         "province:79",
@@ -43,23 +47,23 @@ async def test_malformed_raw_messages_are_dead_lettered_and_the_worker_keeps_goi
         await producer.send_and_wait(REPORTS, key=key, value=garbage)
         await producer.send_and_wait(REPORTS, key=key, value=json.dumps(wrong_kind).encode())
         await producer.send_and_wait(REPORTS, key=key, value=b"\xff\xfe\x00")
+        await producer.send_and_wait(REPORTS, key=b"province:01", value=wrong_key)
+        await producer.send_and_wait(REPORTS, value=no_key)
         await producer.send_and_wait(REPORTS, key=key, value=json.dumps(valid).encode())
     finally:
         await producer.stop()
 
     deadline = time.monotonic() + 120
     while True:
-        letters = [
-            letter
-            for _, letter in await read_topic(
-                pipeline.kafka_bootstrap, DEAD_LETTERS, DeadLetter.model_validate_json
-            )
-        ]
+        # Every record, keyed or not (read_topic skips unkeyed ones, as the unkeyed report's letter is).
+        records = await read_records(pipeline.kafka_bootstrap, DEAD_LETTERS)
+        letters = [DeadLetter.model_validate_json(r.value) for r in records if r.value is not None]
         originals = {base64.b64decode(letter.original): letter for letter in letters}
         rollups = await latest_rollups(pipeline.kafka_bootstrap)
         if (
             garbage in originals
             and b"\xff\xfe\x00" in originals
+            and {wrong_key, no_key} <= set(originals)
             and f"{indicator}|{period}|national" in rollups
         ):
             break
@@ -71,4 +75,6 @@ async def test_malformed_raw_messages_are_dead_lettered_and_the_worker_keeps_goi
     assert letter.original_key == key.decode()
     assert originals[b"\xff\xfe\x00"].reason == "invalid-report"
     assert originals[json.dumps(wrong_kind).encode()].reason == "wrong-value-kind"
+    assert (originals[wrong_key].reason, originals[wrong_key].original_key) == ("wrong-key", "province:01")
+    assert (originals[no_key].reason, originals[no_key].original_key) == ("wrong-key", None)
     assert rollups[f"{indicator}|{period}|provinces"].reporters_reported == 1

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import logging
 import time
 import uuid
 from collections.abc import Iterator
@@ -11,11 +13,15 @@ from typing import Any
 
 import asyncpg
 import pytest
+from rich.console import Console
+from typer.testing import CliRunner
 
+from dxpulse import cli_ingest
+from dxpulse.cli import app as cli_app
 from dxpulse.stack.settings import StackSettings
 from dxpulse.stack.testing import running_stack
 from dxpulse.token_store import revoke_tokens
-from dxpulse.tokens import token_id_of
+from dxpulse.tokens import hash_token, token_id_of
 from tests.integration.ingest_support import (
     auth,
     ingest_client,
@@ -24,6 +30,7 @@ from tests.integration.ingest_support import (
     new_token,
     published_event_ids,
     report,
+    serving,
 )
 
 pytestmark = pytest.mark.integration
@@ -65,11 +72,15 @@ async def test_accepted_then_duplicate_and_published_once(stack: StackSettings) 
     assert (await published_event_ids(stack.kafka_bootstrap)).count(sent["event_id"]) == 1
 
 
-async def test_tokens_missing_bad_revoked_and_scope(stack: StackSettings) -> None:
+async def test_tokens_missing_bad_revoked_and_scope(
+    stack: StackSettings, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)  # every logger at its most talkative: still no token
     token = await new_token(stack.database_url, "province:79")
+    unknown = "dxp_0123456789ab_NotATokenAnyoneWasGiven"
     async with ingest_client(ingest_settings(stack)) as client:
         missing = await client.post("/v1/reports", json=report())
-        bad = await client.post("/v1/reports", json=report(), headers=auth("dxp_nothing_here"))
+        bad = await client.post("/v1/reports", json=report(), headers=auth(unknown))
         other = await client.post("/v1/reports", json=report(reporter="province:01"), headers=auth(token))
         conn = await asyncpg.connect(stack.database_url)
         try:
@@ -85,6 +96,10 @@ async def test_tokens_missing_bad_revoked_and_scope(stack: StackSettings) -> Non
         assert response.headers["www-authenticate"].startswith("Bearer")
     assert assert_problem(other, 403, "forbidden-reporter")["field"] == "reporter"
     assert token not in metrics
+    assert caplog.records, "nothing was logged: the check below would prove nothing"
+    # The whole token, and its secret part alone (dxp_<public id>_<secret>).
+    for secret in (token, unknown, token.split("_", 2)[2], unknown.split("_", 2)[2]):
+        assert secret not in caplog.text
 
 
 async def test_national_wildcard_token_reports_national_bodies_only(stack: StackSettings) -> None:
@@ -247,3 +262,67 @@ async def test_accepted_ids_past_the_retention_are_forgotten(stack: StackSetting
     assert (forgotten.status_code, forgotten.json()["status"]) == (202, "accepted")
     assert (remembered.status_code, remembered.json()["status"]) == (200, "duplicate")
     assert kept == 2  # the old one accepted anew, the recent one as it was
+
+
+SEND_CSV = """reporter,indicator,period,observed_at,kind,value,numerator,denominator
+province:79,emc_connection,2024-H2,2024-12-30T10:00:00Z,flag,yes,,
+province:79,online_records_rate,2024-H2,2024-12-30T10:00:00Z,ratio,,5,2
+province:01,emc_connection,2024-H2,2024-12-30T10:00:00Z,flag,no,,
+"""
+
+
+def test_token_commands_and_send_a_file(
+    stack: StackSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``dxpulse token create|list|revoke`` and ``dxpulse send`` as an operator and a vendor use them."""
+    runner = CliRunner()
+    db = ["--database-url", stack.database_url]
+    created = runner.invoke(cli_app, ["token", "create", "province:79", "--label", "cli", *db])
+    assert created.exit_code == 0, created.output
+    token = created.stdout.strip()  # alone on stdout, so TOKEN=$(dxpulse token create ...) works
+    token_id = token_id_of(token)
+    assert token_id is not None
+    listed = runner.invoke(cli_app, ["token", "list", "--reporter", "province:79", *db])
+    assert token_id in listed.stdout
+    assert token not in listed.output
+
+    async def stored() -> str:
+        conn = await asyncpg.connect(stack.database_url)
+        try:
+            return str(dict(await conn.fetchrow("SELECT * FROM api_tokens WHERE token_id = $1", token_id)))
+        finally:
+            await conn.close()
+
+    row = asyncio.run(stored())
+    assert hash_token(token) in row  # only the hash is kept: the secret part appears nowhere
+    assert token.split("_", 2)[2] not in row
+
+    reports = tmp_path / "reports.csv"
+    reports.write_text(SEND_CSV, encoding="utf-8")
+    # The progress bar is drawn only on a terminal: give it one to draw on.
+    progress = io.StringIO()
+    monkeypatch.setattr(cli_ingest, "err", Console(file=progress, force_terminal=True, width=100))
+    with serving(ingest_settings(stack)) as url:
+        send = ["send", str(reports), "--ingest-url", url]
+        first = runner.invoke(cli_app, send, env={"DXPULSE_TOKEN": token})
+        again = runner.invoke(cli_app, [*send, "--token", token])
+        revoked = runner.invoke(cli_app, ["token", "revoke", token, *db])
+        refused = runner.invoke(cli_app, send, env={"DXPULSE_TOKEN": token})
+    revoked_twice = runner.invoke(cli_app, ["token", "revoke", token_id, *db])
+
+    assert "sending" in progress.getvalue()
+    assert "3/3" in progress.getvalue()
+    assert first.exit_code == 1, first.output
+    assert "1 accepted, 0 duplicate (sent before), 2 not accepted" in first.stdout
+    rows = {line.split()[1]: line for line in first.stdout.splitlines() if line.startswith("│ ")}
+    assert "numerator-exceeds-denominator" in rows["3"]
+    assert "forbidden-reporter" in rows["4"]
+    assert "by reason: numerator-exceeds-denominator 1, forbidden-reporter 1" in first.stdout
+    assert "0 accepted, 1 duplicate (sent before), 2 not accepted" in again.stdout
+    assert (revoked.exit_code, revoked.stdout.strip()) == (0, f"{token_id}: revoked")
+    assert refused.exit_code == 1
+    assert "by reason: unauthorized 3" in refused.stdout
+    assert (revoked_twice.exit_code, revoked_twice.stdout.strip()) == (
+        1,
+        f"{token_id}: no live token with this id",
+    )

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
 import httpx
+import pytest
 
 from services.ingest.app import create_app
 from services.ingest.settings import IngestSettings
@@ -29,7 +32,10 @@ def test_openapi_documents_every_status_with_problem_json() -> None:
     assert single["security"] == [{"bearer": []}]
 
 
-async def test_no_token_is_401_with_www_authenticate_and_problem_json() -> None:
+async def test_no_token_is_401_with_www_authenticate_and_problem_json(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
     transport = httpx.ASGITransport(app=create_app(OFFLINE))
     async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:
         for path in ("/v1/reports", "/v1/batches"):
@@ -38,7 +44,11 @@ async def test_no_token_is_401_with_www_authenticate_and_problem_json() -> None:
             assert response.headers["www-authenticate"] == 'Bearer realm="dxpulse"'
             assert response.headers["content-type"] == "application/problem+json"
             assert response.json()["type"] == "https://dxpulse.dev/problems/unauthorized"
-        unavailable = await client.post("/v1/reports", json={}, headers={"authorization": "Bearer dxp_x_y"})
+        token = "dxp_0123456789ab_NeverLoggedEvenWhenTheStoreIsDown"
+        unavailable = await client.post("/v1/reports", json={}, headers={"authorization": f"Bearer {token}"})
         assert unavailable.status_code == 503
         assert unavailable.json()["type"] == "https://dxpulse.dev/problems/store-unavailable"
         assert unavailable.headers["retry-after"] == "5"
+    # The store's failure is logged, the token it was asked about is not.
+    assert "token store unavailable" in caplog.text
+    assert "NeverLogged" not in caplog.text
