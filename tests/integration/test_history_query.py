@@ -128,7 +128,7 @@ async def _sent_and_settled(settings: StackSettings) -> dict[str, Rollup]:
         conn = await asyncpg.connect(settings.database_url)
         try:
             rows = await conn.fetch("SELECT indicator, period, scope, revision FROM rollup_current")
-            latest = await conn.fetchval("SELECT count(*) FROM reporter_latest")
+            latest = await conn.fetch("SELECT event_id FROM reporter_latest")
         finally:
             await conn.close()
         current = {f"{r['indicator']}|{r['period']}|{r['scope']}": r["revision"] for r in rows}
@@ -136,11 +136,27 @@ async def _sent_and_settled(settings: StackSettings) -> dict[str, Rollup]:
             {(r.reporter, r.indicator, r.period) for r in [*sample_reports(), *DIGITISATION]}
         )
         expected_latest += 2  # the two reporters of FLAPPING
-        if current != {k: r.revision for k, r in topic.items()} or latest < expected_latest:
+        # The latest values have an agent of their own, which may lag the rollups: a row per figure
+        # is not enough, this test's own figures must hold their newest report (a flag flapped).
+        if (
+            current != {k: r.revision for k, r in topic.items()}
+            or len(latest) < expected_latest
+            or not _newest_ids([*DIGITISATION, *FLAPPING]) <= {str(row["event_id"]) for row in latest}
+        ):
             return None
         return topic
 
     return await _eventually("history to hold every current rollup", settled)
+
+
+def _newest_ids(reports: list[Report]) -> set[str]:
+    """The event id of the newest report of each (reporter, indicator, period) among ``reports``."""
+    newest: dict[tuple[str, str, str], Report] = {}
+    for r in reports:
+        kept = newest.get((r.reporter, r.indicator, r.period))
+        if kept is None or (kept.observed_at, str(kept.event_id)) < (r.observed_at, str(r.event_id)):
+            newest[(r.reporter, r.indicator, r.period)] = r
+    return {str(r.event_id) for r in newest.values()}
 
 
 def _sent_for(rollup: Rollup) -> int:
