@@ -46,8 +46,9 @@ class KafkaLink:
                 linger_ms=PRODUCE_LINGER_MS,
                 max_batch_size=PRODUCE_BATCH_BYTES,
             )
+            starting = asyncio.ensure_future(producer.start())
             try:
-                await producer.start()
+                await asyncio.shield(starting)
             except (KafkaError, OSError) as error:
                 log.warning("Kafka at %s not reachable (%r); retrying", self._bootstrap, error)
                 with contextlib.suppress(Exception):
@@ -55,9 +56,13 @@ class KafkaLink:
                 await asyncio.sleep(self._retry_interval_s)
                 continue
             except asyncio.CancelledError:
-                # Shut down while connecting: close what was half opened.
+                # Shut down while connecting. A start cancelled mid-bootstrap leaves aiokafka's
+                # bootstrap connection open with nothing to close it (aiokafka#715): let the start
+                # end (within the request timeout), then close what it opened.
                 with contextlib.suppress(Exception):
-                    await asyncio.shield(producer.stop())
+                    await starting
+                with contextlib.suppress(Exception):
+                    await producer.stop()
                 raise
             log.info("connected to Kafka at %s", self._bootstrap)
             self.producer = producer
