@@ -177,6 +177,12 @@ def send(
         )
         raise typer.Exit(1) from None
     if _summary(items, outcomes, show):
+        if any(o.reason.split(":", 1)[0] == "unauthorized" for o in outcomes):
+            err.print(
+                "[red]error:[/] the ingest refused the token, so the rest of the file was not sent;"
+                " check --token (DXPULSE_TOKEN), or ask an operator for a new one"
+                " (dxpulse token create <reporter>)"
+            )
         raise typer.Exit(1)
 
 

@@ -16,6 +16,8 @@ MAX_BATCH = 500
 """The ingest API's largest batch (DXPULSE_MAX_BATCH_ITEMS cannot be set higher)."""
 RETRIED = frozenset({429, 503})
 """Answers that mean "nothing was taken, send again after Retry-After"."""
+UNAUTHORIZED = 401
+"""The token is missing, unknown or revoked: every later batch would be refused the same way."""
 
 Payload = Report | Mapping[str, Any]
 """A report, or the JSON object of one (sent as is: the API judges it)."""
@@ -82,11 +84,21 @@ def _payload(item: Payload) -> Any:
 class IngestClient:
     """Send reports to a dxpulse ingest API with one reporter's token (one HTTP connection, reused)."""
 
-    def __init__(self, base_url: str, *, token: str | None = None, timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        timeout_s: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        """``transport``: httpx's, e.g. ``httpx.ASGITransport(app)`` to talk to an app in-process."""
         headers = {"content-type": "application/json"}
         if token:
             headers["authorization"] = f"Bearer {token}"
-        self._http = httpx.AsyncClient(base_url=base_url, headers=headers, timeout=timeout_s)
+        self._http = httpx.AsyncClient(
+            base_url=base_url, headers=headers, timeout=timeout_s, transport=transport
+        )
 
     async def __aenter__(self) -> IngestClient:
         return self
@@ -145,6 +157,7 @@ class IngestClient:
         """Send any number of reports in batches; waits out 429/503 (Retry-After) for up to ``max_wait_s``.
 
         Resending a batch after a 503 is safe: reports Kafka already has come back "duplicate".
+        Once the token is refused (401) nothing more is sent: every later report gets that refusal.
         """
         outcomes: list[ItemOutcome] = []
         for start in range(0, len(items), batch_size):
@@ -162,6 +175,15 @@ class IngestClient:
             ]
             if progress is not None:
                 progress(len(chunk))
+            if answer.status == UNAUTHORIZED:
+                rest = items[start + len(chunk) :]
+                outcomes += [
+                    ItemOutcome(start + len(chunk) + i, _event_id(item), "rejected", answer.body)
+                    for i, item in enumerate(rest)
+                ]
+                if progress is not None and rest:
+                    progress(len(rest))
+                break
         return outcomes
 
 

@@ -344,6 +344,7 @@ def test_token_commands_and_send_a_file(
     assert (revoked.exit_code, revoked.stdout.strip()) == (0, f"{token_id}: revoked")
     assert refused.exit_code == 1
     assert "by reason: unauthorized 3" in refused.stdout
+    assert "the ingest refused the token" in progress.getvalue()
     assert (revoked_twice.exit_code, revoked_twice.stdout.strip()) == (
         1,
         f"{token_id}: no live token with this id",
