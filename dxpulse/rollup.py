@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import re
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -28,6 +29,15 @@ NATIONAL_SCOPE = "national"
 """The scope combining every group an indicator spans."""
 
 _VALUE_ADAPTER: TypeAdapter[ReportValue] = TypeAdapter(ReportValue)
+
+SNAPSHOT_BUCKETS = 32
+"""How many changelog records hold the reporters' snapshots of one (indicator, period).
+
+A restart reads every live record at faust's per-record cost (BENCHMARKS.md), so fewer, larger
+records recover faster: with 1,000 reporters a bucket holds ~31 snapshots (~6 KB). A write then
+rewrites the buckets of the reporters that changed, not one small record each.
+Changing it moves reporters between buckets: records written before are still read (``snapshots_in``).
+"""
 
 
 @dataclass(frozen=True)
@@ -84,9 +94,10 @@ class PeriodState:
     """Everything the aggregator keeps for one (indicator, period).
 
     In the changelog it is one small period record (``period_record``: revisions published and the
-    last offset) plus one record per reporter (its snapshot), so a write costs what changed, not
-    every reporter's snapshot (``records_of``). ``to_json`` is the whole state as one document: the
-    record format before that split, still read (``from_records``) so existing changelogs recover.
+    last offset) plus the reporters' snapshots in ``SNAPSHOT_BUCKETS`` bucket records, so a write
+    costs the buckets that changed, not every reporter's snapshot (``records_of``). ``to_json`` is
+    the whole state as one document: the record format before that split, still read
+    (``from_records``) so existing changelogs recover.
     """
 
     latest: dict[str, Snapshot] = field(default_factory=dict)
@@ -139,28 +150,62 @@ def holds_snapshots(period: Mapping[str, Any] | None) -> bool:
     return bool(period and period.get("latest"))
 
 
+@functools.cache
+def bucket_of(reporter: str) -> str:
+    """The name of the bucket record holding ``reporter``'s snapshot, e.g. "#07" (stable across runs)."""
+    return f"#{zlib.crc32(reporter.encode()) % SNAPSHOT_BUCKETS:02d}"
+
+
 def records_of(
     before: PeriodState, after: PeriodState, reporters: Iterable[str], *, whole: bool = False
 ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    """The changelog records that take a stored ``before`` to ``after``: the period record, and the
-    record of each of ``reporters`` (those of the reports applied) whose snapshot changed.
+    """The changelog records that take a stored ``before`` to ``after``: the period record, and by
+    bucket name (``bucket_of``) every bucket holding one of ``reporters`` (those of the reports
+    applied) whose snapshot changed. A bucket record is whole: reporter → ``Snapshot.to_json``.
 
-    Write the period record first, then the reporter records, all to one changelog partition (which
+    Write the period record first, then the bucket records, all to one changelog partition (which
     Kafka keeps in order): a crash then keeps a prefix. If the period record got through, its
     ``last_offset`` makes the redelivered batch re-apply the missing snapshots and re-send every
     rollup (``step_many``); if not, the reports change the state again and publish as the first time.
 
-    ``whole``: ``before`` came from a period record holding snapshots. Every snapshot then gets its
-    own record, and this period record still holds them all, so a crash halfway loses none.
+    ``whole``: every bucket is written, as when ``before`` came from records of an earlier format.
+    A period record that held snapshots (``holds_snapshots``) still holds them all in this write,
+    so a crash halfway loses none.
     """
     period = after.to_json() if whole else after.period_record()
-    names = after.latest if whole else dict.fromkeys(reporters)
-    records = {
-        reporter: after.latest[reporter].to_json()
-        for reporter in names
-        if reporter in after.latest and (whole or after.latest[reporter] is not before.latest.get(reporter))
-    }
-    return period, records
+    if whole:
+        touched = {bucket_of(reporter) for reporter in after.latest}
+    else:
+        touched = {
+            bucket_of(reporter)
+            for reporter in dict.fromkeys(reporters)
+            if reporter in after.latest and after.latest[reporter] is not before.latest.get(reporter)
+        }
+    buckets: dict[str, dict[str, Any]] = {}
+    if touched:
+        for reporter, snap in after.latest.items():
+            bucket = bucket_of(reporter)
+            if bucket in touched:
+                buckets.setdefault(bucket, {})[reporter] = snap.to_json()
+    return period, buckets
+
+
+def snapshots_in(
+    buckets: Iterable[Mapping[str, Mapping[str, Any]]], singles: Mapping[str, Mapping[str, Any]] | None = None
+) -> dict[str, Mapping[str, Any]]:
+    """Reporter → snapshot record from an (indicator, period)'s bucket records, and from the
+    one-record-per-reporter ``singles`` of the format before buckets.
+
+    A reporter found twice (a bucket written under another ``SNAPSHOT_BUCKETS``, or a single not yet
+    replaced) keeps its newest snapshot, as ``apply`` would.
+    """
+    found: dict[str, Mapping[str, Any]] = {}
+    for records in (*buckets, *([singles] if singles else [])):
+        for reporter, raw in records.items():
+            known = found.get(reporter)
+            if known is None or Snapshot.from_json(known).order < Snapshot.from_json(raw).order:
+                found[reporter] = raw
+    return found
 
 
 def apply(latest: Mapping[str, Snapshot], report: Report) -> dict[str, Snapshot] | None:

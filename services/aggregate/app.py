@@ -7,7 +7,7 @@ import base64
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,7 +26,7 @@ from dxpulse.faust_support import (
 from dxpulse.monitoring import RollupGauges
 from dxpulse.periods import Period
 from dxpulse.registry import Registry, default_registry
-from dxpulse.rollup import PeriodState, holds_snapshots, records_of, step_many
+from dxpulse.rollup import PeriodState, holds_snapshots, records_of, snapshots_in, step_many
 from dxpulse.subscriber import latest_rollups
 from dxpulse.topics import DEAD_LETTERS, REPORTS, ROLLUPS, TopicSpec, changelog
 from dxpulse.validation import Problem, validate_report
@@ -93,25 +93,45 @@ STATE_TABLE = "period-state"
 
 @dataclass(frozen=True)
 class Decoded:
-    """An (indicator, period)'s state as decoded from the table; ``whole``: its period record still
-    holds the snapshots (written by an earlier version), so the next write gives each its record."""
+    """An (indicator, period)'s state as decoded from the table.
+
+    ``whole``: it was stored in an earlier format (snapshots in the period record, or one record per
+    reporter), so the next write writes every bucket; ``singles``: the reporters whose one-reporter
+    records that write then deletes.
+    """
 
     state: PeriodState
     whole: bool
+    singles: tuple[str, ...] = ()
 
 
-def reporter_key(period_key: str, reporter: str) -> str:
-    """The table key of a reporter's snapshot: its (indicator, period) key, then the reporter."""
-    return f"{period_key}|{reporter}"
+@dataclass
+class StoredSnapshots:
+    """An (indicator, period)'s snapshot records as found in the table."""
+
+    buckets: list[dict[str, Any]] = field(default_factory=list)
+    singles: dict[str, Any] = field(default_factory=dict)
+    """Reporter → snapshot, from the one-record-per-reporter format before buckets."""
 
 
-def group_reporter_records(items: Iterable[tuple[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The table's reporter records, by their (indicator, period) key, then reporter."""
-    grouped: dict[str, dict[str, Any]] = {}
+def snapshot_key(period_key: str, name: str) -> str:
+    """The table key of a bucket of snapshots ("indicator|period|#07"), or of one reporter's snapshot
+    ("indicator|period|province:79", the format before buckets)."""
+    return f"{period_key}|{name}"
+
+
+def group_snapshot_records(items: Iterable[tuple[str, Any]]) -> dict[str, StoredSnapshots]:
+    """The table's snapshot records, by their (indicator, period) key."""
+    grouped: dict[str, StoredSnapshots] = {}
     for key, value in items:
-        period_key, _, reporter = key.rpartition("|")
-        if period_key.count("|") == 1:  # "indicator|period|reporter"; period keys have one "|"
-            grouped.setdefault(period_key, {})[reporter] = value
+        period_key, _, name = key.rpartition("|")
+        if period_key.count("|") != 1 or value is None:  # period keys have one "|"
+            continue
+        stored = grouped.setdefault(period_key, StoredSnapshots())
+        if name.startswith("#"):
+            stored.buckets.append(value)
+        else:
+            stored.singles[name] = value
     return grouped
 
 
@@ -182,28 +202,31 @@ def create_app(
             return None
         return key, report, verdict.period
 
-    # The table holds one small record per (indicator, period) and one per reporter (see
-    # dxpulse.rollup.records_of). Decoded states per (indicator, period) are kept here, built from
-    # the table on first use after each recovery, when the table may hold other records.
+    # The table holds one small record per (indicator, period) and its snapshots in bucket records
+    # (see dxpulse.rollup.records_of). Decoded states per (indicator, period) are kept here, built
+    # from the table on first use after each recovery, when the table may hold other records.
     decoded: dict[str, Decoded] = {}
-    reporter_records: dict[str, dict[str, Any]] | None = None
+    snapshot_records: dict[str, StoredSnapshots] | None = None
 
     @states.on_recover
     async def forget_decoded() -> None:
-        nonlocal reporter_records
+        nonlocal snapshot_records
         decoded.clear()
-        reporter_records = None
+        snapshot_records = None
 
     def load(key: str) -> Decoded:
-        nonlocal reporter_records
+        nonlocal snapshot_records
         known = decoded.get(key)
         if known is not None:
             return known
-        if reporter_records is None:  # one pass over the table per recovery, not one per key
-            reporter_records = group_reporter_records(states.data.items())
+        if snapshot_records is None:  # one pass over the table per recovery, not one per key
+            snapshot_records = group_snapshot_records(states.data.items())
         period = states.get(key)
+        stored = snapshot_records.pop(key, None) or StoredSnapshots()
         known = Decoded(
-            PeriodState.from_records(period, reporter_records.pop(key, {})), whole=holds_snapshots(period)
+            PeriodState.from_records(period, snapshots_in(stored.buckets, stored.singles)),
+            whole=holds_snapshots(period) or bool(stored.singles),
+            singles=tuple(stored.singles),
         )
         decoded[key] = known
         return known
@@ -213,6 +236,11 @@ def create_app(
         # current event for the whole batch, and the changelog must follow the report's partition.
         states.send_changelog(partition, key, value)
         states.data[key] = value
+
+    def delete(partition: int, key: str) -> None:
+        # What ``del states[key]`` does, with the partition named: a tombstone (compaction drops the key).
+        states.send_changelog(partition, key, None, value_serializer="raw")
+        states.data.pop(key, None)
 
     async def process(events: Sequence[Any]) -> None:
         # One period record, the changed reporters' records and at most one rollup per scope per
@@ -238,12 +266,14 @@ def create_app(
             )
             if new_state is not held.state:
                 partition = first_event.message.partition
-                period_record, records = records_of(
+                period_record, buckets = records_of(
                     held.state, new_state, (r.reporter for r in reports), whole=held.whole
                 )
                 write(partition, key, period_record)  # first: see records_of
-                for reporter, record in records.items():
-                    write(partition, reporter_key(key, reporter), record)
+                for bucket, record in buckets.items():
+                    write(partition, snapshot_key(key, bucket), record)
+                for reporter in held.singles:  # last: every bucket replacing them is written
+                    delete(partition, snapshot_key(key, reporter))
                 decoded[key] = Decoded(new_state, whole=False)
             for rollup in rollups:
                 await rollups_topic.send(key=rollup.key.encode(), value=rollup.model_dump_json().encode())

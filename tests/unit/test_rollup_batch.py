@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import zlib
+from collections import Counter
 from typing import Any, TypeVar
 
 from hypothesis import given
@@ -12,15 +14,19 @@ from dxpulse.catalog import default_catalog
 from dxpulse.periods import parse_period
 from dxpulse.registry import default_registry
 from dxpulse.rollup import (
+    SNAPSHOT_BUCKETS,
     PeriodState,
     apply,
     apply_all,
+    bucket_of,
     compute_rollups,
     holds_snapshots,
     records_of,
+    snapshots_in,
     step_many,
 )
 from schemas import Report, Rollup
+from services.aggregate.app import group_snapshot_records, snapshot_key
 from tests.unit.conftest import COMPUTED_AT, feed, flag, last_per_scope, make_report
 from tests.unit.test_rollup_properties import (
     PERIOD,
@@ -99,7 +105,7 @@ def _step(
 
 
 Changelog = tuple[dict[str, Any] | None, dict[str, dict[str, Any]]]
-"""A table's view of one (indicator, period): its period record and its reporter records."""
+"""A table's view of one (indicator, period): its period record and its bucket records by name."""
 
 
 def _write(
@@ -107,6 +113,11 @@ def _write(
 ) -> Changelog:
     period, records = records_of(before, after, after.latest, whole=whole)
     return period, {**changelog[1], **records}
+
+
+def _read(changelog: Changelog, singles: dict[str, Any] | None = None) -> PeriodState:
+    """The state a restarted worker decodes from these records (as the aggregator's ``load``)."""
+    return PeriodState.from_records(changelog[0], snapshots_in(changelog[1].values(), singles))
 
 
 @PROPERTY_SETTINGS
@@ -121,13 +132,16 @@ def test_the_records_of_each_batch_rebuild_the_state(deliveries: list[Report], c
         new, _ = _step(state, batch, offsets)
         period, records = records_of(state, new, [r.reporter for r in batch])
         changelog = (period, {**changelog[1], **records})
+        # Only the buckets of the reporters the batch changed are written, each whole.
+        changed = {r for r in new.latest if new.latest[r] is not state.latest.get(r)}
+        assert set(records) == {bucket_of(r) for r in changed}
+        for name, record in records.items():
+            assert set(record) == {r for r in new.latest if bucket_of(r) == name}
         state = new
-        # Only the reporters the batch changed get a record.
-        assert set(records) <= {r.reporter for r in batch}
-        assert PeriodState.from_records(*changelog) == state
-        assert [s.offset for s in PeriodState.from_records(*changelog).latest.values()] == [
-            s.offset for s in state.latest.values()
-        ]
+        assert _read(changelog) == state
+        assert {r: s.offset for r, s in _read(changelog).latest.items()} == {
+            r: s.offset for r, s in state.latest.items()
+        }
 
 
 @PROPERTY_SETTINGS
@@ -145,9 +159,9 @@ def test_a_whole_state_record_of_earlier_versions_is_migrated_to_reporter_record
     # The first write after the upgrade: every snapshot gets its record, and the period record keeps
     # them too until that is done; the next one is small again.
     first = _write((legacy, {}), decoded, after, whole=True)
-    assert set(first[1]) == set(after.latest)
+    assert set(first[1]) == {bucket_of(r) for r in after.latest}
     assert PeriodState.from_records(first[0], {}) == after
-    assert PeriodState.from_records(*first) == after
+    assert _read(first) == after
     assert not holds_snapshots(records_of(after, after, [])[0])
 
 
@@ -164,15 +178,17 @@ def test_a_crash_after_any_prefix_of_a_batchs_records_still_publishes_the_final_
     middle = cut % (len(deliveries) + 1)
     offsets: list[int | None] = list(range(len(deliveries)))
     before, _ = _step(PeriodState(), deliveries[:middle], offsets[:middle])
-    stored: Changelog = (before.period_record(), {r: s.to_json() for r, s in before.latest.items()})
+    stored: Changelog = records_of(PeriodState(), before, before.latest)
     after, _ = _step(before, deliveries[middle:], offsets[middle:])
     period, records = records_of(before, after, [r.reporter for r in deliveries[middle:]])
     # Written in this order; the crash keeps a prefix, and none of the batch's rollups got out.
     writes: list[tuple[str | None, dict[str, Any]]] = [(None, period), *records.items()]
     kept = writes[: written % (len(writes) + 1)]
-    recovered = PeriodState.from_records(
-        next((value for name, value in kept if name is None), stored[0]),
-        {**stored[1], **{name: value for name, value in kept if name is not None}},
+    recovered = _read(
+        (
+            next((value for name, value in kept if name is None), stored[0]),
+            {**stored[1], **{name: value for name, value in kept if name is not None}},
+        )
     )
     # Redelivered from the batch's first offset, in batches cut anywhere.
     state, published = recovered, []
@@ -208,3 +224,82 @@ def test_a_batch_holding_the_last_changing_report_again_resends_every_rollup() -
     assert run(state, [first, second], [10, 11]) == (state, 3)
     # The same reports at other offsets (a resend) publish nothing.
     assert run(state, [first, second], [20, 21]) == (state, 0)
+
+
+@PROPERTY_SETTINGS
+@given(_deliveries("online_records_rate", _ratio_values()), st.integers(0, 20), st.integers(0, 400))
+def test_one_record_per_reporter_of_earlier_versions_is_migrated_to_buckets_even_across_a_crash(
+    deliveries: list[Report], cut: int, written: int
+) -> None:
+    middle = cut % (len(deliveries) + 1)
+    offsets: list[int | None] = list(range(len(deliveries)))
+    before, _ = _step(PeriodState(), deliveries[:middle], offsets[:middle])
+    singles = {reporter: snap.to_json() for reporter, snap in before.latest.items()}
+    decoded = _read((before.period_record(), {}), singles)
+    assert decoded == before
+    after, _ = _step(decoded, deliveries[middle:], offsets[middle:])
+    period, buckets = records_of(decoded, after, [r.reporter for r in deliveries[middle:]], whole=True)
+    assert set(buckets) == {bucket_of(r) for r in after.latest}
+    # The aggregator writes the period record, every bucket, then deletes the single records; a
+    # crash keeps a prefix, and the batch is redelivered.
+    writes: list[tuple[str, str | None, Any]] = [
+        ("period", None, period),
+        *(("bucket", name, record) for name, record in buckets.items()),
+        *(("delete", reporter, None) for reporter in singles),
+    ]
+    kept = writes[: written % (len(writes) + 1)]
+    table: Changelog = (before.period_record(), {})
+    left = dict(singles)
+    for kind, name, value in kept:
+        if kind == "period":
+            table = (value, table[1])
+        elif kind == "bucket":
+            table = (table[0], {**table[1], str(name): value})
+        else:
+            del left[str(name)]
+    recovered = _read(table, left)
+    if len(kept) == len(writes):
+        assert (recovered, left) == (after, {})
+    redelivered, _ = _step(recovered, deliveries[middle:], offsets[middle:])
+    assert redelivered.latest == after.latest
+
+
+def test_a_reporter_found_in_two_records_keeps_its_newest_snapshot() -> None:
+    older = make_report("province:01", flag(True), minutes=1)
+    newer = make_report("province:01", flag(False), minutes=2)
+    old_state, _ = _step(PeriodState(), [older])
+    new_state, _ = _step(PeriodState(), [newer])
+    old_raw, new_raw = old_state.latest["province:01"].to_json(), new_state.latest["province:01"].to_json()
+    for buckets, singles in [
+        ([{"province:01": new_raw}], {"province:01": old_raw}),
+        ([{"province:01": old_raw}], {"province:01": new_raw}),
+        ([{"province:01": old_raw}, {"province:01": new_raw}], None),
+        ([{"province:01": new_raw}, {"province:01": old_raw}], None),
+    ]:
+        assert snapshots_in(buckets, singles) == {"province:01": new_raw}
+
+
+def test_buckets_are_stable_and_spread_the_reporters() -> None:
+    # A reporter's bucket must not change between runs: crc32, not Python's salted hash.
+    assert bucket_of("province:79") == "#" + f"{zlib.crc32(b'province:79') % SNAPSHOT_BUCKETS:02d}"
+    districts = [f"province:D{i:04d}" for i in range(1_000)]
+    sizes = Counter(bucket_of(d) for d in districts)
+    assert len(sizes) == SNAPSHOT_BUCKETS
+    assert max(sizes.values()) < 2 * 1_000 / SNAPSHOT_BUCKETS
+
+
+def test_the_aggregators_table_is_read_as_period_bucket_and_single_records() -> None:
+    items = [
+        ("emc_connection|2024-H1", {"published": {}, "last_offset": 3}),
+        ("emc_connection|2024-H1|#07", {"province:79": {"a": 1}}),
+        ("emc_connection|2024-H1|#11", {"province:01": {"b": 2}}),
+        ("emc_connection|2024-H1|province:02", {"c": 3}),  # the format before buckets
+        ("emc_connection|2024-H1|province:03", None),  # a deletion not yet compacted away
+        ("edw_connection|2024-H2|#00", {"ministry:MOH": {"d": 4}}),
+    ]
+    grouped = group_snapshot_records(items)
+    assert set(grouped) == {"emc_connection|2024-H1", "edw_connection|2024-H2"}
+    emc = grouped["emc_connection|2024-H1"]
+    assert emc.buckets == [{"province:79": {"a": 1}}, {"province:01": {"b": 2}}]
+    assert emc.singles == {"province:02": {"c": 3}}
+    assert snapshot_key("emc_connection|2024-H1", "#07") == "emc_connection|2024-H1|#07"
