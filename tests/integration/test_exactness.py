@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import random
 import signal
@@ -26,17 +27,18 @@ from dxpulse.catalog import default_catalog
 from dxpulse.cli import app as cli_app
 from dxpulse.periods import parse_period
 from dxpulse.registry import default_registry
-from dxpulse.rollup import Snapshot, compute_rollups
+from dxpulse.rollup import Snapshot, bucket_of, compute_rollups
 from dxpulse.scenario import sample_reports
 from dxpulse.stack.config import service_env
 from dxpulse.stack.process import live_pid
 from dxpulse.stack.settings import StackSettings
 from dxpulse.stack.stack import Stack
 from dxpulse.stack.testing import free_ports, running_stack
-from dxpulse.subscriber import latest_rollups, read_topic
-from dxpulse.topics import DEAD_LETTERS, REPORTS
+from dxpulse.subscriber import latest_rollups, read_records, read_topic
+from dxpulse.topics import DEAD_LETTERS, REPORTS, changelog, ensure_topics, partition_of
 from schemas import DeadLetter, FlagValue, Report, Rollup
 from schemas.events import report_key
+from services.aggregate.app import STATE_TABLE
 
 pytestmark = pytest.mark.integration
 
@@ -312,6 +314,66 @@ async def test_restarted_worker_recovers_its_table_from_the_changelog_without_do
     assert rollups["emc_connection|2024-H1|provinces"].lagging == ["province:79"]
     gov = rollups["gov_reporting_connection|2024-H1|national"]
     assert (gov.numerator, gov.denominator) == (78, 85)
+
+
+async def test_a_table_of_one_record_per_reporter_is_recovered_then_moved_to_buckets(
+    kafka_only: tuple[StackSettings, Stack], tmp_path: Path
+) -> None:
+    """A changelog written before bucket records (one record per reporter) recovers the same figures,
+    and the first write moves it to buckets and deletes the old records; a restart then reads those."""
+    settings, stack = kafka_only
+    app_id = "agg-migrate"
+    emc = [r for r in sample_reports() if r.indicator == "emc_connection"]
+    period_key = report_key("emc_connection", "2024-H1")
+    table = changelog(app_id, STATE_TABLE)
+    await ensure_topics(settings.kafka_bootstrap, settings.topic_partitions, extra=(table,))
+    partition = partition_of(period_key.encode(), settings.topic_partitions)
+    singles = {f"{period_key}|{r.reporter}": Snapshot.of(r).to_json() for r in emc}
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    await producer.start()
+    try:  # as faust writes a JSON table: JSON keys and values, on the report's partition
+        for key, value in [(period_key, {"published": {}, "last_offset": None}), *singles.items()]:
+            await producer.send_and_wait(
+                table.name,
+                key=json.dumps(key).encode(),
+                value=json.dumps(value).encode(),
+                partition=partition,
+            )
+    finally:
+        await producer.stop()
+
+    disconnected = restated(next(r for r in emc if r.reporter == "province:79"), connected=False, minutes=60)
+    reconnected = restated(disconnected, connected=True, minutes=90)
+    start_worker(stack, "agg-m", app_id, tmp_path)
+    try:
+        # From the recovered 84 snapshots, 81/84; from none, 0/1.
+        await produce(settings.kafka_bootstrap, [disconnected])
+        await settled_on(settings.kafka_bootstrap, oracle([*emc, disconnected]), app_id)
+        stack.stop_service("agg-m")
+        start_worker(stack, "agg-m", app_id, tmp_path / "fresh")
+        await produce(settings.kafka_bootstrap, [reconnected])
+        rollups = await settled_on(
+            settings.kafka_bootstrap, oracle([*emc, disconnected, reconnected]), app_id
+        )
+    finally:
+        stack.stop_service("agg-m")
+    national = rollups["emc_connection|2024-H1|national"]
+    assert (national.numerator, national.denominator) == (82, 84)
+
+    records = await read_records(settings.kafka_bootstrap, table.name)
+    written = [  # what the worker wrote after the records above
+        (json.loads(r.key or b"null"), r.value)
+        for r in records
+        if r.partition == partition and r.offset > len(singles)
+    ]
+    # The first write: the period record, every bucket, and only then the old records' deletions,
+    # so a crash in between loses no snapshot.
+    expected_buckets = {f"{period_key}|{bucket_of(r.reporter)}" for r in emc}
+    split = 1 + len(expected_buckets)
+    first = written[: split + len(singles)]
+    assert first[0][0] == period_key
+    assert {key for key, value in first[1:split] if value is not None} == expected_buckets
+    assert {key for key, value in first[split:] if value is None} == set(singles)
 
 
 async def test_retired_province_reporting_for_2025_h2_is_dead_lettered_naming_its_successor(
