@@ -163,7 +163,7 @@ def create_app(
     rollups_topic = raw_topic(app, ROLLUPS)
     dead_letters = raw_topic(app, DEAD_LETTERS)
     # Per (indicator, period): a record of what was published and the offset of the last change,
-    # and a record per reporter with its latest snapshot (dxpulse.rollup.records_of: write order).
+    # and bucket records of the reporters' latest snapshots (dxpulse.rollup.records_of: write order).
     states = json_table(app, STATE_TABLE, settings.topic_partitions)
 
     async def dead_letter(event: Any, reason: str, detail: str) -> None:
