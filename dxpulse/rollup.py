@@ -36,7 +36,9 @@ SNAPSHOT_BUCKETS = 32
 A restart reads every live record at faust's per-record cost (BENCHMARKS.md), so fewer, larger
 records recover faster: with 1,000 reporters a bucket holds ~31 snapshots (~6 KB). A write then
 rewrites the buckets of the reporters that changed, not one small record each.
-Changing it moves reporters between buckets: records written before are still read (``snapshots_in``).
+Changing it moves reporters between buckets. Records written before are still read
+(``snapshots_in``), and the aggregator rewrites every bucket of an (indicator, period) whose stored
+buckets do not match ``bucket_of`` (``misplaced``), so none keeps a reporter that moved.
 """
 
 
@@ -157,7 +159,12 @@ def bucket_of(reporter: str) -> str:
 
 
 def records_of(
-    before: PeriodState, after: PeriodState, reporters: Iterable[str], *, whole: bool = False
+    before: PeriodState,
+    after: PeriodState,
+    reporters: Iterable[str],
+    *,
+    whole: bool = False,
+    held_in_period: bool = False,
 ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """The changelog records that take a stored ``before`` to ``after``: the period record, and by
     bucket name (``bucket_of``) every bucket holding one of ``reporters`` (those of the reports
@@ -168,11 +175,12 @@ def records_of(
     ``last_offset`` makes the redelivered batch re-apply the missing snapshots and re-send every
     rollup (``step_many``); if not, the reports change the state again and publish as the first time.
 
-    ``whole``: every bucket is written, as when ``before`` came from records of an earlier format.
-    A period record that held snapshots (``holds_snapshots``) still holds them all in this write,
-    so a crash halfway loses none.
+    ``whole``: every bucket is written, as when ``before`` came from records of an earlier format
+    (the old records are deleted only after this write). ``held_in_period``: the stored period
+    record holds the snapshots (``holds_snapshots``); this one still holds them all, so a crash
+    halfway loses none.
     """
-    period = after.to_json() if whole else after.period_record()
+    period = after.to_json() if held_in_period else after.period_record()
     if whole:
         touched = {bucket_of(reporter) for reporter in after.latest}
     else:
@@ -188,6 +196,12 @@ def records_of(
             if bucket in touched:
                 buckets.setdefault(bucket, {})[reporter] = snap.to_json()
     return period, buckets
+
+
+def misplaced(buckets: Mapping[str, Mapping[str, Any]]) -> bool:
+    """Whether stored bucket records (by name) hold a reporter ``bucket_of`` puts elsewhere: they were
+    written under another ``SNAPSHOT_BUCKETS``, and rewriting one of them would drop reporters."""
+    return any(bucket_of(reporter) != name for name, records in buckets.items() for reporter in records)
 
 
 def snapshots_in(

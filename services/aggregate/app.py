@@ -26,7 +26,14 @@ from dxpulse.faust_support import (
 from dxpulse.monitoring import RollupGauges
 from dxpulse.periods import Period
 from dxpulse.registry import Registry, default_registry
-from dxpulse.rollup import PeriodState, holds_snapshots, records_of, snapshots_in, step_many
+from dxpulse.rollup import (
+    PeriodState,
+    holds_snapshots,
+    misplaced,
+    records_of,
+    snapshots_in,
+    step_many,
+)
 from dxpulse.subscriber import latest_rollups
 from dxpulse.topics import DEAD_LETTERS, REPORTS, ROLLUPS, TopicSpec, changelog
 from dxpulse.validation import Problem, validate_report
@@ -95,21 +102,24 @@ STATE_TABLE = "period-state"
 class Decoded:
     """An (indicator, period)'s state as decoded from the table.
 
-    ``whole``: it was stored in an earlier format (snapshots in the period record, or one record per
-    reporter), so the next write writes every bucket; ``singles``: the reporters whose one-reporter
-    records that write then deletes.
+    ``whole``: it was stored in an earlier format (snapshots in the period record, one record per
+    reporter, or buckets of another ``SNAPSHOT_BUCKETS``), so the next write writes every bucket;
+    ``stale``: the names of the records that write replaces and then deletes (reporters of
+    one-reporter records, buckets no longer used); ``held_in_period``: see ``records_of``.
     """
 
     state: PeriodState
-    whole: bool
-    singles: tuple[str, ...] = ()
+    whole: bool = False
+    stale: tuple[str, ...] = ()
+    held_in_period: bool = False
 
 
 @dataclass
 class StoredSnapshots:
     """An (indicator, period)'s snapshot records as found in the table."""
 
-    buckets: list[dict[str, Any]] = field(default_factory=list)
+    buckets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Bucket name ("#07") → reporter → snapshot."""
     singles: dict[str, Any] = field(default_factory=dict)
     """Reporter → snapshot, from the one-record-per-reporter format before buckets."""
 
@@ -129,7 +139,7 @@ def group_snapshot_records(items: Iterable[tuple[str, Any]]) -> dict[str, Stored
             continue
         stored = grouped.setdefault(period_key, StoredSnapshots())
         if name.startswith("#"):
-            stored.buckets.append(value)
+            stored.buckets[name] = value
         else:
             stored.singles[name] = value
     return grouped
@@ -223,10 +233,13 @@ def create_app(
             snapshot_records = group_snapshot_records(states.data.items())
         period = states.get(key)
         stored = snapshot_records.pop(key, None) or StoredSnapshots()
+        held_in_period = holds_snapshots(period)
+        whole = held_in_period or bool(stored.singles) or misplaced(stored.buckets)
         known = Decoded(
-            PeriodState.from_records(period, snapshots_in(stored.buckets, stored.singles)),
-            whole=holds_snapshots(period) or bool(stored.singles),
-            singles=tuple(stored.singles),
+            PeriodState.from_records(period, snapshots_in(stored.buckets.values(), stored.singles)),
+            whole=whole,
+            stale=(*stored.singles, *stored.buckets) if whole else (),
+            held_in_period=held_in_period,
         )
         decoded[key] = known
         return known
@@ -267,14 +280,19 @@ def create_app(
             if new_state is not held.state:
                 partition = first_event.message.partition
                 period_record, buckets = records_of(
-                    held.state, new_state, (r.reporter for r in reports), whole=held.whole
+                    held.state,
+                    new_state,
+                    (r.reporter for r in reports),
+                    whole=held.whole,
+                    held_in_period=held.held_in_period,
                 )
                 write(partition, key, period_record)  # first: see records_of
                 for bucket, record in buckets.items():
                     write(partition, snapshot_key(key, bucket), record)
-                for reporter in held.singles:  # last: every bucket replacing them is written
-                    delete(partition, snapshot_key(key, reporter))
-                decoded[key] = Decoded(new_state, whole=False)
+                for name in held.stale:  # last: every bucket replacing them is written
+                    if name not in buckets:
+                        delete(partition, snapshot_key(key, name))
+                decoded[key] = Decoded(new_state)
             for rollup in rollups:
                 await rollups_topic.send(key=rollup.key.encode(), value=rollup.model_dump_json().encode())
             metrics.batch_done([event for event, _, _ in items], rollups, time.time(), changed=changed)

@@ -372,6 +372,7 @@ async def test_a_table_of_one_record_per_reporter_is_recovered_then_moved_to_buc
     split = 1 + len(expected_buckets)
     first = written[: split + len(singles)]
     assert first[0][0] == period_key
+    assert "latest" not in json.loads(first[0][1] or b"{}")  # so the restart read the buckets
     assert {key for key, value in first[1:split] if value is not None} == expected_buckets
     assert {key for key, value in first[split:] if value is None} == set(singles)
 

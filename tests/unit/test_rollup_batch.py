@@ -21,6 +21,7 @@ from dxpulse.rollup import (
     bucket_of,
     compute_rollups,
     holds_snapshots,
+    misplaced,
     records_of,
     snapshots_in,
     step_many,
@@ -111,7 +112,7 @@ Changelog = tuple[dict[str, Any] | None, dict[str, dict[str, Any]]]
 def _write(
     changelog: Changelog, before: PeriodState, after: PeriodState, *, whole: bool = False
 ) -> Changelog:
-    period, records = records_of(before, after, after.latest, whole=whole)
+    period, records = records_of(before, after, after.latest, whole=whole, held_in_period=whole)
     return period, {**changelog[1], **records}
 
 
@@ -240,6 +241,7 @@ def test_one_record_per_reporter_of_earlier_versions_is_migrated_to_buckets_even
     after, _ = _step(decoded, deliveries[middle:], offsets[middle:])
     period, buckets = records_of(decoded, after, [r.reporter for r in deliveries[middle:]], whole=True)
     assert set(buckets) == {bucket_of(r) for r in after.latest}
+    assert not holds_snapshots(period)  # the single records keep the snapshots until the buckets are in
     # The aggregator writes the period record, every bucket, then deletes the single records; a
     # crash keeps a prefix, and the batch is redelivered.
     writes: list[tuple[str, str | None, Any]] = [
@@ -260,8 +262,11 @@ def test_one_record_per_reporter_of_earlier_versions_is_migrated_to_buckets_even
     recovered = _read(table, left)
     if len(kept) == len(writes):
         assert (recovered, left) == (after, {})
-    redelivered, _ = _step(recovered, deliveries[middle:], offsets[middle:])
+    redelivered, fresh = _step(recovered, deliveries[middle:], offsets[middle:])
     assert redelivered.latest == after.latest
+    # None of the batch's rollups got out before the crash: the redelivery publishes the figures.
+    shown = {**before.published, **{s: r.revision for s, r in last_per_scope([fresh]).items()}}
+    assert shown == {r.scope: r.revision for r in compute_rollups_of(after)} or not after.latest
 
 
 def test_a_reporter_found_in_two_records_keeps_its_newest_snapshot() -> None:
@@ -277,6 +282,16 @@ def test_a_reporter_found_in_two_records_keeps_its_newest_snapshot() -> None:
         ([{"province:01": new_raw}, {"province:01": old_raw}], None),
     ]:
         assert snapshots_in(buckets, singles) == {"province:01": new_raw}
+
+
+def test_buckets_written_under_another_bucket_count_are_misplaced() -> None:
+    snapshot = make_report("province:79", flag(True), minutes=1)
+    raw = _step(PeriodState(), [snapshot])[0].latest["province:79"].to_json()
+    home = bucket_of("province:79")
+    elsewhere = "#00" if home != "#00" else "#01"
+    assert not misplaced({home: {"province:79": raw}})
+    assert misplaced({elsewhere: {"province:79": raw}})
+    assert not misplaced({})
 
 
 def test_buckets_are_stable_and_spread_the_reporters() -> None:
@@ -300,6 +315,6 @@ def test_the_aggregators_table_is_read_as_period_bucket_and_single_records() -> 
     grouped = group_snapshot_records(items)
     assert set(grouped) == {"emc_connection|2024-H1", "edw_connection|2024-H2"}
     emc = grouped["emc_connection|2024-H1"]
-    assert emc.buckets == [{"province:79": {"a": 1}}, {"province:01": {"b": 2}}]
+    assert emc.buckets == {"#07": {"province:79": {"a": 1}}, "#11": {"province:01": {"b": 2}}}
     assert emc.singles == {"province:02": {"c": 3}}
     assert snapshot_key("emc_connection|2024-H1", "#07") == "emc_connection|2024-H1|#07"
