@@ -164,7 +164,7 @@ def records_of(
     reporters: Iterable[str],
     *,
     whole: bool = False,
-    held_in_period: bool = False,
+    carry_snapshots: bool = False,
 ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """The changelog records that take a stored ``before`` to ``after``: the period record, and by
     bucket name (``bucket_of``) every bucket holding one of ``reporters`` (those of the reports
@@ -176,11 +176,12 @@ def records_of(
     rollup (``step_many``); if not, the reports change the state again and publish as the first time.
 
     ``whole``: every bucket is written, as when ``before`` came from records of an earlier format
-    (the old records are deleted only after this write). ``held_in_period``: the stored period
-    record holds the snapshots (``holds_snapshots``); this one still holds them all, so a crash
-    halfway loses none.
+    (the old records are deleted only after this write). ``carry_snapshots``: this period record
+    holds every snapshot too, so a crash halfway loses none. That is needed when the stored period
+    record held them (``holds_snapshots``), and when buckets are re-cut (``misplaced``): rewriting a
+    bucket drops the reporters that moved before their new bucket is written.
     """
-    period = after.to_json() if held_in_period else after.period_record()
+    period = after.to_json() if carry_snapshots else after.period_record()
     if whole:
         touched = {bucket_of(reporter) for reporter in after.latest}
     else:

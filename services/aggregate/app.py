@@ -105,13 +105,13 @@ class Decoded:
     ``whole``: it was stored in an earlier format (snapshots in the period record, one record per
     reporter, or buckets of another ``SNAPSHOT_BUCKETS``), so the next write writes every bucket;
     ``stale``: the names of the records that write replaces and then deletes (reporters of
-    one-reporter records, buckets no longer used); ``held_in_period``: see ``records_of``.
+    one-reporter records, buckets no longer used); ``carry_snapshots``: see ``records_of``.
     """
 
     state: PeriodState
     whole: bool = False
     stale: tuple[str, ...] = ()
-    held_in_period: bool = False
+    carry_snapshots: bool = False
 
 
 @dataclass
@@ -233,13 +233,14 @@ def create_app(
             snapshot_records = group_snapshot_records(states.data.items())
         period = states.get(key)
         stored = snapshot_records.pop(key, None) or StoredSnapshots()
-        held_in_period = holds_snapshots(period)
-        whole = held_in_period or bool(stored.singles) or misplaced(stored.buckets)
+        # The old single records keep their snapshots until the buckets are in; re-cut buckets do not.
+        carry_snapshots = holds_snapshots(period) or misplaced(stored.buckets)
+        whole = carry_snapshots or bool(stored.singles)
         known = Decoded(
             PeriodState.from_records(period, snapshots_in(stored.buckets.values(), stored.singles)),
             whole=whole,
             stale=(*stored.singles, *stored.buckets) if whole else (),
-            held_in_period=held_in_period,
+            carry_snapshots=carry_snapshots,
         )
         decoded[key] = known
         return known
@@ -284,7 +285,7 @@ def create_app(
                     new_state,
                     (r.reporter for r in reports),
                     whole=held.whole,
-                    held_in_period=held.held_in_period,
+                    carry_snapshots=held.carry_snapshots,
                 )
                 write(partition, key, period_record)  # first: see records_of
                 for bucket, record in buckets.items():

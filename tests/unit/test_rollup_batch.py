@@ -112,7 +112,7 @@ Changelog = tuple[dict[str, Any] | None, dict[str, dict[str, Any]]]
 def _write(
     changelog: Changelog, before: PeriodState, after: PeriodState, *, whole: bool = False
 ) -> Changelog:
-    period, records = records_of(before, after, after.latest, whole=whole, held_in_period=whole)
+    period, records = records_of(before, after, after.latest, whole=whole, carry_snapshots=whole)
     return period, {**changelog[1], **records}
 
 
@@ -227,42 +227,59 @@ def test_a_batch_holding_the_last_changing_report_again_resends_every_rollup() -
     assert run(state, [first, second], [20, 21]) == (state, 0)
 
 
+Write = tuple[str, str | None, Any]
+"""One changelog write of the aggregator: ("period", None, record), ("bucket", name, record) or
+("delete", name, None) for a bucket or single record."""
+
+
+def _crashed(table: Changelog, singles: dict[str, Any], writes: list[Write], kept: int) -> PeriodState:
+    """The state decoded after a crash that kept the first ``kept`` of ``writes`` of one batch."""
+    period, buckets, left = table[0], dict(table[1]), dict(singles)
+    for kind, name, value in writes[:kept]:
+        if kind == "period":
+            period = value
+        elif kind == "bucket":
+            buckets[str(name)] = value
+        else:
+            buckets.pop(str(name), None)
+            left.pop(str(name), None)
+    return _read((period, buckets), left)
+
+
+def _batch_after(deliveries: list[Report], cut: int) -> tuple[PeriodState, list[Report], list[int | None]]:
+    """The state after the deliveries before ``cut`` (a stored table), and the batch after it with
+    its offsets."""
+    middle = cut % (len(deliveries) + 1)
+    offsets: list[int | None] = list(range(len(deliveries)))
+    before, _ = _step(PeriodState(), deliveries[:middle], offsets[:middle])
+    return before, deliveries[middle:], offsets[middle:]
+
+
 @PROPERTY_SETTINGS
 @given(_deliveries("online_records_rate", _ratio_values()), st.integers(0, 20), st.integers(0, 400))
 def test_one_record_per_reporter_of_earlier_versions_is_migrated_to_buckets_even_across_a_crash(
     deliveries: list[Report], cut: int, written: int
 ) -> None:
-    middle = cut % (len(deliveries) + 1)
-    offsets: list[int | None] = list(range(len(deliveries)))
-    before, _ = _step(PeriodState(), deliveries[:middle], offsets[:middle])
+    before, batch, offsets = _batch_after(deliveries, cut)
     singles = {reporter: snap.to_json() for reporter, snap in before.latest.items()}
     decoded = _read((before.period_record(), {}), singles)
     assert decoded == before
-    after, _ = _step(decoded, deliveries[middle:], offsets[middle:])
-    period, buckets = records_of(decoded, after, [r.reporter for r in deliveries[middle:]], whole=True)
+    after, _ = _step(decoded, batch, offsets)
+    period, buckets = records_of(decoded, after, [r.reporter for r in batch], whole=True)
     assert set(buckets) == {bucket_of(r) for r in after.latest}
     assert not holds_snapshots(period)  # the single records keep the snapshots until the buckets are in
     # The aggregator writes the period record, every bucket, then deletes the single records; a
     # crash keeps a prefix, and the batch is redelivered.
-    writes: list[tuple[str, str | None, Any]] = [
+    writes: list[Write] = [
         ("period", None, period),
         *(("bucket", name, record) for name, record in buckets.items()),
         *(("delete", reporter, None) for reporter in singles),
     ]
-    kept = writes[: written % (len(writes) + 1)]
-    table: Changelog = (before.period_record(), {})
-    left = dict(singles)
-    for kind, name, value in kept:
-        if kind == "period":
-            table = (value, table[1])
-        elif kind == "bucket":
-            table = (table[0], {**table[1], str(name): value})
-        else:
-            del left[str(name)]
-    recovered = _read(table, left)
-    if len(kept) == len(writes):
-        assert (recovered, left) == (after, {})
-    redelivered, fresh = _step(recovered, deliveries[middle:], offsets[middle:])
+    kept = written % (len(writes) + 1)
+    recovered = _crashed((before.period_record(), {}), singles, writes, kept)
+    if kept == len(writes):
+        assert recovered == after
+    redelivered, fresh = _step(recovered, batch, offsets)
     assert redelivered.latest == after.latest
     # None of the batch's rollups got out before the crash: the redelivery publishes the figures.
     shown = {**before.published, **{s: r.revision for s, r in last_per_scope([fresh]).items()}}
@@ -318,3 +335,34 @@ def test_the_aggregators_table_is_read_as_period_bucket_and_single_records() -> 
     assert emc.buckets == {"#07": {"province:79": {"a": 1}}, "#11": {"province:01": {"b": 2}}}
     assert emc.singles == {"province:02": {"c": 3}}
     assert snapshot_key("emc_connection|2024-H1", "#07") == "emc_connection|2024-H1|#07"
+
+
+@PROPERTY_SETTINGS
+@given(_deliveries("online_records_rate", _ratio_values()), st.integers(0, 20), st.integers(0, 400))
+def test_buckets_recut_under_a_new_bucket_count_lose_no_snapshot_across_a_crash(
+    deliveries: list[Report], cut: int, written: int
+) -> None:
+    before, batch, offsets = _batch_after(deliveries, cut)
+    stored: dict[str, dict[str, Any]] = {}
+    for reporter, snap in before.latest.items():
+        # As if written when there were 8 buckets: with these reporters ministry:MOF moves from #06
+        # to #14 while province:58 stays in #06.
+        stored.setdefault(f"#{zlib.crc32(reporter.encode()) % 8:02d}", {})[reporter] = snap.to_json()
+    decoded = _read((before.period_record(), stored))
+    assert decoded == before
+    after, _ = _step(decoded, batch, offsets)
+    recut = misplaced(stored)
+    period, buckets = records_of(
+        decoded, after, [r.reporter for r in batch], whole=recut, carry_snapshots=recut
+    )
+    writes: list[Write] = [
+        ("period", None, period),
+        *(("bucket", name, record) for name, record in buckets.items()),
+        *(("delete", name, None) for name in stored if recut and name not in buckets),
+    ]
+    kept = written % (len(writes) + 1)
+    recovered = _crashed((before.period_record(), stored), {}, writes, kept)
+    if kept == len(writes):
+        assert recovered == after
+    redelivered, _ = _step(recovered, batch, offsets)
+    assert redelivered.latest == after.latest
