@@ -7,7 +7,7 @@ import zlib
 from collections import Counter
 from typing import Any, TypeVar
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from dxpulse.catalog import default_catalog
@@ -28,7 +28,7 @@ from dxpulse.rollup import (
 )
 from schemas import Report, Rollup
 from services.aggregate.app import group_snapshot_records, snapshot_key
-from tests.unit.conftest import COMPUTED_AT, feed, flag, last_per_scope, make_report
+from tests.unit.conftest import COMPUTED_AT, feed, flag, last_per_scope, make_report, ratio
 from tests.unit.test_rollup_properties import (
     PERIOD,
     PROPERTY_SETTINGS,
@@ -337,8 +337,14 @@ def test_the_aggregators_table_is_read_as_period_bucket_and_single_records() -> 
     assert snapshot_key("emc_connection|2024-H1", "#07") == "emc_connection|2024-H1|#07"
 
 
+def _rate(reporter: str, minutes: int) -> Report:
+    return make_report(reporter, ratio(1, 2), indicator="online_records_rate", minutes=minutes)
+
+
 @PROPERTY_SETTINGS
 @given(_deliveries("online_records_rate", _ratio_values()), st.integers(0, 20), st.integers(0, 400))
+# province:58's bucket #06 is rewritten (without ministry:MOF) before MOF's new #14: the crash in between.
+@example([_rate("province:58", 0), _rate("ministry:MOF", 0), _rate("province:58", 1)], 2, 2)
 def test_buckets_recut_under_a_new_bucket_count_lose_no_snapshot_across_a_crash(
     deliveries: list[Report], cut: int, written: int
 ) -> None:
