@@ -22,6 +22,7 @@ from dxpulse.faust_support import (
     json_table,
     new_faust_app,
     raw_topic,
+    take_ready,
 )
 from dxpulse.monitoring import RollupGauges
 from dxpulse.periods import Period
@@ -305,8 +306,9 @@ def create_app(
                 await process([event])
                 yield None
             return
-        # Batches: one state write and one rollup per scope per (indicator, period) and batch.
-        batches = stream.take_events(settings.aggregate_batch_max, within=settings.aggregate_batch_within_s)
+        # Batches: one state write and one rollup per scope per (indicator, period) and batch; a
+        # batch is what arrived while the previous one was processed (take_ready).
+        batches = take_ready(stream, settings.aggregate_batch_max, settings.aggregate_batch_within_s)
         async for events in batches:
             await process(events)
             yield None

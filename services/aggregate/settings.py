@@ -38,10 +38,12 @@ class AggregateSettings(WorkerSettings):
         ),
     )
     aggregate_batch_within_s: float = Field(
-        default=0.05,
-        gt=0,
+        default=0.0,
+        ge=0,
         description=(
-            "DXPULSE_AGGREGATE_BATCH_WITHIN_S: the longest a report waits for its batch to fill;"
-            " adds at most this to end-to-end latency."
+            "DXPULSE_AGGREGATE_BATCH_WITHIN_S: after a batch's first report arrives, how long to wait"
+            " for more before processing it; adds at most this to end-to-end latency. Reports that"
+            " arrive while a batch is processed form the next batch without waiting, so 0 (process"
+            " at once) still batches a busy worker."
         ),
     )

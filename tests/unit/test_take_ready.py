@@ -1,0 +1,140 @@
+"""take_ready: a batch is what arrived while the previous one was processed, acked only once processed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import faust
+import pytest
+
+from dxpulse.faust_support import take_ready
+
+
+class Recorder:
+    """An agent taking batches with take_ready; each batch is held until the test releases it."""
+
+    def __init__(self, max_: int, linger_s: float = 0.0) -> None:
+        self.app = faust.App("unit-take-ready", broker="kafka://localhost:1", store="memory://")
+        self.batches: list[list[int]] = []
+        self.unacked_when_taken: list[bool] = []
+        self.acked_before: list[bool] = []
+        self.release = asyncio.Event()
+        self.release.set()
+        self.taken = asyncio.Event()
+        self.grew = asyncio.Event()
+        previous: list[Any] = []
+
+        self.stream: Any = None
+
+        async def record(stream: Any) -> AsyncIterator[None]:
+            nonlocal previous
+            async for events in take_ready(stream, max_, linger_s):
+                self.batches.append([event.value for event in events])
+                self.grew.set()
+                self.unacked_when_taken.append(all(not event.message.acked for event in events))
+                self.acked_before.append(all(event.message.acked for event in previous))
+                previous = list(events)
+                self.taken.set()
+                self.stream = stream
+                await self.release.wait()
+                yield None
+
+        self.agent: Any = self.app.agent(name="record")(record)
+
+    def close(self) -> None:
+        # The consumer's Kafka thread has a loop of its own, made but never run (nothing here
+        # talks to Kafka).
+        consumer: Any = self.app._consumer
+        if consumer is not None:
+            consumer._thread.thread_loop.close()
+
+    def values(self) -> list[int]:
+        return [value for batch in self.batches for value in batch]
+
+    async def until(self, count: int) -> None:
+        async with asyncio.timeout(5):
+            while len(self.values()) < count:
+                self.grew.clear()
+                await self.grew.wait()
+
+
+@pytest.fixture
+def recorders() -> Iterator[list[Recorder]]:
+    made: list[Recorder] = []
+    yield made
+    for recorder in made:
+        recorder.close()
+
+
+async def test_an_idle_worker_takes_a_lone_report_at_once(recorders: list[Recorder]) -> None:
+    recorder = Recorder(max_=500)
+    recorders.append(recorder)
+    async with recorder.agent.test_context() as agent:
+        await agent.put(1, wait=False)
+        await recorder.until(1)
+    assert recorder.batches == [[1]]
+
+
+async def test_reports_that_arrive_during_a_batch_are_buffered_and_form_the_next_one(
+    recorders: list[Recorder],
+) -> None:
+    recorder = Recorder(max_=500)
+    recorders.append(recorder)
+    recorder.release.clear()
+    async with recorder.agent.test_context() as agent:
+        await agent.put(0, wait=False)
+        async with asyncio.timeout(5):
+            await recorder.taken.wait()
+        for value in (1, 2, 3):  # while batch [0] is being processed
+            await agent.put(value, wait=False)
+        await asyncio.sleep(0.05)
+        # Already taken off the channel into the next batch (faust's take_events leaves them
+        # there until the batch is done, then waits up to `within` for more).
+        assert recorder.stream.channel.queue.qsize() == 0
+        recorder.release.set()
+        await recorder.until(4)
+    assert recorder.batches == [[0], [1, 2, 3]]
+
+
+async def test_a_batch_is_never_larger_than_max(recorders: list[Recorder]) -> None:
+    recorder = Recorder(max_=5)
+    recorders.append(recorder)
+    recorder.release.clear()
+    async with recorder.agent.test_context() as agent:
+        await agent.put(0, wait=False)
+        async with asyncio.timeout(5):
+            await recorder.taken.wait()
+        for value in range(1, 9):
+            await agent.put(value, wait=False)
+        await asyncio.sleep(0.05)
+        recorder.release.set()
+        await recorder.until(9)
+    assert recorder.batches[:2] == [[0], [1, 2, 3, 4, 5]]
+    assert recorder.values() == list(range(9)), "every report once, in order"
+    assert all(len(batch) <= 5 for batch in recorder.batches)
+
+
+async def test_events_are_acked_only_after_their_batch_was_processed(recorders: list[Recorder]) -> None:
+    recorder = Recorder(max_=3)
+    recorders.append(recorder)
+    async with recorder.agent.test_context() as agent:
+        for value in range(10):
+            await agent.put(value, wait=False)
+            await asyncio.sleep(0.001)
+        await recorder.until(10)
+    assert len(recorder.batches) > 1
+    assert all(recorder.unacked_when_taken), "a batch is handed over before any of it is acked"
+    assert all(recorder.acked_before), "the previous batch is acked before the next is taken"
+
+
+async def test_linger_waits_for_more_after_the_first_report(recorders: list[Recorder]) -> None:
+    recorder = Recorder(max_=500, linger_s=0.5)
+    recorders.append(recorder)
+    async with recorder.agent.test_context() as agent:
+        for value in range(4):
+            await agent.put(value, wait=False)
+            await asyncio.sleep(0.01)
+        await recorder.until(4)
+    assert recorder.batches == [[0, 1, 2, 3]]
