@@ -483,6 +483,9 @@ async def take_ready(stream: Any, max_: int, linger_s: float = 0.0) -> AsyncIter
         while not stream.should_stop:
             if await stream.wait_for_stopped(arrived):
                 break
+            # A worker behind its input: more reports are already fetched, so take them too.
+            while len(events) < max_ and _queued(stream) and not stream.should_stop:
+                await stream.wait_for_stopped(full, timeout=0.002)
             if linger_s > 0 and len(events) < max_:
                 await stream.wait_for_stopped(full, timeout=linger_s)
             batch = events[:]
@@ -500,6 +503,12 @@ async def take_ready(stream: Any, max_: int, linger_s: float = 0.0) -> AsyncIter
     finally:
         stream.enable_acks = enable_acks
         stream._processors.remove(add_to_buffer)
+
+
+def _queued(stream: Any) -> int:
+    """Events delivered to ``stream``'s channel and not yet taken from it."""
+    queue = getattr(stream.channel, "queue", None)
+    return int(queue.qsize()) if queue is not None else 0
 
 
 def json_table(app: faust.App, name: str, partitions: int) -> faust.types.TableT[str, Any]:
