@@ -9,7 +9,7 @@ from typing import Any
 import faust
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from dxpulse.faust_support import add_metrics_page, new_faust_app, raw_topic, take_ready
+from dxpulse.faust_support import add_metrics_page, behind_on, new_faust_app, raw_topic, take_ready
 from dxpulse.topics import REPORTS
 from schemas import Report
 from services.aggregate.settings import AggregateSettings
@@ -36,7 +36,12 @@ def create_ceiling_app(settings: AggregateSettings) -> faust.App:
 
     @app.agent(raw_topic(app, REPORTS))
     async def decode(stream: Any) -> AsyncIterator[None]:
-        batches = take_ready(stream, settings.aggregate_batch_max, settings.aggregate_batch_within_s)
+        batches = take_ready(
+            stream,
+            settings.aggregate_batch_max,
+            settings.aggregate_batch_within_s,
+            behind=behind_on(app, REPORTS),
+        )
         started = False
         async for events in batches:
             for event in events:

@@ -19,6 +19,7 @@ from dxpulse.catalog import Catalog, default_catalog
 from dxpulse.faust_support import (
     add_metrics_page,
     assigned_partitions,
+    behind_on,
     json_table,
     new_faust_app,
     raw_topic,
@@ -308,7 +309,12 @@ def create_app(
             return
         # Batches: one state write and one rollup per scope per (indicator, period) and batch; a
         # batch is what arrived while the previous one was processed (take_ready).
-        batches = take_ready(stream, settings.aggregate_batch_max, settings.aggregate_batch_within_s)
+        batches = take_ready(
+            stream,
+            settings.aggregate_batch_max,
+            settings.aggregate_batch_within_s,
+            behind=behind_on(app, REPORTS),
+        )
         async for events in batches:
             await process(events)
             yield None
