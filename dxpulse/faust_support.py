@@ -440,6 +440,8 @@ def raw_topic(app: faust.App, name: str) -> faust.TopicT:
 
 FILL_AT_MOST_S = 1.0
 """How long ``take_ready`` keeps filling a batch for a worker that is behind its input."""
+FILL_STEP_S = 0.01
+"""How often, while filling, ``take_ready`` checks whether the worker has caught up."""
 
 
 async def take_ready(
@@ -453,7 +455,8 @@ async def take_ready(
     (about 0.8 per report in batches of 500 at district size), so small batches keep it behind.
 
     Here a batch is taken as soon as it has an event, unless ``behind()`` says more of the input
-    is already in Kafka: then it fills up to ``max_`` (for at most ``FILL_AT_MOST_S``). So an idle
+    is already in Kafka: then it fills up to ``max_`` while that stays so (for at most
+    ``FILL_AT_MOST_S``), taking in what was written but never waiting for new reports. So an idle
     worker takes a report at once and a busy one takes big batches. ``linger_s`` > 0 waits that
     long after a batch's first event for more. The stream keeps buffering while a batch is
     processed. As in ``take_events``, events are acked only once their batch was processed (so a
@@ -488,11 +491,17 @@ async def take_ready(
     stream._enable_passive(aiter(stream.channel))
     try:
         while not stream.should_stop:
-            if await stream.wait_for_stopped(arrived):
+            await stream.wait_for_stopped(arrived)
+            if stream.should_stop:
                 break
-            if len(events) < max_ and behind():
-                await stream.wait_for_stopped(full, timeout=FILL_AT_MOST_S)
-            elif linger_s > 0 and len(events) < max_:
+            # Behind: take in what Kafka already holds, up to max_, but never wait for new reports.
+            filling_until = time.monotonic() + FILL_AT_MOST_S
+            while len(events) < max_ and behind() and time.monotonic() < filling_until:
+                # (mode's wait_for_stopped answers True on a timeout too: should_stop tells.)
+                await stream.wait_for_stopped(full, timeout=FILL_STEP_S)
+                if stream.should_stop:
+                    break
+            if linger_s > 0 and len(events) < max_:
                 await stream.wait_for_stopped(full, timeout=linger_s)
             batch = events[:]
             events.clear()

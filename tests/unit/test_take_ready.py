@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import faust
 import pytest
+from faust.types import TP
 
-from dxpulse.faust_support import take_ready
+from dxpulse.faust_support import behind_on, take_ready
 
 
 class Recorder:
     """An agent taking batches with take_ready; each batch is held until the test releases it."""
 
-    def __init__(self, max_: int, linger_s: float = 0.0) -> None:
+    def __init__(self, max_: int, linger_s: float = 0.0, behind: Callable[[], bool] = lambda: False) -> None:
         self.app = faust.App("unit-take-ready", broker="kafka://localhost:1", store="memory://")
         self.batches: list[list[int]] = []
         self.unacked_when_taken: list[bool] = []
@@ -30,7 +32,7 @@ class Recorder:
 
         async def record(stream: Any) -> AsyncIterator[None]:
             nonlocal previous
-            async for events in take_ready(stream, max_, linger_s):
+            async for events in take_ready(stream, max_, linger_s, behind):
                 self.batches.append([event.value for event in events])
                 self.grew.set()
                 self.unacked_when_taken.append(all(not event.message.acked for event in events))
@@ -138,3 +140,63 @@ async def test_linger_waits_for_more_after_the_first_report(recorders: list[Reco
             await asyncio.sleep(0.01)
         await recorder.until(4)
     assert recorder.batches == [[0, 1, 2, 3]]
+
+
+async def test_a_worker_behind_its_input_fills_its_batch_to_max(recorders: list[Recorder]) -> None:
+    recorder = Recorder(max_=4, behind=lambda: True)
+    recorders.append(recorder)
+    async with recorder.agent.test_context() as agent:
+        for value in range(4):
+            await agent.put(value, wait=False)
+            await asyncio.sleep(0.02)
+        await recorder.until(4)
+    assert recorder.batches == [[0, 1, 2, 3]]
+
+
+async def test_a_worker_that_caught_up_does_not_wait_to_fill(recorders: list[Recorder]) -> None:
+    recorder = Recorder(max_=4, behind=lambda: False)
+    recorders.append(recorder)
+    async with recorder.agent.test_context() as agent:
+        for value in range(4):
+            await agent.put(value, wait=False)
+            await asyncio.sleep(0.02)
+        await recorder.until(4)
+    assert recorder.batches == [[0], [1], [2], [3]]
+
+
+def consumer_at(read: dict[TP, int | None], ends: dict[TP, int]) -> Any:
+    consumer = SimpleNamespace(
+        assignment=lambda: set(ends),
+        _read_offset=read,
+        highwater=lambda tp: ends[tp],
+    )
+    return SimpleNamespace(_consumer=consumer)
+
+
+def test_behind_when_kafka_holds_more_than_was_read() -> None:
+    reports, other = TP("reports", 0), TP("changelog", 0)
+    assert behind_on(consumer_at({reports: 8, other: 0}, {reports: 10, other: 1}), "reports")()
+    assert not behind_on(consumer_at({reports: 9, other: 0}, {reports: 10, other: 50}), "reports")()
+
+
+def test_not_behind_before_anything_was_read_or_without_a_consumer() -> None:
+    reports = TP("reports", 0)
+    # Nothing read since the start: the committed offset may well be the end already.
+    assert not behind_on(consumer_at({}, {reports: 10}), "reports")()
+    assert not behind_on(SimpleNamespace(_consumer=None), "reports")()  # type: ignore[arg-type]
+
+
+async def test_filling_stops_once_the_worker_has_caught_up(recorders: list[Recorder]) -> None:
+    unread = [2]  # reports in Kafka the worker has not read yet
+    recorder = Recorder(max_=500, behind=lambda: unread[0] > 0)
+    recorders.append(recorder)
+    async with recorder.agent.test_context() as agent:
+        await agent.put(0, wait=False)
+        await asyncio.sleep(0.05)
+        assert recorder.batches == [], "still filling: Kafka holds more"
+        await agent.put(1, wait=False)
+        unread[0] = 0
+        await recorder.until(2)
+        await agent.put(2, wait=False)
+        await recorder.until(3)
+    assert recorder.batches == [[0, 1], [2]]
