@@ -29,12 +29,14 @@ class AggregateSettings(WorkerSettings):
         ),
     )
     aggregate_batch_max: int = Field(
-        default=500,
+        default=5000,
         ge=1,
         description=(
-            "DXPULSE_AGGREGATE_BATCH_MAX: reports taken from Kafka at once; each (indicator, period)"
-            " in a batch is written and published once (figures in between are skipped). 1 processes"
-            " one report at a time and publishes every intermediate figure."
+            "DXPULSE_AGGREGATE_BATCH_MAX: the most reports taken from Kafka at once; each (indicator,"
+            " period) in a batch is written and published once (figures in between are skipped)."
+            " A worker that is behind its input fills its batches up to this; one that keeps up"
+            " takes what is there. 1 processes one report at a time and publishes every"
+            " intermediate figure."
         ),
     )
     aggregate_batch_within_s: float = Field(
