@@ -45,19 +45,27 @@ class AcceptedIds:
             self._keys.popitem(last=False)
 
 
+POOL_SIZE = 4
+"""Connections to PostgreSQL per ingest process."""
+
+
 class Coalesced:
-    """One query for the keys of every call made while the previous query ran (a group commit).
+    """At most ``concurrency`` queries at a time; calls made meanwhile wait and go as one query.
 
     Concurrent requests each asked PostgreSQL on their own: two round trips per single-report
     request were a quarter of the ingest's CPU, PostgreSQL's own work aside (BENCHMARKS.md). Here a
-    call that finds a query running waits for it, and the calls gathered meanwhile go as one. Each
-    caller gets the result for its own keys, or the query's error.
+    call that finds every query slot busy waits, and the calls gathered meanwhile go as one query
+    in the next free slot (a group commit). Each caller gets the result for its own keys, or the
+    error of the query that carried them.
     """
 
-    def __init__(self, query: Callable[[list[EventKey]], Awaitable[set[EventKey]]]) -> None:
+    def __init__(
+        self, query: Callable[[list[EventKey]], Awaitable[set[EventKey]]], concurrency: int = 1
+    ) -> None:
         self._query = query
+        self._concurrency = concurrency
         self._waiting: list[tuple[list[EventKey], asyncio.Future[set[EventKey]]]] = []
-        self._running: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Task[None]] = set()
 
     async def __call__(self, keys: Iterable[EventKey]) -> set[EventKey]:
         mine = list(keys)
@@ -65,31 +73,30 @@ class Coalesced:
             return set()
         answer: asyncio.Future[set[EventKey]] = asyncio.get_running_loop().create_future()
         self._waiting.append((mine, answer))
-        if self._running is None:
-            # A task of its own, so a cancelled caller does not leave the others waiting.
-            self._running = asyncio.create_task(self._drain(), name="coalesced-query")
+        if len(self._running) < self._concurrency:
+            # Tasks of their own, so a cancelled caller does not leave the others waiting.
+            task = asyncio.create_task(self._drain(), name="coalesced-query")
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
         return await answer
 
     async def _drain(self) -> None:
-        try:
-            while self._waiting:
-                calls, self._waiting = self._waiting, []
-                try:
-                    found = await self._query([key for keys, _ in calls for key in keys])
-                except asyncio.CancelledError:  # shutting down: nobody gets an answer
-                    for _, answer in (*calls, *self._waiting):
-                        answer.cancel()
-                    raise
-                except Exception as error:
-                    for _, answer in calls:
-                        if not answer.done():
-                            answer.set_exception(error)
-                    continue
-                for keys, answer in calls:
+        while self._waiting:
+            calls, self._waiting = self._waiting, []
+            try:
+                found = await self._query([key for keys, _ in calls for key in keys])
+            except asyncio.CancelledError:  # shutting down: nobody gets an answer
+                for _, answer in (*calls, *self._waiting):
+                    answer.cancel()
+                raise
+            except Exception as error:
+                for _, answer in calls:
                     if not answer.done():
-                        answer.set_result(found.intersection(keys))
-        finally:
-            self._running = None
+                        answer.set_exception(error)
+                continue
+            for keys, answer in calls:
+                if not answer.done():
+                    answer.set_result(found.intersection(keys))
 
 
 class Store:
@@ -100,8 +107,10 @@ class Store:
         self._timeout = connect_timeout_s
         self._pool: asyncpg.Pool | None = None
         self._lock = asyncio.Lock()
-        self._accepted = Coalesced(self._accepted_now)
-        self._record = Coalesced(self._record_now)
+        # Two queries of each kind at a time: the pool's four connections, and PostgreSQL's
+        # processes can use more than one core.
+        self._accepted = Coalesced(self._accepted_now, concurrency=POOL_SIZE // 2)
+        self._record = Coalesced(self._record_now, concurrency=POOL_SIZE // 2)
 
     async def pool(self) -> asyncpg.Pool:
         if self._pool is None:
@@ -109,7 +118,7 @@ class Store:
                 if self._pool is None:
                     await asyncio.wait_for(apply_migrations(self._dsn), self._timeout)
                     self._pool = await asyncpg.create_pool(
-                        self._dsn, min_size=1, max_size=4, timeout=self._timeout, reset=_keep_session
+                        self._dsn, min_size=1, max_size=POOL_SIZE, timeout=self._timeout, reset=_keep_session
                     )
         return self._pool
 

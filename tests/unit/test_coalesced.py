@@ -79,3 +79,16 @@ async def test_no_keys_ask_nothing() -> None:
     table = FakeTable(set())
     assert await Coalesced(table.query)([]) == set()
     assert table.queries == []
+
+
+async def test_up_to_concurrency_queries_run_at_once_and_the_rest_wait_together() -> None:
+    table = FakeTable({key(n) for n in range(6)})
+    accepted = Coalesced(table.query, concurrency=2)
+    table.gate.clear()
+    calls = []
+    for n in range(6):
+        calls.append(asyncio.create_task(accepted([key(n)])))
+        await asyncio.sleep(0)
+    table.gate.set()
+    assert [await call for call in calls] == [{key(n)} for n in range(6)]
+    assert table.queries == [[key(0)], [key(1)], [key(2), key(3), key(4), key(5)]]
