@@ -364,7 +364,7 @@ async def ingest_throughput(bench: Bench) -> None:
             bench.workload.reporter_report(reporters[b % len(reporters)], offset + n + b * BATCH + i)
             for i in range(BATCH)
         ]
-        for b in range(max(1, n // BATCH))
+        for b in range(max(1, bench.size.ingest_batch_reports // BATCH))
     ]
     api = await bench.ingest("ingest")
     try:

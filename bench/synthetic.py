@@ -36,6 +36,9 @@ class Size:
     passes: int
     """Reports per reporter-key in the aggregator scenario: the first fills the state, later ones update."""
     ingest_reports: int
+    """Single-report requests in the ingest scenario."""
+    ingest_batch_reports: int
+    """Reports sent in batches of 500 in the ingest scenario (enough batches for a steady rate)."""
     latency_rate: int
     """Reports per second offered in the latency scenario."""
     latency_seconds: float
@@ -51,9 +54,9 @@ class Size:
 
 
 SIZES: dict[str, Size] = {
-    "tiny": Size("tiny", 4, 1, 30, 3, 4, 400, 200, 3.0),
-    "small": Size("small", 20, 2, 250, 10, 2, 5_000, 2_000, 10.0),
-    "full": Size("full", 50, 2, 1_000, 20, 1, 10_000, 2_000, 30.0),
+    "tiny": Size("tiny", 4, 1, 30, 3, 4, 400, 500, 200, 3.0),
+    "small": Size("small", 20, 2, 250, 10, 2, 5_000, 20_000, 2_000, 10.0),
+    "full": Size("full", 50, 2, 1_000, 20, 1, 10_000, 100_000, 2_000, 30.0),
 }
 
 
