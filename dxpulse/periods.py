@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import functools
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -52,6 +53,7 @@ def period_type_of(text: str) -> PeriodType | None:
     return None
 
 
+@functools.lru_cache(maxsize=4096)  # every report's period is parsed; labels repeat (5% of a batch)
 def parse_period(text: str, expected: PeriodType | None = None) -> Period:
     """Parse a period label, checking it is of ``expected`` type when given."""
     kind = period_type_of(text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 import math
@@ -18,6 +19,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from pydantic import ValidationError
 from pydantic.json_schema import models_json_schema
 
 from dxpulse.catalog import Catalog, default_catalog
@@ -261,24 +263,59 @@ def create_app(
         if isinstance(verdict, Problem):
             item.problem = verdict
 
-    async def produce(report: Report) -> BaseException | None:
+    async def produce(reports: list[Report]) -> list[BaseException | None]:
+        """Hand every report to the producer, then wait for Kafka's acks=all on all of them together:
+        per report, None once acknowledged, or why not. No task per report (a fifth of a batch's CPU)."""
         producer = kafka.producer
         if producer is None:
-            return ConnectionError("not connected to Kafka yet")
+            return [ConnectionError("not connected to Kafka yet")] * len(reports)
         started = time.perf_counter()
+
+        def acknowledged(future: asyncio.Future[Any]) -> None:
+            if not future.cancelled() and future.exception() is None:
+                metrics.produce_seconds.observe(time.perf_counter() - started)
+
+        outcomes: list[BaseException | asyncio.Future[Any]] = []
         try:
-            await asyncio.wait_for(
-                producer.send_and_wait(
-                    REPORTS,
-                    key=report_key(report.indicator, report.period).encode(),
-                    value=report.model_dump_json().encode(),
-                ),
-                timeout=settings.produce_timeout_s,
-            )
-        except (KafkaError, TimeoutError) as error:
-            return error
-        metrics.produce_seconds.observe(time.perf_counter() - started)
-        return None
+            async with asyncio.timeout(settings.produce_timeout_s):
+                for report in reports:
+                    try:
+                        future = await producer.send(
+                            REPORTS,
+                            key=report_key(report.indicator, report.period).encode(),
+                            value=report.model_dump_json().encode(),
+                        )
+                    except KafkaError as error:
+                        outcomes.append(error)
+                        continue
+                    future.add_done_callback(acknowledged)
+                    outcomes.append(future)
+                pending = [outcome for outcome in outcomes if isinstance(outcome, asyncio.Future)]
+                if pending:
+                    await asyncio.wait(pending)
+        except TimeoutError:
+            pass  # the reports not acknowledged by now are answered unavailable
+        errors: list[BaseException | None] = []
+        for outcome in outcomes:
+            if not isinstance(outcome, asyncio.Future):
+                errors.append(outcome)
+            elif not outcome.done():
+                errors.append(TimeoutError(f"no acks=all within {settings.produce_timeout_s} s"))
+            elif isinstance(outcome.exception(), KafkaError):
+                errors.append(outcome.exception())
+            else:
+                outcome.result()  # anything but Kafka's own errors is a bug: let it raise
+                errors.append(None)
+        unsent = len(reports) - len(outcomes)
+        errors.extend(TimeoutError("not handed to Kafka in time") for _ in range(unsent))
+        return errors
+
+    def settle(item: Item, error: BaseException | None) -> None:
+        if error is None:
+            accepted_ids.add(item.key)
+            item.status = "accepted"
+        else:
+            item.status = "unavailable"
 
     async def publish_one(item: Item) -> BaseException | None:
         """Publish unless this event was accepted already; waits for a send of the same event in flight."""
@@ -296,19 +333,34 @@ def create_app(
         error: BaseException | None = ConnectionError("cancelled")
         try:
             assert item.report is not None
-            error = await produce(item.report)
-            if error is None:
-                accepted_ids.add(key)
-                item.status = "accepted"
-            else:
-                item.status = "unavailable"
+            [error] = await produce([item.report])
+            settle(item, error)
         finally:
             del in_flight[key]
             future.set_result(error is None)
         return error
 
+    async def publish_fresh(items: list[Item]) -> list[BaseException | None]:
+        """Publish reports whose events are neither accepted nor in flight, all at once."""
+        loop = asyncio.get_running_loop()
+        sent: list[tuple[Item, asyncio.Future[bool]]] = []
+        for item in items:
+            future: asyncio.Future[bool] = loop.create_future()
+            in_flight[item.key] = future
+            sent.append((item, future))
+        errors: list[BaseException | None] = [ConnectionError("cancelled")] * len(sent)
+        try:
+            errors = await produce([item.report for item, _ in sent if item.report is not None])
+            for (item, _), error in zip(sent, errors, strict=True):
+                settle(item, error)
+        finally:
+            for (item, future), error in zip(sent, errors, strict=True):
+                del in_flight[item.key]
+                future.set_result(error is None)
+        return errors
+
     async def publish(items: list[Item]) -> None:
-        """Publish every valid, not yet accepted report concurrently; then record the accepted ids."""
+        """Publish every valid, not yet accepted report; then record the accepted ids."""
         valid = [item for item in items if item.problem is None and item.report is not None]
         if not valid:
             return
@@ -320,7 +372,22 @@ def create_app(
             # Without the durable record a resend may be published twice: harmless, as reports
             # are snapshots the aggregator takes once (README, Idempotency).
             log.warning("cannot read accepted event ids (%s); relying on memory", type(error).__name__)
-        errors = await asyncio.gather(*(publish_one(item) for item in valid))
+        # The common case goes to the producer at once; an event sent twice in this batch, or in
+        # flight in another request, waits for that send and is then a duplicate (publish_one).
+        now: list[Item] = []
+        later: list[Item] = []
+        keys: set[EventKey] = set()
+        for item in valid:
+            if item.key in accepted_ids:
+                item.status = "duplicate"
+            elif item.key in in_flight or item.key in keys:
+                later.append(item)
+            else:
+                keys.add(item.key)
+                now.append(item)
+        errors = await publish_fresh(now) if now else []
+        if later:
+            errors += await asyncio.gather(*(publish_one(item) for item in later))
         failed = [e for e in errors if e is not None]
         if failed:
             log.warning("Kafka did not acknowledge %d report(s): %r", len(failed), failed[0])
@@ -331,14 +398,17 @@ def create_app(
             log.warning("cannot record %d accepted event ids (%s)", len(newly), type(error).__name__)
 
     def tally(subject: str, items: list[Item]) -> None:
+        counts: collections.Counter[tuple[str, str, str]] = collections.Counter()
         for item in items:
             group = reporter_group(item.report.reporter if item.report is not None else subject)
             if item.problem is not None:
-                metrics.count("rejected", group, item.problem.type)
+                counts["rejected", group, item.problem.type] += 1
             elif item.status == "unavailable":
-                metrics.count("rejected", group, problems.KAFKA_UNAVAILABLE.type)
+                counts["rejected", group, problems.KAFKA_UNAVAILABLE.type] += 1
             else:
-                metrics.count(item.status, group)
+                counts[item.status, group, ""] += 1
+        for (outcome, group, reason), n in counts.items():
+            metrics.count(outcome, group, reason, n)
 
     async def run(subject: str, items: list[Item]) -> None:
         for item in items:
@@ -402,6 +472,17 @@ def create_app(
             return admitted
         subject, group, body = admitted
         try:
+            # The usual batch, every report valid: one pass of pydantic over the bytes (a quarter of
+            # a batch's CPU went to decoding JSON, then validating each report's dict on its own).
+            whole = BatchRequest.model_validate_json(body).reports
+        except ValidationError:
+            whole = None  # judged item by item below, which names each problem
+        if whole is not None:
+            refused = admit_batch(subject, group, len(whole))
+            if refused is not None:
+                return refused
+            return await answer_batch(subject, [Item(i, report) for i, report in enumerate(whole)], [])
+        try:
             data = json.loads(body)
         except (ValueError, RecursionError) as error:
             return refuse(
@@ -418,12 +499,9 @@ def create_app(
                 ),
                 group,
             )
-        metrics.batch_size.observe(len(raw))
-        if len(raw) > settings.max_batch_items:
-            return refuse(problems.batch_too_large(len(raw), settings.max_batch_items), group, len(raw))
-        limited = rate_limit(subject, len(raw)) if raw else None
-        if limited is not None:
-            return limited
+        refused = admit_batch(subject, group, len(raw))  # before parsing: a refusal stays cheap
+        if refused is not None:
+            return refused
         items = []
         for index, value in enumerate(raw):
             parsed = parse_report(value, is_json=False)
@@ -431,37 +509,38 @@ def create_app(
                 items.append(Item(index, None, parsed))
             else:
                 items.append(Item(index, parsed))
+        return await answer_batch(subject, items, raw)
+
+    def admit_batch(subject: str, group: str, size: int) -> JSONResponse | None:
+        """The refusal of a batch of ``size`` reports for its size or the sender's rate, if any."""
+        metrics.batch_size.observe(size)
+        if size > settings.max_batch_items:
+            return refuse(problems.batch_too_large(size, settings.max_batch_items), group, size)
+        return rate_limit(subject, size) if size else None
+
+    async def answer_batch(subject: str, items: list[Item], raw: list[Any]) -> JSONResponse:
+        """Judge and publish a batch's parsed items; ``raw`` holds the items as sent where any did
+        not parse (for their event ids)."""
         await run(subject, items)
-        results = [
-            ItemResult(
-                index=item.index,
-                event_id=str(item.report.event_id)
-                if item.report is not None
-                else _raw_event_id(raw[item.index]),
-                status=item.status if item.problem is None else "rejected",
-                problem=None
-                if item.problem is None
-                else ProblemDetails.model_validate(problems.problem_body(item.problem)),
-            )
-            for item in items
-        ]
-        if any(r.status == "unavailable" for r in results):
+        results = [_item_result(item, raw) for item in items]
+        if any(r["status"] == "unavailable" for r in results):
             body_503 = problems.problem_body(problems.KAFKA_UNAVAILABLE)
             body_503["detail"] = (
                 "Kafka did not acknowledge the reports marked unavailable; send the batch again after"
                 " Retry-After seconds (reports already accepted will be answered duplicate)"
             )
-            body_503["results"] = [r.model_dump(mode="json") for r in results]
+            body_503["results"] = results
             return JSONResponse(
                 body_503, status_code=503, headers=retry_after, media_type="application/problem+json"
             )
-        summary = BatchResult(
-            results=results,
-            accepted=sum(r.status == "accepted" for r in results),
-            duplicate=sum(r.status == "duplicate" for r in results),
-            rejected=sum(r.status == "rejected" for r in results),
+        return JSONResponse(
+            {
+                "results": results,
+                "accepted": sum(r["status"] == "accepted" for r in results),
+                "duplicate": sum(r["status"] == "duplicate" for r in results),
+                "rejected": sum(r["status"] == "rejected" for r in results),
+            }
         )
-        return JSONResponse(summary.model_dump(mode="json"))
 
     @app.get("/v1/indicators")
     async def list_indicators() -> list[dict[str, Any]]:
@@ -513,6 +592,18 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def _item_result(item: Item, raw: list[Any]) -> dict[str, Any]:
+    """An item's ``ItemResult`` as JSON; built directly for the usual outcome (a model per report
+    was a tenth of a batch's CPU), through the model where there is a problem to describe."""
+    event_id = str(item.report.event_id) if item.report is not None else _raw_event_id(raw[item.index])
+    if item.problem is None:
+        return {"index": item.index, "event_id": event_id, "status": item.status, "problem": None}
+    problem = ProblemDetails.model_validate(problems.problem_body(item.problem))
+    return ItemResult(index=item.index, event_id=event_id, status="rejected", problem=problem).model_dump(
+        mode="json"
+    )
 
 
 def _raw_event_id(value: Any) -> str | None:

@@ -210,6 +210,42 @@ async def test_batch_answers_each_report(stack: StackSettings) -> None:
     assert (await published_event_ids(stack.kafka_bootstrap)).count(accepted["event_id"]) == 1
 
 
+async def test_a_batch_of_valid_reports_answers_each_and_publishes_a_repeated_event_once(
+    stack: StackSettings,
+) -> None:
+    # Every report valid: the batch is parsed in one pass (the fast path), not item by item.
+    token = await new_token(stack.database_url, "province:80")
+    first, second = (
+        report(reporter="province:80"),
+        report(
+            reporter="province:80",
+            indicator="online_records_rate",
+            value={"kind": "ratio", "numerator": 1, "denominator": 2},
+        ),
+    )
+    async with ingest_client(ingest_settings(stack)) as client:
+        response = await client.post(
+            "/v1/batches", json={"reports": [first, second, first]}, headers=auth(token)
+        )
+        metrics = (await client.get("/metrics")).text
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "results": [
+            {"index": 0, "event_id": first["event_id"], "status": "accepted", "problem": None},
+            {"index": 1, "event_id": second["event_id"], "status": "accepted", "problem": None},
+            {"index": 2, "event_id": first["event_id"], "status": "duplicate", "problem": None},
+        ],
+        "accepted": 2,
+        "duplicate": 1,
+        "rejected": 0,
+    }
+    assert metric_value(metrics, "dxpulse_ingest_produce_seconds_count") == 2
+    assert metric_value(metrics, "dxpulse_ingest_reports_total", outcome="accepted", group="provinces") == 2
+    published = await published_event_ids(stack.kafka_bootstrap)
+    assert published.count(first["event_id"]) == 1
+    assert published.count(second["event_id"]) == 1
+
+
 async def test_openapi_documents_every_answer(stack: StackSettings) -> None:
     async with ingest_client(ingest_settings(stack), wait_ready=False) as client:
         document = (await client.get("/openapi.json")).json()
