@@ -62,6 +62,32 @@ class Recorder:
                 await self.grew.wait()
 
 
+async def trickle(recorder: Recorder, count: int, gap_s: float) -> None:
+    """Send reports 0..count-1 to the recorder's agent ``gap_s`` apart; return once all were taken."""
+    async with recorder.agent.test_context() as agent:
+        for value in range(count):
+            await agent.put(value, wait=False)
+            await asyncio.sleep(gap_s)
+        await recorder.until(count)
+
+
+async def send_during_first_batch(recorder: Recorder, later: range) -> int:
+    """Send report 0, then ``later`` while batch [0] is held, and release it once they settled.
+    Returns how many were still waiting in the agent's channel then; returns once all were taken."""
+    recorder.release.clear()
+    async with recorder.agent.test_context() as agent:
+        await agent.put(0, wait=False)
+        async with asyncio.timeout(5):
+            await recorder.taken.wait()
+        for value in later:
+            await agent.put(value, wait=False)
+        await asyncio.sleep(0.05)
+        waiting = int(recorder.stream.channel.queue.qsize())
+        recorder.release.set()
+        await recorder.until(1 + len(later))
+    return waiting
+
+
 @pytest.fixture
 def recorders() -> Iterator[list[Recorder]]:
     made: list[Recorder] = []
@@ -84,35 +110,16 @@ async def test_reports_that_arrive_during_a_batch_are_buffered_and_form_the_next
 ) -> None:
     recorder = Recorder(max_=500)
     recorders.append(recorder)
-    recorder.release.clear()
-    async with recorder.agent.test_context() as agent:
-        await agent.put(0, wait=False)
-        async with asyncio.timeout(5):
-            await recorder.taken.wait()
-        for value in (1, 2, 3):  # while batch [0] is being processed
-            await agent.put(value, wait=False)
-        await asyncio.sleep(0.05)
-        # Already taken off the channel into the next batch (faust's take_events leaves them
-        # there until the batch is done, then waits up to `within` for more).
-        assert recorder.stream.channel.queue.qsize() == 0
-        recorder.release.set()
-        await recorder.until(4)
+    # Already taken off the channel into the next batch (faust's take_events leaves them there
+    # until the batch is done, then waits up to `within` for more).
+    assert await send_during_first_batch(recorder, range(1, 4)) == 0
     assert recorder.batches == [[0], [1, 2, 3]]
 
 
 async def test_a_batch_is_never_larger_than_max(recorders: list[Recorder]) -> None:
     recorder = Recorder(max_=5)
     recorders.append(recorder)
-    recorder.release.clear()
-    async with recorder.agent.test_context() as agent:
-        await agent.put(0, wait=False)
-        async with asyncio.timeout(5):
-            await recorder.taken.wait()
-        for value in range(1, 9):
-            await agent.put(value, wait=False)
-        await asyncio.sleep(0.05)
-        recorder.release.set()
-        await recorder.until(9)
+    await send_during_first_batch(recorder, range(1, 9))
     assert recorder.batches[:2] == [[0], [1, 2, 3, 4, 5]]
     assert recorder.values() == list(range(9)), "every report once, in order"
     assert all(len(batch) <= 5 for batch in recorder.batches)
@@ -121,47 +128,27 @@ async def test_a_batch_is_never_larger_than_max(recorders: list[Recorder]) -> No
 async def test_events_are_acked_only_after_their_batch_was_processed(recorders: list[Recorder]) -> None:
     recorder = Recorder(max_=3)
     recorders.append(recorder)
-    async with recorder.agent.test_context() as agent:
-        for value in range(10):
-            await agent.put(value, wait=False)
-            await asyncio.sleep(0.001)
-        await recorder.until(10)
+    await trickle(recorder, 10, gap_s=0.001)
     assert len(recorder.batches) > 1
     assert all(recorder.unacked_when_taken), "a batch is handed over before any of it is acked"
     assert all(recorder.acked_before), "the previous batch is acked before the next is taken"
 
 
-async def test_linger_waits_for_more_after_the_first_report(recorders: list[Recorder]) -> None:
-    recorder = Recorder(max_=500, linger_s=0.5)
+@pytest.mark.parametrize(
+    ("recorder_args", "batches"),
+    [
+        pytest.param({"max_": 500, "linger_s": 0.5}, [[0, 1, 2, 3]], id="linger waits for more"),
+        pytest.param({"max_": 4, "behind": lambda: True}, [[0, 1, 2, 3]], id="behind: fills to max"),
+        pytest.param({"max_": 4, "behind": lambda: False}, [[0], [1], [2], [3]], id="caught up: at once"),
+    ],
+)
+async def test_reports_that_trickle_in(
+    recorders: list[Recorder], recorder_args: dict[str, Any], batches: list[list[int]]
+) -> None:
+    recorder = Recorder(**recorder_args)
     recorders.append(recorder)
-    async with recorder.agent.test_context() as agent:
-        for value in range(4):
-            await agent.put(value, wait=False)
-            await asyncio.sleep(0.01)
-        await recorder.until(4)
-    assert recorder.batches == [[0, 1, 2, 3]]
-
-
-async def test_a_worker_behind_its_input_fills_its_batch_to_max(recorders: list[Recorder]) -> None:
-    recorder = Recorder(max_=4, behind=lambda: True)
-    recorders.append(recorder)
-    async with recorder.agent.test_context() as agent:
-        for value in range(4):
-            await agent.put(value, wait=False)
-            await asyncio.sleep(0.02)
-        await recorder.until(4)
-    assert recorder.batches == [[0, 1, 2, 3]]
-
-
-async def test_a_worker_that_caught_up_does_not_wait_to_fill(recorders: list[Recorder]) -> None:
-    recorder = Recorder(max_=4, behind=lambda: False)
-    recorders.append(recorder)
-    async with recorder.agent.test_context() as agent:
-        for value in range(4):
-            await agent.put(value, wait=False)
-            await asyncio.sleep(0.02)
-        await recorder.until(4)
-    assert recorder.batches == [[0], [1], [2], [3]]
+    await trickle(recorder, 4, gap_s=0.02)
+    assert recorder.batches == batches
 
 
 def consumer_at(read: dict[TP, int | None], ends: dict[TP, int]) -> Any:
