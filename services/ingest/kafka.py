@@ -4,16 +4,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from aiokafka.partitioner import DefaultPartitioner, murmur2
 
 log = logging.getLogger(__name__)
 
 PRODUCE_LINGER_MS = 5
 """How long the producer waits to fill a batch: adds at most this to a single report's latency."""
 PRODUCE_BATCH_BYTES = 256 * 1024
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _key_index(key: bytes, partitions: int) -> int:
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def keyed_partition(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+    """Kafka's default partitioner (murmur2, as the Java client and aiokafka), remembering each
+    key's partition: reports are keyed ``indicator|period``, a few keys sent again and again, and
+    aiokafka's pure-Python murmur2 was 7% of a batch's CPU."""
+    if key is None:
+        return int(DefaultPartitioner()(key, all_partitions, available))
+    return all_partitions[_key_index(key, len(all_partitions))]
 
 
 class KafkaLink:
@@ -45,6 +61,7 @@ class KafkaLink:
                 # trips. As bench's raw producer, the baseline ingest is measured against.
                 linger_ms=PRODUCE_LINGER_MS,
                 max_batch_size=PRODUCE_BATCH_BYTES,
+                partitioner=keyed_partition,
             )
             starting = asyncio.ensure_future(producer.start())
             try:

@@ -6,6 +6,9 @@ import json
 import uuid
 
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dxpulse.registry import Registry
 from dxpulse.report_files import derived_event_id, format_of, read_csv, read_jsonl
@@ -20,6 +23,7 @@ from dxpulse.tokens import (
 )
 from dxpulse.validation import Problem, parse_report
 from services.ingest.auth import TokenCache
+from services.ingest.kafka import keyed_partition
 from services.ingest.ratelimit import Bucket, take
 from services.ingest.settings import IngestSettings
 from services.ingest.store import AcceptedIds
@@ -213,3 +217,11 @@ def test_json_lines_keep_line_numbers_and_flag_bad_lines() -> None:
     assert items[1].error.startswith("malformed-json")
     assert format_of("x.CSV") == "csv"
     assert format_of("x.jsonl") == "jsonl"
+
+
+@given(st.binary(min_size=1, max_size=40), st.integers(min_value=1, max_value=64))
+def test_keyed_partition_is_kafkas_default_partitioner(key: bytes, partitions: int) -> None:
+    all_partitions = list(range(partitions))
+    expected = DefaultPartitioner()(key, all_partitions, all_partitions)
+    assert keyed_partition(key, all_partitions, all_partitions) == expected
+    assert keyed_partition(key, all_partitions, []) == expected  # again, from the cache
