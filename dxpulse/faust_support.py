@@ -15,7 +15,6 @@ import faust
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from faust.tables import TableManager
 from faust.tables.recovery import Recovery
-from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from faust.types import TP
 from faust.types.transports import ConsumerT
@@ -84,25 +83,6 @@ class DxpulseTableManager(TableManager):
         return self._recovery
 
 
-FETCH_MAX_WAIT_MS = 100
-"""How long the broker may hold a fetch that finds nothing new (faust fixes it at 1,500 ms)."""
-
-
-class ShortPollConsumerThread(AIOKafkaConsumerThread):
-    """faust's consumer thread, but the broker holds an empty fetch for ``FETCH_MAX_WAIT_MS`` only.
-
-    Kafka answers a connection's requests in order, so a request sent while an empty fetch waits
-    at the broker waits behind it. The offsets lookup at the end of every recovery
-    (``FromStartConsumer.perform_seek``) took 1.4 s of a restart that way. A short poll costs an
-    idle worker a few more fetch requests a second; a report still arrives as soon as it is written.
-    """
-
-    def _create_worker_consumer(self, transport: Any) -> Any:
-        consumer = super()._create_worker_consumer(transport)
-        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read when the consumer starts its fetcher
-        return consumer
-
-
 class FromStartConsumer(AIOKafkaConsumer):
     """faust's Kafka consumer, but it never commits past a message it did not process.
 
@@ -124,9 +104,6 @@ class FromStartConsumer(AIOKafkaConsumer):
       committed one. A skipped message then stops the commits instead of being lost, and the
       stall watchdog seeks the partition back to it.
     """
-
-    def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
-        return ShortPollConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     def _gapless(self, tp: TP) -> bool:
         """Whether every offset of ``tp``'s log holds a message (no compaction, no transactions)."""

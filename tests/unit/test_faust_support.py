@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 from collections.abc import Iterator
-from types import SimpleNamespace
 
-import aiokafka
 import faust
 import pytest
 from faust.sensors.prometheus import PrometheusMonitor
-from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types import TP
 from prometheus_client import CollectorRegistry, generate_latest
 
-from dxpulse.faust_support import (
-    FETCH_MAX_WAIT_MS,
-    DxpulseApp,
-    FromStartConsumer,
-    ShortPollConsumerThread,
-    add_metrics_page,
-)
+from dxpulse.faust_support import DxpulseApp, FromStartConsumer, add_metrics_page
 from dxpulse.topics import ROLLUPS
 
 REPORTS_TP = TP("reports", 0)
@@ -116,19 +106,3 @@ def test_metrics_page_carries_faust_prometheus_sensor(made: FromStartConsumer) -
     assert 'faust_topic_partition_offset_commited{partition="0",topic="reports"} 7.0' in text
     assert "# TYPE faust_messages_received_total counter" in text
     assert "# TYPE dxpulse_consumer_lag gauge" in text
-
-
-def test_the_broker_holds_an_empty_fetch_briefly(
-    made: FromStartConsumer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # faust fixes 1,500 ms; requests behind such a fetch waited that long (FETCH_MAX_WAIT_MS).
-    thread = made._thread
-    assert isinstance(thread, ShortPollConsumerThread)
-    made_by_faust = SimpleNamespace(_fetch_max_wait_ms=1500)
-    monkeypatch.setattr(
-        AIOKafkaConsumerThread, "_create_worker_consumer", lambda self, transport: made_by_faust
-    )
-    assert thread._create_worker_consumer(made.app.transport)._fetch_max_wait_ms == FETCH_MAX_WAIT_MS
-    assert FETCH_MAX_WAIT_MS < 1500
-    # aiokafka hands the attribute to its fetcher when the consumer starts.
-    assert "fetch_max_wait_ms=self._fetch_max_wait_ms" in inspect.getsource(aiokafka.AIOKafkaConsumer.start)
