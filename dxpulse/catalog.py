@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import functools
 from datetime import date
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -160,18 +159,15 @@ class Catalog(_Entry):
         return self
 
     def get(self, indicator_id: str) -> Indicator | None:
-        return self._by_id().get(indicator_id)
+        return self._by_id.get(indicator_id)
 
     def __getitem__(self, indicator_id: str) -> Indicator:
-        return self._by_id()[indicator_id]
+        return self._by_id[indicator_id]
 
-    @functools.cached_property
-    def _by_id_map(self) -> dict[str, Indicator]:
+    @cached_property
+    def _by_id(self) -> dict[str, Indicator]:
         # Built once: every report's validation looks its indicator up (1% of ingest, rebuilt per call).
         return {i.id: i for i in self.indicators}
-
-    def _by_id(self) -> dict[str, Indicator]:
-        return self._by_id_map
 
 
 def load_catalog(path: Path | None = None) -> Catalog:

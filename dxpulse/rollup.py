@@ -164,7 +164,6 @@ def holds_snapshots(period: Mapping[str, Any] | None) -> bool:
     return bool(period and period.get("latest"))
 
 
-@functools.cache
 @functools.lru_cache(maxsize=1 << 16)
 def bucket_of(reporter: str) -> str:
     """The name of the bucket record holding ``reporter``'s snapshot, e.g. "#07" (stable across runs)."""

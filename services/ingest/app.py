@@ -310,13 +310,6 @@ def create_app(
         errors.extend(TimeoutError("not handed to Kafka in time") for _ in range(unsent))
         return errors
 
-    def settle(item: Item, error: BaseException | None) -> None:
-        if error is None:
-            accepted_ids.add(item.key)
-            item.status = "accepted"
-        else:
-            item.status = "unavailable"
-
     async def publish_one(item: Item) -> BaseException | None:
         """Publish unless this event was accepted already; waits for a send of the same event in flight."""
         key = item.key
@@ -328,16 +321,7 @@ def create_app(
             if pending is None:
                 break
             await asyncio.shield(pending)
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        in_flight[key] = future
-        error: BaseException | None = ConnectionError("cancelled")
-        try:
-            assert item.report is not None
-            [error] = await produce([item.report])
-            settle(item, error)
-        finally:
-            del in_flight[key]
-            future.set_result(error is None)
+        [error] = await publish_fresh([item])
         return error
 
     async def publish_fresh(items: list[Item]) -> list[BaseException | None]:
@@ -352,7 +336,11 @@ def create_app(
         try:
             errors = await produce([item.report for item, _ in sent if item.report is not None])
             for (item, _), error in zip(sent, errors, strict=True):
-                settle(item, error)
+                if error is None:
+                    accepted_ids.add(item.key)
+                    item.status = "accepted"
+                else:
+                    item.status = "unavailable"
         finally:
             for (item, future), error in zip(sent, errors, strict=True):
                 del in_flight[item.key]
