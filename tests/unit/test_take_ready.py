@@ -29,9 +29,18 @@ class Recorder:
         previous: list[Any] = []
 
         self.stream: Any = None
+        self.delivered = 0  # reports the stream handed to take_ready's buffer so far
+        self.delivered_more = asyncio.Event()
+
+        async def count(value: Any) -> Any:
+            # Runs just before take_ready's own processor, in the same step: once counted, buffered.
+            self.delivered += 1
+            self.delivered_more.set()
+            return value
 
         async def record(stream: Any) -> AsyncIterator[None]:
             nonlocal previous
+            stream.add_processor(count)
             async for events in take_ready(stream, max_, linger_s, behind):
                 self.batches.append([event.value for event in events])
                 self.grew.set()
@@ -51,6 +60,12 @@ class Recorder:
         consumer: Any = self.app._consumer
         if consumer is not None:
             consumer._thread.thread_loop.close()
+
+    async def until_delivered(self, count: int) -> None:
+        async with asyncio.timeout(5):
+            while self.delivered < count:
+                self.delivered_more.clear()
+                await self.delivered_more.wait()
 
     def values(self) -> list[int]:
         return [value for batch in self.batches for value in batch]
@@ -182,6 +197,7 @@ async def test_filling_stops_once_the_worker_has_caught_up(recorders: list[Recor
         await asyncio.sleep(0.05)
         assert recorder.batches == [], "still filling: Kafka holds more"
         await agent.put(1, wait=False)
+        await recorder.until_delivered(2)  # in the batch still filling, before the worker catches up
         unread[0] = 0
         await recorder.until(2)
         await agent.put(2, wait=False)
