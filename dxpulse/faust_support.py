@@ -10,12 +10,15 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import aiokafka
 import asyncpg
 import faust
+from aiokafka import TopicPartition
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from faust.tables import TableManager
 from faust.tables.recovery import Recovery
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
+from faust.transport.drivers.aiokafka import server_list
 from faust.types import TP
 from faust.types.transports import ConsumerT
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -39,6 +42,30 @@ def faust_broker_url(bootstrap: str) -> str:
     return "kafka://" + ";".join(host.strip() for host in bootstrap.split(",") if host.strip())
 
 
+FAUST_FETCH_WAIT_MS = 1500
+"""How long the broker holds a fetch that finds nothing new: faust's fixed value (its aiokafka driver)."""
+
+RECOVERY_FETCH_WAIT_MS = 100
+"""The same while tables recover: see :func:`set_fetch_wait`."""
+
+
+def set_fetch_wait(app: faust.types.AppT, wait_ms: int) -> None:
+    """Make the broker hold ``app``'s next fetches at most ``wait_ms`` when it has nothing new.
+
+    aiokafka keeps one fetch in flight per broker, and asks again for a partition only after its
+    records were taken. While the changelogs are read, the partitions already read to their end make
+    up a fetch that the broker holds faust's full 1.5 s, and every partition still being read waits
+    behind it, so reading took whole multiples of 1.5 s (4.5 to 7.5 s at full size, BENCHMARKS.md).
+    Short fetches are kept to recovery: with them for good, throughput fell 10-25% and faust's drop
+    of the first reports after a recovery became frequent (session 6).
+    """
+    consumer: Any = app.consumer
+    # faust creates the aiokafka consumer when its thread starts and gives no handle on the fetcher.
+    aiokafka_consumer = consumer._thread._consumer
+    if aiokafka_consumer is not None:
+        aiokafka_consumer._fetcher._fetch_max_wait_ms = wait_ms
+
+
 class SeekThenResumeRecovery(Recovery):
     """faust's table recovery, but stream partitions resume only once their buffers were cleared.
 
@@ -51,7 +78,14 @@ class SeekThenResumeRecovery(Recovery):
     the seek takes long enough for a whole batch to be lost, and the rollups never complete.
 
     Here the stream partitions stay paused through the seek and the clearing, and resume right after.
+
+    Fetches are short while the changelogs are read (:func:`set_fetch_wait`); faust's usual wait
+    comes back once the stream partitions resume.
     """
+
+    def _set_recovery_started(self) -> None:
+        super()._set_recovery_started()
+        set_fetch_wait(self.app, RECOVERY_FETCH_WAIT_MS)
 
     async def on_recovery_completed(self, generation_id: int = 0) -> None:
         consumer = self.app.consumer
@@ -71,16 +105,48 @@ class SeekThenResumeRecovery(Recovery):
         # A newer rebalance pauses and resumes the partitions itself.
         if held and self.app.consumer_generation_id == generation_id:
             resume(held)
+        set_fetch_wait(self.app, FAUST_FETCH_WAIT_MS)
 
 
 class DxpulseTableManager(TableManager):
-    """faust's table manager with :class:`SeekThenResumeRecovery`."""
+    """faust's table manager with :class:`SeekThenResumeRecovery`, starting without a pause."""
 
     @property
     def recovery(self) -> Recovery:
         if self._recovery is None:
             self._recovery = SeekThenResumeRecovery(self.app, self, beacon=self.beacon, loop=self.loop)
         return self._recovery
+
+    async def on_start(self) -> None:
+        # faust sleeps 1 s here first, for tables declared while the app starts. dxpulse declares
+        # every table in its app factory, before the start (a table declared later still fails
+        # loudly: faust refuses it once the tables are finalized), and a restart pays that second.
+        if not self.should_stop:
+            await self._update_channels()
+            await self.recovery.start()
+
+
+class OnlyThese:
+    """A live view of faust's active partitions for aiokafka's fetcher, in which none means none.
+
+    faust hands aiokafka its own set of active partitions, which it keeps changing from the main
+    thread while the consumer thread waits up to a second for records in ``fetched_records``.
+    aiokafka reads an empty set as "every partition". So when the last active partitions were
+    paused during that wait (the changelogs, once read to their end), the records the broker had
+    sent for the paused stream partitions were taken out of aiokafka, moving their positions past
+    them, and then skipped by faust as not active: lost until the stall watchdog sought back ~10 s
+    later. It happened in every restart once fetches during recovery were short (see
+    :func:`set_fetch_wait`), and now and then before.
+    """
+
+    def __init__(self, tps: set[TP]) -> None:
+        self._tps = tps
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __contains__(self, tp: object) -> bool:
+        return tp in self._tps
 
 
 class FromStartConsumer(AIOKafkaConsumer):
@@ -105,6 +171,12 @@ class FromStartConsumer(AIOKafkaConsumer):
       stall watchdog seeks the partition back to it.
     """
 
+    async def _getmany(self, active_partitions: set[TP] | None, timeout: float) -> Any:  # noqa: ASYNC109 (faust's signature)
+        # None is faust's "every partition" (a client-only app); an empty set must not become it.
+        view = None if active_partitions is None else OnlyThese(active_partitions)
+        thread: Any = self._thread  # typed for a set; aiokafka only tests truth and membership
+        return await thread.getmany(view, timeout)
+
     def _gapless(self, tp: TP) -> bool:
         """Whether every offset of ``tp``'s log holds a message (no compaction, no transactions)."""
         return tp.topic not in COMPACTED and tp.topic not in self.app.tables.changelog_topics
@@ -114,7 +186,7 @@ class FromStartConsumer(AIOKafkaConsumer):
         acked = [tp for tp in self.assignment() if self.app.topics.acks_enabled_for(tp.topic)]
         if not acked:
             return
-        earliest = await self.earliest_offsets(*acked)
+        earliest = await self._log_starts(acked)
         starts = {}
         for tp in acked:
             first, committed = earliest.get(tp), self._committed_offset.get(tp)
@@ -128,6 +200,28 @@ class FromStartConsumer(AIOKafkaConsumer):
         # None, which would turn it off). Not on a compacted topic: there the first offset may
         # have been compacted away, and nothing would ever be committed on that partition.
         self._committed_offset.update({tp: offset for tp, offset in starts.items() if self._gapless(tp)})
+
+    async def _log_starts(self, tps: Sequence[TP]) -> dict[TP, int]:
+        """The first offset still in the log of each of ``tps``, asked on a connection of its own.
+
+        Not with ``earliest_offsets``: Kafka answers a connection's requests in order, and the
+        consumer's connection usually has a fetch in flight that the broker holds up to faust's
+        fixed 1.5 s when nothing new was written, so the lookup waited that long at the end of every
+        recovery (1.4 s of a 12 s restart at full size, BENCHMARKS.md).
+        """
+        transport: Any = self.transport
+        lookup = aiokafka.AIOKafkaConsumer(
+            bootstrap_servers=server_list(transport.url, transport.default_port),
+            client_id=f"{self.app.conf.broker_client_id}-log-starts",
+            enable_auto_commit=False,
+            request_timeout_ms=int(self.app.conf.broker_request_timeout * 1000),
+        )
+        await lookup.start()
+        try:
+            found = await lookup.beginning_offsets([TopicPartition(tp.topic, tp.partition) for tp in tps])
+        finally:
+            await lookup.stop()
+        return {TP(tp.topic, tp.partition): offset for tp, offset in found.items()}
 
     def _new_offset(self, tp: TP) -> int | None:
         if self._gapless(tp):

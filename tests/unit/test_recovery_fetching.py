@@ -1,0 +1,183 @@
+"""A restart reads changelogs with short fetches, loses no report fetched meanwhile, and starts at once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import faust
+import pytest
+from aiokafka import TopicPartition
+from aiokafka.consumer.fetcher import Fetcher, FetchResult
+from faust.tables.recovery import Recovery
+from faust.types import TP
+
+from dxpulse.faust_support import (
+    FAUST_FETCH_WAIT_MS,
+    RECOVERY_FETCH_WAIT_MS,
+    DxpulseTableManager,
+    FromStartConsumer,
+    OnlyThese,
+    SeekThenResumeRecovery,
+    new_faust_app,
+)
+from dxpulse.settings import WorkerSettings
+
+STREAM = TopicPartition("dxpulse.reports.v1", 0)
+CHANGELOG = TopicPartition("app-period-state-changelog", 0)
+
+
+class _Records:
+    """What aiokafka's FetchResult iterates: messages and the offset after them."""
+
+    def __init__(self, offsets: list[int]) -> None:
+        self._messages = iter([SimpleNamespace(offset=offset) for offset in offsets])
+        self.next_fetch_offset = offsets[-1] + 1
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._messages
+
+
+class _Position:
+    def __init__(self, position: int) -> None:
+        self.position, self.paused = position, False
+
+    def consumed_to(self, offset: int) -> None:
+        self.position = offset
+
+
+def _fetcher_holding(offsets: list[int]) -> tuple[Any, _Position]:
+    """aiokafka's fetcher state with ``offsets`` of the stream partition fetched and not yet taken."""
+    # aiokafka checks a result against the partition's position: it must still be where it was fetched.
+    position = _Position(offsets[-1] + 1)
+    assignment = SimpleNamespace(active=True, state_value=lambda tp: position)
+    result = FetchResult(STREAM, assignment=assignment, partition_records=_Records(offsets), backoff=0)
+    fetcher = SimpleNamespace(
+        _subscriptions=SimpleNamespace(reassignment_in_progress=False, is_assigned=lambda tp: True),
+        _records={STREAM: result},
+        _notify=lambda future: None,
+        _wait_consume_future=None,
+    )
+    return fetcher, position
+
+
+async def _taken(fetcher: Any, partitions: Any) -> dict[Any, list[Any]]:
+    """What aiokafka's own ``fetched_records`` hands faust for ``partitions``, without waiting."""
+    taken: dict[Any, list[Any]] = await Fetcher.fetched_records(fetcher, partitions, timeout=0)
+    return taken
+
+
+async def test_aiokafka_reads_an_empty_set_as_every_partition() -> None:
+    # The premise: faust's active set, emptied while the consumer thread waits, gave away the
+    # records of a paused stream partition, and faust then skipped them as not active.
+    fetcher, position = _fetcher_holding([40, 41, 42])
+    assert list(await _taken(fetcher, set())) == [STREAM]
+    assert position.position == 43
+
+
+async def test_no_records_of_a_partition_outside_an_emptied_active_set_are_taken() -> None:
+    active = {CHANGELOG}
+    view = OnlyThese(active)
+    active.discard(CHANGELOG)  # the changelogs read to their end are paused; the streams still are
+    fetcher, _ = _fetcher_holding([40, 41, 42])
+    assert await _taken(fetcher, view) == {}
+    # Once the stream partition resumes, the same view hands its records over, from the first.
+    active.add(STREAM)
+    assert [m.offset for m in (await _taken(fetcher, view))[STREAM]] == [40, 41, 42]
+
+
+def test_only_these_is_a_live_view() -> None:
+    active: set[TP] = set()
+    view = OnlyThese(active)
+    assert view
+    assert STREAM not in view
+    active.add(TP(STREAM.topic, STREAM.partition))
+    assert STREAM in view
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[faust.App]:
+    """A dxpulse worker's faust app that never starts (nothing here talks to Kafka)."""
+    settings = WorkerSettings(kafka_bootstrap="localhost:1", state_dir=tmp_path)
+    made = new_faust_app("unit-recovery", settings, web_port=6066)  # never bound
+    try:
+        yield made
+    finally:
+        consumer: Any = made.consumer
+        consumer._thread.thread_loop.close()
+
+
+async def test_the_consumer_thread_gets_the_view_of_the_live_active_set(app: faust.App) -> None:
+    consumer = app.consumer
+    assert isinstance(consumer, FromStartConsumer)
+    asked: list[Any] = []
+
+    async def getmany(partitions: Any, timeout: float) -> dict[Any, Any]:  # noqa: ASYNC109
+        asked.append(partitions)
+        return {}
+
+    consumer._thread.getmany = getmany  # type: ignore[method-assign,assignment]
+    active: set[TP] = set()
+    await consumer._getmany(active, 1.0)
+    await consumer._getmany(None, 1.0)  # a client-only app: faust's "every partition" stays so
+    assert isinstance(asked[0], OnlyThese)
+    assert asked[0]._tps is active
+    assert asked[1] is None
+
+
+def _with_fetcher(app: faust.App) -> Any:
+    fetcher = SimpleNamespace(_fetch_max_wait_ms=FAUST_FETCH_WAIT_MS)
+    consumer: Any = app.consumer
+    consumer._thread._consumer = SimpleNamespace(_fetcher=fetcher)
+    return fetcher
+
+
+async def test_fetches_are_short_while_tables_recover_and_faust_s_again_once_streams_resume(
+    app: faust.App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fetcher = _with_fetcher(app)
+    manager = app.tables
+    assert isinstance(manager, DxpulseTableManager)
+    recovery = manager.recovery
+    assert isinstance(recovery, SeekThenResumeRecovery)
+    recovery._set_recovery_started()
+    assert fetcher._fetch_max_wait_ms == RECOVERY_FETCH_WAIT_MS
+
+    resumed: list[set[TP]] = []
+
+    async def faust_completion(self: Recovery, generation_id: int = 0) -> None:
+        # Short until the stream partitions resume: the seek's reports must not wait 1.5 s.
+        assert fetcher._fetch_max_wait_ms == RECOVERY_FETCH_WAIT_MS
+        self.app.consumer.resume_partitions({TP("dxpulse.reports.v1", 0)})
+
+    monkeypatch.setattr(Recovery, "on_recovery_completed", faust_completion)
+    monkeypatch.setattr(FromStartConsumer, "resume_partitions", lambda self, tps: resumed.append(set(tps)))
+    await recovery.on_recovery_completed(app.consumer_generation_id)
+    # The stream partitions resume once, after faust's completion (SeekThenResumeRecovery).
+    assert [tps for tps in resumed if tps] == [{TP("dxpulse.reports.v1", 0)}]
+    assert fetcher._fetch_max_wait_ms == FAUST_FETCH_WAIT_MS
+
+
+async def test_the_table_manager_starts_recovery_without_faust_s_one_second_pause(
+    app: faust.App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manager = app.tables
+    assert isinstance(manager, DxpulseTableManager)
+    steps: list[str] = []
+
+    async def paused(seconds: float) -> None:
+        steps.append(f"sleep {seconds}")
+
+    async def update_channels() -> None:
+        steps.append("channels")
+
+    async def start_recovery() -> None:
+        steps.append("recovery")
+
+    monkeypatch.setattr(manager, "sleep", paused)
+    monkeypatch.setattr(manager, "_update_channels", update_channels)
+    monkeypatch.setattr(manager.recovery, "start", start_recovery)
+    await manager.on_start()
+    assert steps == ["channels", "recovery"]
