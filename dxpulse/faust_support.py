@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import sys
 import time
@@ -170,6 +171,26 @@ class FromStartConsumer(AIOKafkaConsumer):
       committed one. A skipped message then stops the commits instead of being lost, and the
       stall watchdog seeks the partition back to it.
     """
+
+    @functools.cached_property
+    def _resumed(self) -> asyncio.Event:
+        """Set when partitions resume: ends the wait of a fetch loop that had none to read."""
+        return asyncio.Event()
+
+    def resume_partitions(self, tps: Any) -> None:
+        super().resume_partitions(tps)
+        self._resumed.set()
+
+    async def _wait_next_records(self, timeout: float) -> Any:  # noqa: ASYNC109 (faust's signature)
+        self._resumed.clear()
+        if self.flow_active and not self.app.client_only and not self._get_active_partitions():
+            # faust sleeps 1 s when no partition is active: during a rebalance, and after a restart
+            # between the changelogs read to their end and the report partitions resuming. So the
+            # reports already in Kafka waited up to that second. Here the wait ends when any resume.
+            await self.wait_for_stopped(self._resumed, timeout=1.0)  # type: ignore[arg-type]  # as faust
+            if not self._get_active_partitions():
+                return {}, self._get_active_partitions()
+        return await super()._wait_next_records(timeout)
 
     async def _getmany(self, active_partitions: set[TP] | None, timeout: float) -> Any:  # noqa: ASYNC109 (faust's signature)
         # None is faust's "every partition" (a client-only app); an empty set must not become it.

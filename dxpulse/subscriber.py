@@ -72,9 +72,16 @@ async def read_topic(
 
 
 async def latest_rollups(bootstrap: str, *, timeout_s: float = 30.0) -> dict[str, Rollup]:
-    """The current rollup per key (``indicator|period|scope``), as a new subscriber sees it."""
-    events = await read_topic(bootstrap, ROLLUPS, Rollup.model_validate_json, timeout_s=timeout_s)
-    return dict(events)
+    """The current rollup per key (``indicator|period|scope``), as a new subscriber sees it.
+
+    Only each key's latest rollup is parsed: the topic's open segment is not compacted yet, and a
+    worker that just worked through a backlog leaves several rollups of ~40 KB per key there.
+    """
+    latest: dict[bytes, bytes] = {}
+    for record in await read_records(bootstrap, ROLLUPS, timeout_s=timeout_s):
+        if record.key is not None and record.value is not None:
+            latest[record.key] = record.value
+    return {key.decode(): Rollup.model_validate_json(value) for key, value in latest.items()}
 
 
 async def alert_events(bootstrap: str, *, timeout_s: float = 30.0) -> list[AlertEvent]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -27,6 +28,7 @@ from dxpulse.settings import WorkerSettings
 
 STREAM = TopicPartition("dxpulse.reports.v1", 0)
 CHANGELOG = TopicPartition("app-period-state-changelog", 0)
+REPORTS = TP("dxpulse.reports.v1", 0)
 
 
 class _Records:
@@ -181,3 +183,32 @@ async def test_the_table_manager_starts_recovery_without_faust_s_one_second_paus
     monkeypatch.setattr(manager.recovery, "start", start_recovery)
     await manager.on_start()
     assert steps == ["channels", "recovery"]
+
+
+async def test_a_fetch_loop_with_no_active_partition_reads_as_soon_as_one_resumes(app: faust.App) -> None:
+    consumer = app.consumer
+    assert isinstance(consumer, FromStartConsumer)
+    consumer._set_active_tps(set())
+    asked: list[set[TP]] = []
+
+    async def getmany(partitions: Any, timeout: float) -> dict[Any, Any]:  # noqa: ASYNC109
+        asked.append({tp for tp in [REPORTS] if tp in partitions})
+        return {}
+
+    consumer._thread.getmany = getmany  # type: ignore[method-assign,assignment]
+    waiting = asyncio.create_task(consumer._wait_next_records(1.0))
+    await asyncio.sleep(0.05)
+    assert not asked  # nothing to read yet
+    consumer.resume_partitions({REPORTS})
+    # Read in this same call: faust slept its full second here and returned nothing.
+    await asyncio.wait_for(waiting, timeout=0.9)
+    assert asked == [{REPORTS}]
+
+
+async def test_a_fetch_loop_with_no_active_partition_still_returns_after_a_second(app: faust.App) -> None:
+    consumer = app.consumer
+    assert isinstance(consumer, FromStartConsumer)
+    consumer._set_active_tps(set())
+    records, active = await consumer._wait_next_records(1.0)
+    assert records == {}
+    assert active == set()
