@@ -180,6 +180,26 @@ class FromStartConsumer(AIOKafkaConsumer):
     def resume_partitions(self, tps: Any) -> None:
         super().resume_partitions(tps)
         self._resumed.set()
+        self._wake_fetch_waiters()
+
+    def _wake_fetch_waiters(self) -> None:
+        """Make a wait for records on the consumer thread look again at what aiokafka holds.
+
+        aiokafka ends that wait only when new records arrive. Records it already holds for a
+        partition that just resumed (the reports fetched while a restart recovered) otherwise
+        waited out faust's whole second.
+        """
+        thread: Any = self._thread
+        consumer = thread._consumer
+        if consumer is None:
+            return
+        fetcher = consumer._fetcher
+
+        def wake() -> None:
+            for waiter in list(fetcher._fetch_waiters):
+                fetcher._notify(waiter)
+
+        thread.thread_loop.call_soon_threadsafe(wake)
 
     async def _wait_next_records(self, timeout: float) -> Any:  # noqa: ASYNC109 (faust's signature)
         self._resumed.clear()

@@ -212,3 +212,18 @@ async def test_a_fetch_loop_with_no_active_partition_still_returns_after_a_secon
     records, active = await consumer._wait_next_records(1.0)
     assert records == {}
     assert active == set()
+
+
+def test_resuming_wakes_a_wait_for_records_on_the_consumer_thread(app: faust.App) -> None:
+    # aiokafka ends such a wait only when new records arrive, not for records it already holds for
+    # a partition that just resumed: those waited out faust's whole second after every restart.
+    consumer = app.consumer
+    assert isinstance(consumer, FromStartConsumer)
+    thread: Any = consumer._thread
+    waiting = thread.thread_loop.create_future()
+    fetcher = SimpleNamespace(_fetch_waiters={waiting}, _notify=lambda future: Fetcher._notify(None, future))
+    thread._consumer = SimpleNamespace(_fetcher=fetcher)
+    consumer.resume_partitions({REPORTS})
+    assert not waiting.done()  # woken on the consumer thread's own loop, not from this one
+    thread.thread_loop.run_until_complete(asyncio.sleep(0))
+    assert waiting.done()
