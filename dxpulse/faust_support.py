@@ -19,7 +19,7 @@ from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from faust.tables import TableManager
 from faust.tables.recovery import Recovery
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
-from faust.transport.drivers.aiokafka import server_list
+from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth, server_list
 from faust.types import TP
 from faust.types.transports import ConsumerT
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -103,10 +103,11 @@ class SeekThenResumeRecovery(Recovery):
             await super().on_recovery_completed(generation_id)
         finally:
             del consumer.resume_partitions
+            # Also when the completion fails: the next recovery shortens the fetches again.
+            set_fetch_wait(self.app, FAUST_FETCH_WAIT_MS)
         # A newer rebalance pauses and resumes the partitions itself.
         if held and self.app.consumer_generation_id == generation_id:
             resume(held)
-        set_fetch_wait(self.app, FAUST_FETCH_WAIT_MS)
 
 
 class DxpulseTableManager(TableManager):
@@ -191,7 +192,7 @@ class FromStartConsumer(AIOKafkaConsumer):
         """
         thread: Any = self._thread
         consumer = thread._consumer
-        if consumer is None:
+        if consumer is None or thread.thread_loop.is_closed():  # not started, or stopped
             return
         fetcher = consumer._fetcher
 
@@ -202,6 +203,8 @@ class FromStartConsumer(AIOKafkaConsumer):
         thread.thread_loop.call_soon_threadsafe(wake)
 
     async def _wait_next_records(self, timeout: float) -> Any:  # noqa: ASYNC109 (faust's signature)
+        if not self.flow_active:  # as faust does first, so a resume while flow was stopped counts
+            await self.wait(self.can_resume_flow)  # type: ignore[arg-type]  # as faust
         self._resumed.clear()
         if self.flow_active and not self.app.client_only and not self._get_active_partitions():
             # faust sleeps 1 s when no partition is active: during a rebalance, and after a restart
@@ -251,14 +254,18 @@ class FromStartConsumer(AIOKafkaConsumer):
         recovery (1.4 s of a 12 s restart at full size, BENCHMARKS.md).
         """
         transport: Any = self.transport
+        conf = self.app.conf
         lookup = aiokafka.AIOKafkaConsumer(
             bootstrap_servers=server_list(transport.url, transport.default_port),
-            client_id=f"{self.app.conf.broker_client_id}-log-starts",
+            client_id=f"{conf.broker_client_id}-log-starts",
             enable_auto_commit=False,
-            request_timeout_ms=int(self.app.conf.broker_request_timeout * 1000),
+            request_timeout_ms=int(conf.broker_request_timeout * 1000),
+            # The same credentials and TLS as faust's own consumer.
+            **credentials_to_aiokafka_auth(conf.broker_credentials, conf.ssl_context),
         )
-        await lookup.start()
         try:
+            # Inside: a recovery cancelled during the start (a new rebalance) must close it too.
+            await lookup.start()
             found = await lookup.beginning_offsets([TopicPartition(tp.topic, tp.partition) for tp in tps])
         finally:
             await lookup.stop()

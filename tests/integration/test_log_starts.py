@@ -43,4 +43,10 @@ async def test_log_starts_are_the_first_offsets_kept(pipeline: StackSettings, tm
     finally:
         thread: Any = consumer._thread
         thread.thread_loop.close()
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            await admin.delete_topics([topic])
+        finally:
+            await admin.close()
     assert starts == {TP(topic, 0): 3, TP(topic, 1): 0}

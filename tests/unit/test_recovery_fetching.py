@@ -227,3 +227,21 @@ def test_resuming_wakes_a_wait_for_records_on_the_consumer_thread(app: faust.App
     assert not waiting.done()  # woken on the consumer thread's own loop, not from this one
     thread.thread_loop.run_until_complete(asyncio.sleep(0))
     assert waiting.done()
+
+
+async def test_faust_s_fetch_wait_comes_back_when_the_completion_fails(
+    app: faust.App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fetcher = _with_fetcher(app)
+    manager = app.tables
+    assert isinstance(manager, DxpulseTableManager)
+    recovery = manager.recovery
+    recovery._set_recovery_started()
+
+    async def failing_completion(self: Recovery, generation_id: int = 0) -> None:
+        raise RuntimeError("the seek timed out")
+
+    monkeypatch.setattr(Recovery, "on_recovery_completed", failing_completion)
+    with pytest.raises(RuntimeError):
+        await recovery.on_recovery_completed(app.consumer_generation_id)
+    assert fetcher._fetch_max_wait_ms == FAUST_FETCH_WAIT_MS
