@@ -129,22 +129,23 @@ async def test_the_consumer_thread_gets_the_view_of_the_live_active_set(app: fau
     assert asked[1] is None
 
 
-def _with_fetcher(app: faust.App) -> Any:
+def _recovering(app: faust.App) -> tuple[Any, SeekThenResumeRecovery]:
+    """The app's aiokafka fetcher (a stand-in holding its wait) and its recovery, once started."""
     fetcher = SimpleNamespace(_fetch_max_wait_ms=FAUST_FETCH_WAIT_MS)
     consumer: Any = app.consumer
     consumer._thread._consumer = SimpleNamespace(_fetcher=fetcher)
-    return fetcher
-
-
-async def test_fetches_are_short_while_tables_recover_and_faust_s_again_once_streams_resume(
-    app: faust.App, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    fetcher = _with_fetcher(app)
     manager = app.tables
     assert isinstance(manager, DxpulseTableManager)
     recovery = manager.recovery
     assert isinstance(recovery, SeekThenResumeRecovery)
     recovery._set_recovery_started()
+    return fetcher, recovery
+
+
+async def test_fetches_are_short_while_tables_recover_and_faust_s_again_once_streams_resume(
+    app: faust.App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fetcher, recovery = _recovering(app)
     assert fetcher._fetch_max_wait_ms == RECOVERY_FETCH_WAIT_MS
 
     resumed: list[set[TP]] = []
@@ -232,11 +233,7 @@ def test_resuming_wakes_a_wait_for_records_on_the_consumer_thread(app: faust.App
 async def test_faust_s_fetch_wait_comes_back_when_the_completion_fails(
     app: faust.App, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fetcher = _with_fetcher(app)
-    manager = app.tables
-    assert isinstance(manager, DxpulseTableManager)
-    recovery = manager.recovery
-    recovery._set_recovery_started()
+    fetcher, recovery = _recovering(app)
 
     async def failing_completion(self: Recovery, generation_id: int = 0) -> None:
         raise RuntimeError("the seek timed out")
