@@ -60,11 +60,18 @@ def set_fetch_wait(app: faust.types.AppT, wait_ms: int) -> None:
     Short fetches are kept to recovery: with them for good, throughput fell 10-25% and faust's drop
     of the first reports after a recovery became frequent (session 6).
     """
-    consumer: Any = app.consumer
-    # faust creates the aiokafka consumer when its thread starts and gives no handle on the fetcher.
+    fetcher = aiokafka_fetcher(app.consumer)
+    if fetcher is not None:
+        fetcher._fetch_max_wait_ms = wait_ms
+
+
+def aiokafka_fetcher(consumer: Any) -> Any | None:
+    """The aiokafka fetcher under a faust consumer, once its thread has started (else None).
+
+    faust creates the aiokafka consumer when its thread starts and gives no handle on the fetcher.
+    """
     aiokafka_consumer = consumer._thread._consumer
-    if aiokafka_consumer is not None:
-        aiokafka_consumer._fetcher._fetch_max_wait_ms = wait_ms
+    return None if aiokafka_consumer is None else aiokafka_consumer._fetcher
 
 
 class SeekThenResumeRecovery(Recovery):
@@ -191,10 +198,9 @@ class FromStartConsumer(AIOKafkaConsumer):
         waited out faust's whole second.
         """
         thread: Any = self._thread
-        consumer = thread._consumer
-        if consumer is None or thread.thread_loop.is_closed():  # not started, or stopped
+        fetcher = aiokafka_fetcher(self)
+        if fetcher is None or thread.thread_loop.is_closed():  # not started, or stopped
             return
-        fetcher = consumer._fetcher
 
         def wake() -> None:
             for waiter in list(fetcher._fetch_waiters):

@@ -28,7 +28,7 @@ from dxpulse.settings import WorkerSettings
 
 STREAM = TopicPartition("dxpulse.reports.v1", 0)
 CHANGELOG = TopicPartition("app-period-state-changelog", 0)
-REPORTS = TP("dxpulse.reports.v1", 0)
+REPORTS = TP(STREAM.topic, STREAM.partition)
 
 
 class _Records:
@@ -95,7 +95,7 @@ def test_only_these_is_a_live_view() -> None:
     view = OnlyThese(active)
     assert view
     assert STREAM not in view
-    active.add(TP(STREAM.topic, STREAM.partition))
+    active.add(REPORTS)
     assert STREAM in view
 
 
@@ -153,13 +153,13 @@ async def test_fetches_are_short_while_tables_recover_and_faust_s_again_once_str
     async def faust_completion(self: Recovery, generation_id: int = 0) -> None:
         # Short until the stream partitions resume: the seek's reports must not wait 1.5 s.
         assert fetcher._fetch_max_wait_ms == RECOVERY_FETCH_WAIT_MS
-        self.app.consumer.resume_partitions({TP("dxpulse.reports.v1", 0)})
+        self.app.consumer.resume_partitions({REPORTS})
 
     monkeypatch.setattr(Recovery, "on_recovery_completed", faust_completion)
     monkeypatch.setattr(FromStartConsumer, "resume_partitions", lambda self, tps: resumed.append(set(tps)))
     await recovery.on_recovery_completed(app.consumer_generation_id)
     # The stream partitions resume once, after faust's completion (SeekThenResumeRecovery).
-    assert [tps for tps in resumed if tps] == [{TP("dxpulse.reports.v1", 0)}]
+    assert [tps for tps in resumed if tps] == [{REPORTS}]
     assert fetcher._fetch_max_wait_ms == FAUST_FETCH_WAIT_MS
 
 
