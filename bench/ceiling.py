@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from typing import Any
 
 import faust
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from dxpulse.faust_support import add_metrics_page, behind_on, new_faust_app, raw_topic, take_ready
+from dxpulse.faust_support import add_metrics_page, new_faust_app, raw_topic, take_batches
 from dxpulse.topics import REPORTS
 from schemas import Report
 from services.aggregate.settings import AggregateSettings
@@ -33,26 +31,22 @@ def create_ceiling_app(settings: AggregateSettings) -> faust.App:
     first_at = Gauge(FIRST_AT, "Unix time the first batch was decoded", registry=registry)
     last_at = Gauge(LAST_AT, "Unix time the latest batch was decoded", registry=registry)
     add_metrics_page(app, registry)
+    batches = take_batches(
+        app, raw_topic(app, REPORTS), settings.aggregate_batch_max, linger_s=settings.aggregate_batch_within_s
+    )
 
-    @app.agent(raw_topic(app, REPORTS))
-    async def decode(stream: Any) -> AsyncIterator[None]:
-        batches = take_ready(
-            stream,
-            settings.aggregate_batch_max,
-            settings.aggregate_batch_within_s,
-            behind=behind_on(app, REPORTS),
-        )
+    async def decode() -> None:
         started = False
-        async for events in batches:
-            for event in events:
-                Report.model_validate_json(event.value)
+        async for messages in batches:
+            for message in messages:
+                Report.model_validate_json(message.value or b"")
             now = time.time()
             if not started:
                 started = True
-                first_batch.set(len(events))
+                first_batch.set(len(messages))
                 first_at.set(now)
             last_at.set(now)
-            decoded.inc(len(events))
-            yield None
+            decoded.inc(len(messages))
 
+    app.task(decode)
     return app

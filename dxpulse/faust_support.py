@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiokafka
 import asyncpg
@@ -18,12 +18,14 @@ from aiokafka import TopicPartition
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from faust.tables import TableManager
 from faust.tables.recovery import Recovery
+from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth, server_list
 from faust.types import TP
 from faust.types.transports import ConsumerT
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from dxpulse.faust_batches import MessageBatches, start_inline
 from dxpulse.migrations import apply_migrations
 from dxpulse.monitoring import (
     ConsumerLagCollector,
@@ -227,6 +229,78 @@ class FromStartConsumer(AIOKafkaConsumer):
         thread: Any = self._thread  # typed for a set; aiokafka only tests truth and membership
         return await thread.getmany(view, timeout)
 
+    async def _drain_messages(self, fetcher: Any) -> None:
+        """faust's loop handing fetched messages on (faust 0.15.3's own), with two changes:
+
+        - the messages of a topic taken with :class:`MessageBatches` go there, not through
+          faust's conductor and streams;
+        - any other message's delivery starts inline (``start_inline``) and is raced against a
+          flow suspension only if it has to wait, instead of always running as a task in
+          ``wait_first``: most of faust's per-message cost on the bench machine.
+
+        Everything else (read offsets, gaps, commits every ``broker_commit_every`` acks, yielding
+        to the loop every 100 messages, errors) is faust's, line for line.
+        """
+        callback = self.callback
+        getmany = self.getmany
+        consumer_should_stop = self._stopped.is_set
+        fetcher_should_stop = fetcher._stopped.is_set
+        batches: Mapping[str, MessageBatches] = getattr(self.app, "message_batches", {})
+        get_read_offset = self._read_offset.__getitem__
+        set_read_offset = self._read_offset.__setitem__
+        set_flag = self.diag.set_flag
+        unset_flag = self.diag.unset_flag
+        commit_every = self._commit_every
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        yield_every = 100
+        num_since_yield = 0
+        sleep = asyncio.sleep
+        try:
+            while not (consumer_should_stop() or fetcher_should_stop()):
+                set_flag(CONSUMER_FETCHING)
+                ait = getmany(timeout=1.0)
+                await self.sleep(0)  # as faust: getmany may answer at once, again and again
+                if not self.should_stop:
+                    async for tp, message in ait:
+                        num_since_yield += 1
+                        if num_since_yield > yield_every:
+                            await sleep(0)
+                            num_since_yield = 0
+                        offset = message.offset
+                        r_offset = get_read_offset(tp)
+                        if r_offset is None or offset >= r_offset:
+                            gap = offset - (r_offset or 0)
+                            if gap > 1 and r_offset and acks_enabled_for(message.topic):
+                                await self._add_gap(tp, r_offset + 1, offset)
+                            if commit_every is not None and self._n_acked >= commit_every:
+                                self._n_acked = 0
+                                await self.commit()
+                            taken_in = batches.get(tp.topic)
+                            if taken_in is not None:
+                                if not taken_in.deliver(message):
+                                    await self.wait_first(taken_in.room(), self.suspend_flow.wait())
+                            else:
+                                rest = start_inline(callback(message))
+                                if rest is not None:
+                                    await self.wait_first(rest, self.suspend_flow.wait())
+                            set_read_offset(tp, offset)
+                    unset_flag(CONSUMER_FETCHING)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                self.log.info("Broker stopped consumer, shutting down...")
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                self.log.info("Consumer shutting down for user cancel.")
+                return
+            raise
+        except Exception as exc:
+            self.log.exception("Drain messages raised: %r", exc)
+            raise
+        finally:
+            unset_flag(CONSUMER_FETCHING)
+
     def _gapless(self, tp: TP) -> bool:
         """Whether every offset of ``tp``'s log holds a message (no compaction, no transactions)."""
         return tp.topic not in COMPACTED and tp.topic not in self.app.tables.changelog_topics
@@ -298,6 +372,11 @@ class FromStartConsumer(AIOKafkaConsumer):
 
 class DxpulseApp(faust.App):
     """A faust app whose consumer is :class:`FromStartConsumer`."""
+
+    @functools.cached_property
+    def message_batches(self) -> dict[str, MessageBatches]:
+        """Topics whose messages the consumer hands to :class:`MessageBatches` (``take_batches``)."""
+        return {}
 
     def _new_consumer(self) -> ConsumerT:
         return FromStartConsumer(
@@ -472,6 +551,10 @@ def _held_offsets(app: faust.App, consumer: Any) -> dict[tuple[str, int], set[in
             message = getattr(event, "message", None)
             if message is not None:
                 hold(message.tp, message.offset)
+    # Topics taken in batches skip the conductor: their messages wait in MessageBatches instead.
+    for batches in list(getattr(app, "message_batches", {}).values()):
+        for message in batches.waiting():
+            hold(message.tp, message.offset)
     return held
 
 
@@ -586,108 +669,29 @@ def raw_topic(app: faust.App, name: str) -> faust.TopicT:
     return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
 
 
-FILL_AT_MOST_S = 1.0
-"""How long ``take_ready`` keeps filling a batch for a worker that is behind its input."""
-FILL_STEP_S = 0.01
-"""How often, while filling, ``take_ready`` checks whether the worker has caught up."""
+def take_batches(
+    app: faust.App,
+    topic: faust.TopicT,
+    max_: int,
+    *,
+    linger_s: float = 0.0,
+    behind: Callable[[], bool] | None = None,
+) -> MessageBatches:
+    """Batches of ``topic``'s messages, handed over by the consumer without faust's streams.
 
-
-async def take_ready(
-    stream: Any, max_: int, linger_s: float = 0.0, behind: Callable[[], bool] = lambda: False
-) -> AsyncIterator[list[Any]]:
-    """Batches of a stream's events: what is ready when the previous batch is done, up to ``max_``.
-
-    faust's ``take_events`` waits up to ``within`` for a batch to fill: a lone report always waits
-    that long, and a worker behind its input gets batches of what faust delivers in ``within``,
-    however far behind it is. The cost of a batch is mostly its rollups, one per scope touched
-    (about 0.8 per report in batches of 500 at district size), so small batches keep it behind.
-
-    Here a batch is taken as soon as it has an event, unless ``behind()`` says more of the input
-    is already in Kafka: then it fills up to ``max_`` while that stays so (for at most
-    ``FILL_AT_MOST_S``), taking in what was written but never waiting for new reports. So an idle
-    worker takes a report at once and a busy one takes big batches. ``linger_s`` > 0 waits that
-    long after a batch's first event for more. The stream keeps buffering while a batch is
-    processed. As in ``take_events``, events are acked only once their batch was processed (so a
-    commit never covers a report not yet processed), and buffering pauses while ``max_`` wait.
+    For a worker's main input only: iterate the result in one task (``app.task``). The topic is
+    subscribed as an agent's would be; see :class:`MessageBatches` for batching and acks.
     """
-    events: list[Any] = []
-    arrived = asyncio.Event()
-    full = asyncio.Event()
-    room = asyncio.Event()
-    enable_acks = stream.enable_acks
-
-    async def add_to_buffer(value: Any) -> Any:
-        try:
-            event = stream.current_event
-            if event is None:
-                raise RuntimeError("take_ready found no current event")
-            events.append(event)
-            arrived.set()
-            if len(events) >= max_:
-                full.set()
-                room.clear()
-                await stream.wait(room)  # the batch is taken (or the stream stops)
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:  # as take_events: the stream cannot go on without its buffer
-            log.exception("error adding to the batch buffer: %r", error)
-            await stream.crash(error)
-        return value
-
-    stream.enable_acks = False  # acked below, after the batch was processed
-    stream.add_processor(add_to_buffer)
-    stream._enable_passive(aiter(stream.channel))
-    try:
-        while not stream.should_stop:
-            await stream.wait_for_stopped(arrived)
-            if stream.should_stop:
-                break
-            # Behind: take in what Kafka already holds, up to max_, but never wait for new reports.
-            filling_until = time.monotonic() + FILL_AT_MOST_S
-            while len(events) < max_ and behind() and time.monotonic() < filling_until:
-                # (mode's wait_for_stopped answers True on a timeout too: should_stop tells.)
-                await stream.wait_for_stopped(full, timeout=FILL_STEP_S)
-                if stream.should_stop:
-                    break
-            if linger_s > 0 and len(events) < max_:
-                await stream.wait_for_stopped(full, timeout=linger_s)
-            batch = events[:]
-            events.clear()
-            arrived.clear()
-            full.clear()
-            room.set()
-            if not batch:
-                continue
-            try:
-                yield batch
-            finally:
-                for event in batch:
-                    await stream.ack(event)
-    finally:
-        stream.enable_acks = enable_acks
-        stream._processors.remove(add_to_buffer)
-
-
-def behind_on(app: faust.App, topic: str) -> Callable[[], bool]:
-    """Whether ``app``'s consumer has read less of ``topic`` than Kafka holds on its partitions."""
-
-    def behind() -> bool:
-        consumer: Any = app._consumer
-        if consumer is None:
-            return False
-        try:
-            for tp in consumer.assignment():
-                if tp.topic != topic:
-                    continue
-                read, end = consumer._read_offset.get(tp), consumer.highwater(tp)
-                # Nothing read yet since the (re)start: the committed offset may be the end.
-                if read is not None and end is not None and read + 1 < end:
-                    return True
-        except Exception:  # not started, or stopping: take the batch as it is
-            log.debug("consumer position unavailable", exc_info=True)
-        return False
-
-    return behind
+    if not isinstance(app, DxpulseApp):
+        raise TypeError("take_batches needs an app made by new_faust_app (its consumer delivers the batches)")
+    (name,) = topic.topics
+    if name in app.message_batches:
+        raise ValueError(f"{name} is already taken in batches")
+    batches = MessageBatches(app, name, max_, linger_s=linger_s, behind=behind)
+    app.message_batches[name] = batches
+    # Subscribed, and acked, as an agent's topic is (what iterating a topic registers).
+    app.topics.add(cast(faust.TopicT, topic.clone(is_iterator=True)))
+    return batches
 
 
 def json_table(app: faust.App, name: str, partitions: int) -> faust.types.TableT[str, Any]:

@@ -6,12 +6,13 @@ import asyncio
 import base64
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import faust
+from faust.types import Message
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import ValidationError
 
@@ -19,11 +20,10 @@ from dxpulse.catalog import Catalog, default_catalog
 from dxpulse.faust_support import (
     add_metrics_page,
     assigned_partitions,
-    behind_on,
     json_table,
     new_faust_app,
     raw_topic,
-    take_ready,
+    take_batches,
 )
 from dxpulse.monitoring import RollupGauges
 from dxpulse.periods import Period
@@ -79,18 +79,18 @@ class AggregateMetrics:
         self.gauges = gauges
         self.registry.register(gauges)
 
-    def batch_done(self, events: list[Any], rollups: list[Rollup], now: float, *, changed: int) -> None:
+    def batch_done(self, messages: list[Message], rollups: list[Rollup], now: float, *, changed: int) -> None:
         """Count one (indicator, period)'s reports of a batch (``changed`` of them changed its state);
         time each against the rollups they waited for, and keep those for the business gauges."""
         self.published.inc(len(rollups))
         self.processed.labels(outcome="changed").inc(changed)
-        self.processed.labels(outcome="unchanged").inc(len(events) - changed)
+        self.processed.labels(outcome="unchanged").inc(len(messages) - changed)
         if not rollups:
             return
-        for event in events:
-            if event.message.timestamp is not None:
-                self.end_to_end.observe(max(0.0, now - event.message.timestamp))
-        self.gauges.observe(rollups, events[-1].message.partition)
+        for message in messages:
+            if message.timestamp is not None:
+                self.end_to_end.observe(max(0.0, now - message.timestamp))
+        self.gauges.observe(rollups, messages[-1].partition)
 
 
 # Reports queue behind outages and rebalances, so the tail reaches well past a minute.
@@ -178,8 +178,7 @@ def create_app(
     # and bucket records of the reporters' latest snapshots (dxpulse.rollup.records_of: write order).
     states = json_table(app, STATE_TABLE, settings.topic_partitions)
 
-    async def dead_letter(event: Any, reason: str, detail: str) -> None:
-        message = event.message
+    async def dead_letter(message: Message, reason: str, detail: str) -> None:
         letter = DeadLetter(
             reason=reason,
             detail=detail,
@@ -195,22 +194,22 @@ def create_app(
         log.warning("dead-lettered %s@%s: %s", message.partition, message.offset, detail)
         await dead_letters.send(key=message.key, value=letter.model_dump_json().encode())
 
-    async def accepted(event: Any) -> tuple[str, Report, Period] | None:
-        """The table key, report and period of a valid event; None once a refused one is dead-lettered."""
+    async def accepted(message: Message) -> tuple[str, Report, Period] | None:
+        """The table key, report and period of a valid message; None once a refused one is dead-lettered."""
         try:
-            report = Report.model_validate_json(event.value)
+            report = Report.model_validate_json(message.value or b"")
         except ValidationError as error:
-            await dead_letter(event, "invalid-report", str(error).replace("\n", " "))
+            await dead_letter(message, "invalid-report", str(error).replace("\n", " "))
             return None
         verdict = validate_report(report, catalog, registry, clock())
         if isinstance(verdict, Problem):
-            await dead_letter(event, verdict.type, verdict.detail)
+            await dead_letter(message, verdict.type, verdict.detail)
             return None
         key = report_key(report.indicator, report.period)
-        if event.key is None or event.key.decode(errors="replace") != key:
+        if message.key is None or message.key.decode(errors="replace") != key:
             # The table is partitioned by this key: a report on another partition would start a
             # second, disagreeing state for the same (indicator, period).
-            await dead_letter(event, "wrong-key", f"reports must be keyed {key!r} (indicator|period)")
+            await dead_letter(message, "wrong-key", f"reports must be keyed {key!r} (indicator|period)")
             return None
         return key, report, verdict.period
 
@@ -248,8 +247,8 @@ def create_app(
         return known
 
     def write(partition: int, key: str, value: Any) -> None:
-        # What ``states[key] = value`` does, with the partition named: take_events leaves one
-        # current event for the whole batch, and the changelog must follow the report's partition.
+        # What ``states[key] = value`` does, with the partition named: batches have no current
+        # event to take it from, and the changelog must follow the report's partition.
         states.send_changelog(partition, key, value)
         states.data[key] = value
 
@@ -258,17 +257,17 @@ def create_app(
         states.send_changelog(partition, key, None, value_serializer="raw")
         states.data.pop(key, None)
 
-    async def process(events: Sequence[Any]) -> None:
+    async def process(messages: Sequence[Message]) -> None:
         # One period record, the changed reporters' records and at most one rollup per scope per
         # (indicator, period) and batch.
-        by_key: dict[str, list[tuple[Any, Report, Period]]] = {}
-        for event in events:
-            valid = await accepted(event)
+        by_key: dict[str, list[tuple[Message, Report, Period]]] = {}
+        for message in messages:
+            valid = await accepted(message)
             if valid is not None:
                 key, report, period = valid
-                by_key.setdefault(key, []).append((event, report, period))
+                by_key.setdefault(key, []).append((message, report, period))
         for key, items in by_key.items():
-            first_event, first, period = items[0]
+            first_message, first, period = items[0]
             held = load(key)
             reports = [report for _, report, _ in items]
             new_state, rollups, changed = step_many(
@@ -278,10 +277,10 @@ def create_app(
                 period,
                 registry,
                 clock(),
-                [event.message.offset for event, _, _ in items],
+                [message.offset for message, _, _ in items],
             )
             if new_state is not held.state:
-                partition = first_event.message.partition
+                partition = first_message.partition
                 period_record, buckets = records_of(
                     held.state,
                     new_state,
@@ -298,26 +297,19 @@ def create_app(
                 decoded[key] = Decoded(new_state)
             for rollup in rollups:
                 await rollups_topic.send(key=rollup.key.encode(), value=rollup.model_dump_json().encode())
-            metrics.batch_done([event for event, _, _ in items], rollups, time.time(), changed=changed)
+            metrics.batch_done([message for message, _, _ in items], rollups, time.time(), changed=changed)
 
-    @app.agent(reports_topic)
-    async def aggregate(stream: Any) -> AsyncIterator[None]:
-        if settings.aggregate_batch_max == 1:
-            async for event in stream.events():
-                await process([event])
-                yield None
-            return
-        # Batches: one state write and one rollup per scope per (indicator, period) and batch; a
-        # batch is what arrived while the previous one was processed (take_ready).
-        batches = take_ready(
-            stream,
-            settings.aggregate_batch_max,
-            settings.aggregate_batch_within_s,
-            behind=behind_on(app, REPORTS),
-        )
-        async for events in batches:
-            await process(events)
-            yield None
+    # Batches: one state write and one rollup per scope per (indicator, period) and batch; a batch
+    # is what arrived while the previous one was processed (dxpulse.faust_batches.MessageBatches).
+    batches = take_batches(
+        app, reports_topic, settings.aggregate_batch_max, linger_s=settings.aggregate_batch_within_s
+    )
+
+    async def aggregate() -> None:
+        async for messages in batches:
+            await process(messages)
+
+    app.task(aggregate)
 
     # The gauges of figures that did not change since a (re)start come from the compacted rollup
     # topic, re-read whenever this worker's partitions change.
