@@ -37,7 +37,8 @@ class MessageBatches:
       for room (or for faust to suspend flow for a rebalance), as it does for a full stream.
     - Acks, as a stream's: a message is tracked as unacked when its batch is taken and acked when
       the next batch is asked for, i.e. once its batch was processed. A batch whose processing
-      raises is never acked, so a commit never covers a message that was not processed.
+      raises is never acked, so a commit never covers a message that was not processed. If an
+      agent reads the topic too, a message is committed once both acked it (faust's refcount).
     - Rebalances: faust clears the buffers it manages when partitions are revoked, this one
       included; a message fetched in an older generation, or while flow is suspended, is dropped
       unacked, as a stream skips it. The seek after the rebalance reads it again.
@@ -71,6 +72,7 @@ class MessageBatches:
 
     def deliver(self, message: Message) -> bool:
         """Take ``message`` in; False once ``max_`` wait (the drain loop then awaits ``room``)."""
+        message.incref()  # one reader more: acked (committed) once every reader acked it
         self._waiting.append(message)
         self._arrived.set()
         if len(self._waiting) < self.max:
@@ -105,7 +107,9 @@ class MessageBatches:
         while self._waiting and len(batch) < self.max:
             message = self._waiting.popleft()
             if flowing and message.generation_id == generation:
-                consumer.track_message(message)  # unacked until processed; faust's sensors count it
+                if not message.tracked:  # as a stream does: once, whoever reads it first
+                    message.tracked = True
+                    consumer.track_message(message)  # unacked until processed; faust's sensors count it
                 batch.append(message)
         if not self._waiting:
             self._arrived.clear()
@@ -118,7 +122,8 @@ class MessageBatches:
         consumer = self.app.consumer
         on_message_out = self.app.sensors.on_message_out
         for message in batch:
-            if consumer.ack(message):
+            # The last reader's ack is the consumer's (faust's refcount, as for an agent's stream).
+            if message.ack(consumer):
                 on_message_out(message.tp, message.offset, message)
 
     async def __aiter__(self) -> AsyncIterator[list[Message]]:

@@ -18,11 +18,12 @@ from aiokafka import TopicPartition
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from faust.tables import TableManager
 from faust.tables.recovery import Recovery
+from faust.transport.conductor import Conductor
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth, server_list
 from faust.types import TP
-from faust.types.transports import ConsumerT
+from faust.types.transports import ConductorT, ConsumerCallback, ConsumerT
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from dxpulse.faust_batches import MessageBatches, start_inline
@@ -232,8 +233,9 @@ class FromStartConsumer(AIOKafkaConsumer):
     async def _drain_messages(self, fetcher: Any) -> None:
         """faust's loop handing fetched messages on (faust 0.15.3's own), with two changes:
 
-        - the messages of a topic taken with :class:`MessageBatches` go there, not through
-          faust's conductor and streams;
+        - the messages of a topic taken with :class:`MessageBatches` go there, and through
+          faust's conductor and streams only if an agent reads that topic too (see
+          :class:`BatchAwareConductor`);
         - any other message's delivery starts inline (``start_inline``) and is raced against a
           flow suspension only if it has to wait, instead of always running as a task in
           ``wait_first``: most of faust's per-message cost on the bench machine.
@@ -246,6 +248,7 @@ class FromStartConsumer(AIOKafkaConsumer):
         consumer_should_stop = self._stopped.is_set
         fetcher_should_stop = fetcher._stopped.is_set
         batches: Mapping[str, MessageBatches] = getattr(self.app, "message_batches", {})
+        conductor: Any = self.app.topics
         get_read_offset = self._read_offset.__getitem__
         set_read_offset = self._read_offset.__setitem__
         set_flag = self.diag.set_flag
@@ -276,10 +279,9 @@ class FromStartConsumer(AIOKafkaConsumer):
                                 self._n_acked = 0
                                 await self.commit()
                             taken_in = batches.get(tp.topic)
-                            if taken_in is not None:
-                                if not taken_in.deliver(message):
-                                    await self.wait_first(taken_in.room(), self.suspend_flow.wait())
-                            else:
+                            if taken_in is not None and not taken_in.deliver(message):
+                                await self.wait_first(taken_in.room(), self.suspend_flow.wait())
+                            if taken_in is None or conductor.streams_read(tp):
                                 rest = start_inline(callback(message))
                                 if rest is not None:
                                     await self.wait_first(rest, self.suspend_flow.wait())
@@ -370,8 +372,42 @@ class FromStartConsumer(AIOKafkaConsumer):
         return new_offset
 
 
+class BatchAwareConductor(Conductor):
+    """faust's conductor, but the channels ``take_batches`` registers get no messages from it.
+
+    They are registered so that their topic is subscribed and acked as an agent's would be; their
+    messages go to :class:`MessageBatches` from the drain loop. If an agent reads the same topic
+    (the history writer reads reports beside the aggregator), its messages still go through here
+    to that agent, and each message is committed only once both have acked it (its refcount).
+    """
+
+    @functools.cached_property
+    def batch_channels(self) -> set[Any]:
+        """The channels registered by ``take_batches``."""
+        return set()
+
+    @functools.cached_property
+    def _streamed(self) -> set[TP]:
+        return set()
+
+    def streams_read(self, tp: TP) -> bool:
+        """Whether a faust stream (an agent) reads ``tp`` besides its batches."""
+        return tp in self._streamed
+
+    def _build_handler(self, tp: TP, channels: Any) -> ConsumerCallback:
+        streams = {channel for channel in channels if channel not in self.batch_channels}
+        if streams:
+            self._streamed.add(tp)
+        else:
+            self._streamed.discard(tp)
+        return super()._build_handler(tp, streams)
+
+
 class DxpulseApp(faust.App):
     """A faust app whose consumer is :class:`FromStartConsumer`."""
+
+    def _new_conductor(self) -> ConductorT:
+        return BatchAwareConductor(app=self, beacon=None)  # as faust's transport makes its own
 
     @functools.cached_property
     def message_batches(self) -> dict[str, MessageBatches]:
@@ -689,8 +725,13 @@ def take_batches(
         raise ValueError(f"{name} is already taken in batches")
     batches = MessageBatches(app, name, max_, linger_s=linger_s, behind=behind)
     app.message_batches[name] = batches
-    # Subscribed, and acked, as an agent's topic is (what iterating a topic registers).
-    app.topics.add(cast(faust.TopicT, topic.clone(is_iterator=True)))
+    # Subscribed, and acked, as an agent's topic is (what iterating a topic registers); the
+    # conductor delivers it nothing.
+    channel = cast(faust.TopicT, topic.clone(is_iterator=True))
+    conductor = app.topics
+    assert isinstance(conductor, BatchAwareConductor)  # DxpulseApp's
+    conductor.batch_channels.add(channel)
+    conductor.add(channel)
     return batches
 
 

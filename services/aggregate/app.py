@@ -194,14 +194,14 @@ def create_app(
         log.warning("dead-lettered %s@%s: %s", message.partition, message.offset, detail)
         await dead_letters.send(key=message.key, value=letter.model_dump_json().encode())
 
-    async def accepted(message: Message) -> tuple[str, Report, Period] | None:
+    async def accepted(message: Message, now: datetime) -> tuple[str, Report, Period] | None:
         """The table key, report and period of a valid message; None once a refused one is dead-lettered."""
         try:
             report = Report.model_validate_json(message.value or b"")
         except ValidationError as error:
             await dead_letter(message, "invalid-report", str(error).replace("\n", " "))
             return None
-        verdict = validate_report(report, catalog, registry, clock())
+        verdict = validate_report(report, catalog, registry, now)
         if isinstance(verdict, Problem):
             await dead_letter(message, verdict.type, verdict.detail)
             return None
@@ -260,9 +260,10 @@ def create_app(
     async def process(messages: Sequence[Message]) -> None:
         # One period record, the changed reporters' records and at most one rollup per scope per
         # (indicator, period) and batch.
+        now = clock()  # one instant per batch: its reports are judged, and its rollups computed, at it
         by_key: dict[str, list[tuple[Message, Report, Period]]] = {}
         for message in messages:
-            valid = await accepted(message)
+            valid = await accepted(message, now)
             if valid is not None:
                 key, report, period = valid
                 by_key.setdefault(key, []).append((message, report, period))
@@ -276,7 +277,7 @@ def create_app(
                 catalog[first.indicator],
                 period,
                 registry,
-                clock(),
+                now,
                 [message.offset for message, _, _ in items],
             )
             if new_state is not held.state:

@@ -10,7 +10,7 @@ from typing import Any
 
 import faust
 import pytest
-from faust.types import TP, Message
+from faust.types import TP, ConsumerMessage, Message
 
 from dxpulse.faust_batches import MessageBatches, behind_on, start_inline
 from dxpulse.faust_support import _held_offsets, new_faust_app, raw_topic, take_batches
@@ -21,18 +21,10 @@ REPORTS = TP(TOPIC, 0)
 
 
 def message(offset: int, generation: int = 0) -> Message:
-    return Message(
-        TOPIC,
-        0,
-        offset,
-        0.0,
-        0,
-        None,
-        b"key",
-        str(offset).encode(),
-        None,
-        tp=REPORTS,
-        generation_id=generation,
+    """A report message as faust's aiokafka driver makes it: its final ack is the consumer's."""
+    value = str(offset).encode()
+    return ConsumerMessage(
+        TOPIC, 0, offset, 0.0, 0, None, b"k", value, None, tp=REPORTS, generation_id=generation
     )
 
 
@@ -361,3 +353,30 @@ async def test_the_drain_loop_hands_batch_topics_over_and_delivers_others_inline
     assert delivered == [other_message]
     assert consumer._read_offset[REPORTS] == 1
     assert consumer._read_offset[other] == 3
+
+
+async def test_an_agent_reading_the_same_topic_gets_its_messages_and_both_ack_before_a_commit(
+    app: faust.App,
+) -> None:
+    batches = batches_of(app, 10)
+    conductor: Any = app.topics
+    await conductor._update_indices()
+    await conductor.on_partitions_assigned({REPORTS})
+    assert not conductor.streams_read(REPORTS), "batches only: the conductor is not asked"
+    agents_channel: Any = raw_topic(app, TOPIC).clone(is_iterator=True)  # what an agent registers
+    conductor.add(agents_channel)
+    await conductor._update_indices()
+    await conductor.on_partitions_assigned({REPORTS})
+    assert conductor.streams_read(REPORTS)
+    both = message(0)
+    batches.deliver(both)  # what the drain loop does: the batches, then the conductor
+    await conductor.on_message(both)
+    assert agents_channel.queue.qsize() == 1, "the agent gets it from the conductor"
+    batch_channel = next(iter(conductor.batch_channels))
+    assert batch_channel.queue.qsize() == 0, "the batches' channel never does"
+    async for worker in running(batches):
+        await worker.until(1)
+        await asyncio.sleep(0.02)
+    assert not both.acked, "the agent has not acked it yet: not committable"
+    both.ack(app.consumer)  # the agent's stream acks it
+    assert both.acked
