@@ -106,3 +106,20 @@ def test_metrics_page_carries_faust_prometheus_sensor(made: FromStartConsumer) -
     assert 'faust_topic_partition_offset_commited{partition="0",topic="reports"} 7.0' in text
     assert "# TYPE faust_messages_received_total counter" in text
     assert "# TYPE dxpulse_consumer_lag gauge" in text
+
+
+def test_faust_sensor_series_are_looked_up_once_and_forgotten_when_removed(made: FromStartConsumer) -> None:
+    registry, app = CollectorRegistry(), made.app
+    assert isinstance(app, faust.App)
+    add_metrics_page(app, registry)
+    monitor = app.monitor
+    assert isinstance(monitor, PrometheusMonitor)
+    received = monitor._metrics.messages_received_per_topics_partition
+    assert received.labels(topic="reports", partition=0) is received.labels(topic="reports", partition=0)
+    end_offset = 'faust_topic_partition_end_offset{partition="0",topic="reports"}'
+    monitor.track_tp_end_offset(REPORTS_TP, 9)
+    assert f"{end_offset} 9.0" in generate_latest(registry).decode()
+    monitor._clear_partition_related_metrics()  # what faust does at a rebalance
+    assert "faust_topic_partition_end_offset{" not in generate_latest(registry).decode()
+    monitor.track_tp_end_offset(REPORTS_TP, 12)  # a fresh series, in the registry again
+    assert f"{end_offset} 12.0" in generate_latest(registry).decode()
