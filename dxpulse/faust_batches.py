@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator
 from typing import Any
 
 import faust
@@ -37,7 +37,9 @@ class MessageBatches:
       for room (or for faust to suspend flow for a rebalance), as it does for a full stream.
     - Acks, as a stream's: a message is tracked as unacked when its batch is taken and acked when
       the next batch is asked for, i.e. once its batch was processed. A batch whose processing
-      raises is never acked, so a commit never covers a message that was not processed. If an
+      raises is never acked, so a commit never covers a message that was not processed; iterate
+      with ``contextlib.aclosing`` so that its messages are then untracked, or faust's stop would
+      wait for their acks forever. If an
       agent reads the topic too, a message is committed once both acked it (faust's refcount).
     - Rebalances: faust clears the buffers it manages when partitions are revoked, this one
       included; a message fetched in an older generation, or while flow is suspended, is dropped
@@ -70,9 +72,17 @@ class MessageBatches:
 
     # The consumer's side.
 
+    def reserve(self, message: Message) -> None:
+        """Count this reader in ``message``'s references, before any other reader is handed it.
+
+        A message is committed once its references are all acked. Counted only at ``deliver``,
+        a batch could process and ack a report before an agent reading the same topic was handed
+        it (faust's delivery can wait: flow control, the producer's buffer), and so commit it.
+        """
+        message.incref()
+
     def deliver(self, message: Message) -> bool:
         """Take ``message`` in; False once ``max_`` wait (the drain loop then awaits ``room``)."""
-        message.incref()  # one reader more: acked (committed) once every reader acked it
         self._waiting.append(message)
         self._arrived.set()
         if len(self._waiting) < self.max:
@@ -118,6 +128,13 @@ class MessageBatches:
             self._room.set()
         return batch
 
+    def _untrack(self, batch: list[Message]) -> None:
+        # Not processed: never acked, so never committed. No longer waited for either: faust's
+        # stop (and rebalance) waits until every tracked message is acked, which would be never.
+        unacked = self.app.consumer.unacked
+        for message in batch:
+            unacked.discard(message)
+
     def _ack(self, batch: list[Message]) -> None:
         consumer = self.app.consumer
         on_message_out = self.app.sensors.on_message_out
@@ -126,7 +143,7 @@ class MessageBatches:
             if message.ack(consumer):
                 on_message_out(message.tp, message.offset, message)
 
-    async def __aiter__(self) -> AsyncIterator[list[Message]]:
+    async def __aiter__(self) -> AsyncGenerator[list[Message], None]:
         app = self.app
         while not app.should_stop:
             await app.wait_for_stopped(self._arrived)
@@ -146,8 +163,16 @@ class MessageBatches:
                 break
             batch = self._take()
             if batch:
-                yield batch
+                try:
+                    yield batch
+                except BaseException:  # closed while processing it: an error, or the worker stops
+                    self._untrack(batch)
+                    raise
                 self._ack(batch)  # only reached once the batch was processed without an error
+                # Its messages must not outlive it here: faust tracks unacked ones in a weak set, and
+                # one another reader never acks (its buffer cleared at a revoke) would hold a
+                # rebalance's wait for the unacked ones as long as it is referenced.
+                del batch
 
 
 def behind_on(app: faust.App, topic: str) -> Callable[[], bool]:

@@ -6,6 +6,7 @@ import asyncio
 import functools
 import logging
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
@@ -279,12 +280,14 @@ class FromStartConsumer(AIOKafkaConsumer):
                                 self._n_acked = 0
                                 await self.commit()
                             taken_in = batches.get(tp.topic)
-                            if taken_in is not None and not taken_in.deliver(message):
-                                await self.wait_first(taken_in.room(), self.suspend_flow.wait())
+                            if taken_in is not None:
+                                taken_in.reserve(message)  # before an agent on the topic gets it
                             if taken_in is None or conductor.streams_read(tp):
                                 rest = start_inline(callback(message))
                                 if rest is not None:
                                     await self.wait_first(rest, self.suspend_flow.wait())
+                            if taken_in is not None and not taken_in.deliver(message):
+                                await self.wait_first(taken_in.room(), self.suspend_flow.wait())
                             set_read_offset(tp, offset)
                     unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
@@ -367,6 +370,12 @@ class FromStartConsumer(AIOKafkaConsumer):
                 acked[:] = [offset for offset in acked if offset >= committed]
                 self._acked_index[tp].difference_update(stale)
             if acked and committed is not None and min(acked) != committed:
+                return None
+            if acked and committed is None:
+                # Unknown here only between faust forgetting a revoked partition's offset and the
+                # revoke's commit (``perform_seek`` sets one for every partition it assigns): with
+                # nothing to count from, faust would commit from the first ack, over a message an
+                # agent reading the same topic has not acked. The next owner reads it again.
                 return None
         new_offset: int | None = super()._new_offset(tp)
         return new_offset
@@ -685,21 +694,27 @@ class CachedLabels:
     def __init__(self, metric: Any) -> None:
         self._metric = metric
         self._series: dict[tuple[Any, ...], Any] = {}
+        # faust removes series from its consumer thread (a rebalance starting) while the main
+        # thread looks them up: a series looked up as it is removed must not stay cached.
+        self._lock = threading.Lock()
 
     def labels(self, *values: Any, **labels: Any) -> Any:
         key = (values, tuple(labels.items()))
         series = self._series.get(key)
         if series is None:
-            series = self._series[key] = self._metric.labels(*values, **labels)
+            with self._lock:
+                series = self._series[key] = self._metric.labels(*values, **labels)
         return series
 
     def remove(self, *values: Any) -> None:
-        self._series.clear()
-        self._metric.remove(*values)
+        with self._lock:
+            self._metric.remove(*values)
+            self._series.clear()
 
     def clear(self) -> None:
-        self._series.clear()
-        self._metric.clear()
+        with self._lock:
+            self._metric.clear()
+            self._series.clear()
 
     def __getattr__(self, name: str) -> Any:  # collect(), describe(), ...: the metric's own
         return getattr(self._metric, name)

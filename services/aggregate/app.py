@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -307,8 +308,11 @@ def create_app(
     )
 
     async def aggregate() -> None:
-        async for messages in batches:
-            await process(messages)
+        # Closed on an error too, so that the failed batch is untracked (see MessageBatches).
+        async with contextlib.aclosing(aiter(batches)) as taken:
+            async for messages in taken:
+                await process(messages)
+                del messages  # not kept while the next batch is awaited (see MessageBatches)
 
     app.task(aggregate)
 

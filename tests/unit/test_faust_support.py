@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from typing import Any
 
 import faust
 import pytest
@@ -11,7 +12,7 @@ from faust.sensors.prometheus import PrometheusMonitor
 from faust.types import TP
 from prometheus_client import CollectorRegistry, generate_latest
 
-from dxpulse.faust_support import DxpulseApp, FromStartConsumer, add_metrics_page
+from dxpulse.faust_support import CachedLabels, DxpulseApp, FromStartConsumer, add_metrics_page
 from dxpulse.topics import ROLLUPS
 
 REPORTS_TP = TP("reports", 0)
@@ -40,6 +41,12 @@ def test_no_commit_over_a_head_gap_when_the_committed_offset_is_zero(made: FromS
     # Offsets 0-4 were fetched but dropped (never acked); 5-9 were processed.
     made._committed_offset[REPORTS_TP] = 0
     made._acked[REPORTS_TP].extend(range(5, 10))
+    assert made._new_offset(REPORTS_TP) is None
+
+
+def test_no_commit_while_the_committed_offset_is_unknown(made: FromStartConsumer) -> None:
+    # faust forgets a revoked partition's committed offset before the revoke's commit.
+    made._acked[REPORTS_TP].extend(range(101, 150))  # 100 not acked (by the other reader)
     assert made._new_offset(REPORTS_TP) is None
 
 
@@ -115,7 +122,17 @@ def test_faust_sensor_series_are_looked_up_once_and_forgotten_when_removed(made:
     monitor = app.monitor
     assert isinstance(monitor, PrometheusMonitor)
     received = monitor._metrics.messages_received_per_topics_partition
+    assert isinstance(received, CachedLabels)
+    looked_up: list[dict[str, Any]] = []
+    lookup = received._metric.labels
+
+    def counted(**labels: Any) -> Any:
+        looked_up.append(labels)
+        return lookup(**labels)
+
+    received._metric.labels = counted
     assert received.labels(topic="reports", partition=0) is received.labels(topic="reports", partition=0)
+    assert len(looked_up) == 1, "prometheus_client asked once"
     end_offset = 'faust_topic_partition_end_offset{partition="0",topic="reports"}'
     monitor.track_tp_end_offset(REPORTS_TP, 9)
     assert f"{end_offset} 9.0" in generate_latest(registry).decode()
