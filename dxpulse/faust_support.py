@@ -436,6 +436,13 @@ class DxpulseApp(faust.App):
 
 CONSUMER_FETCH_BYTES = 4 * 1024**2
 """Most bytes one fetch brings per partition (faust's ``consumer_max_fetch_size``, 1 MiB by default)."""
+PRODUCER_BATCH_BYTES = 512 * 1024
+"""Most bytes of one partition's records aiokafka sends as one batch (faust's 16 KiB by default).
+
+A district-level rollup is ~40 KB, so with 16 KiB every rollup went in a batch of its own, and the
+producer's sender was a quarter of the aggregator (BENCHMARKS.md, session 8). Below Kafka's 1 MB
+default ``message.max.bytes``, which a batch must fit.
+"""
 
 
 def new_faust_app(app_id: str, settings: WorkerSettings, *, web_port: int) -> faust.App:
@@ -457,6 +464,7 @@ def new_faust_app(app_id: str, settings: WorkerSettings, *, web_port: int) -> fa
         # faust's 1 MiB per partition made a worker that has caught up with a backlog wait for the
         # next fetch ~40% of the time (the ceiling bench: 17,000 reports/s; 4 MiB: 20,000-22,800).
         consumer_max_fetch_size=CONSUMER_FETCH_BYTES,
+        producer_max_batch_size=PRODUCER_BATCH_BYTES,
         producer_acks=-1,
         # Without it a worker loses the reports fetched while it finishes a rebalance.
         TableManager=DxpulseTableManager,

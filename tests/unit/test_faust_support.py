@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -12,7 +13,16 @@ from faust.sensors.prometheus import PrometheusMonitor
 from faust.types import TP
 from prometheus_client import CollectorRegistry, generate_latest
 
-from dxpulse.faust_support import CachedLabels, DxpulseApp, FromStartConsumer, add_metrics_page
+from dxpulse.faust_support import (
+    CONSUMER_FETCH_BYTES,
+    PRODUCER_BATCH_BYTES,
+    CachedLabels,
+    DxpulseApp,
+    FromStartConsumer,
+    add_metrics_page,
+    new_faust_app,
+)
+from dxpulse.settings import WorkerSettings
 from dxpulse.topics import ROLLUPS
 
 REPORTS_TP = TP("reports", 0)
@@ -140,3 +150,12 @@ def test_faust_sensor_series_are_looked_up_once_and_forgotten_when_removed(made:
     assert "faust_topic_partition_end_offset{" not in generate_latest(registry).decode()
     monitor.track_tp_end_offset(REPORTS_TP, 12)  # a fresh series, in the registry again
     assert f"{end_offset} 12.0" in generate_latest(registry).decode()
+
+
+def test_workers_fetch_and_send_in_batches_fit_for_district_rollups(tmp_path: Path) -> None:
+    settings = WorkerSettings(kafka_bootstrap="localhost:1", state_dir=tmp_path)
+    app = new_faust_app("unit-batch-sizes", settings, web_port=6066)  # never started
+    assert app.conf.consumer_max_fetch_size == CONSUMER_FETCH_BYTES
+    assert app.conf.producer_max_batch_size == PRODUCER_BATCH_BYTES
+    # A batch must fit in one request, and in Kafka's default message.max.bytes (1 MB).
+    assert PRODUCER_BATCH_BYTES <= app.conf.producer_max_request_size <= 1_048_588
