@@ -1,17 +1,22 @@
-"""Shared builders for the unit tests of the pure domain core (no servers, no mocks)."""
+"""Shared builders for the unit tests: the pure domain core's, and a faust app that never starts."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 from uuid import UUID, uuid4
 
+import faust
 import pytest
 
 from dxpulse.catalog import Catalog, default_catalog
+from dxpulse.faust_support import new_faust_app
 from dxpulse.periods import parse_period
 from dxpulse.registry import Registry, default_registry
 from dxpulse.rollup import PeriodState, step
+from dxpulse.settings import WorkerSettings
 from schemas import CatalogValue, CountValue, FlagValue, RatioValue, Report, ReportValue, Rollup
 
 OBSERVED = datetime(2024, 6, 30, 12, 0, tzinfo=UTC)
@@ -98,3 +103,16 @@ def registry() -> Registry:
 @pytest.fixture(scope="session")
 def catalog() -> Catalog:
     return default_catalog()
+
+
+@pytest.fixture
+async def app(tmp_path: Path) -> AsyncIterator[faust.App]:
+    """A dxpulse worker's faust app that never starts (nothing here talks to Kafka), made on the
+    test's event loop: the app waits on the loop it was made on."""
+    settings = WorkerSettings(kafka_bootstrap="localhost:1", state_dir=tmp_path)
+    made = new_faust_app("unit-worker", settings, web_port=6066)  # never bound
+    try:
+        yield made
+    finally:
+        consumer: Any = made.consumer
+        consumer._thread.thread_loop.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import faust
@@ -20,9 +19,7 @@ from dxpulse.faust_support import (
     DxpulseApp,
     FromStartConsumer,
     add_metrics_page,
-    new_faust_app,
 )
-from dxpulse.settings import WorkerSettings
 from dxpulse.topics import ROLLUPS
 
 REPORTS_TP = TP("reports", 0)
@@ -152,9 +149,7 @@ def test_faust_sensor_series_are_looked_up_once_and_forgotten_when_removed(made:
     assert f"{end_offset} 12.0" in generate_latest(registry).decode()
 
 
-def test_workers_fetch_and_send_in_batches_fit_for_district_rollups(tmp_path: Path) -> None:
-    settings = WorkerSettings(kafka_bootstrap="localhost:1", state_dir=tmp_path)
-    app = new_faust_app("unit-batch-sizes", settings, web_port=6066)  # never started
+def test_workers_fetch_and_send_in_batches_fit_for_district_rollups(app: faust.App) -> None:
     assert app.conf.consumer_max_fetch_size == CONSUMER_FETCH_BYTES
     assert app.conf.producer_max_batch_size == PRODUCER_BATCH_BYTES
     # A batch must fit in one request, and in Kafka's default message.max.bytes (1 MB).

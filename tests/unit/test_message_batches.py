@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -14,8 +13,7 @@ import pytest
 from faust.types import TP, ConsumerMessage, Message
 
 from dxpulse.faust_batches import MessageBatches, behind_on, start_inline
-from dxpulse.faust_support import _held_offsets, new_faust_app, raw_topic, take_batches
-from dxpulse.settings import WorkerSettings
+from dxpulse.faust_support import _held_offsets, raw_topic, take_batches
 
 TOPIC = "dxpulse.reports.v1"
 REPORTS = TP(TOPIC, 0)
@@ -30,17 +28,11 @@ def message(offset: int, generation: int = 0) -> Message:
 
 
 @pytest.fixture
-async def app(tmp_path: Path) -> AsyncIterator[faust.App]:
-    """A dxpulse worker's faust app that never starts (nothing here talks to Kafka), made on the
-    test's event loop: the app waits on the loop it was made on."""
-    settings = WorkerSettings(kafka_bootstrap="localhost:1", state_dir=tmp_path)
-    made = new_faust_app("unit-batches", settings, web_port=6066)  # never bound
-    made.flow_control.resume()  # as at the end of a rebalance: faust starts suspended
-    try:
-        yield made
-    finally:
-        consumer: Any = made.consumer
-        consumer._thread.thread_loop.close()
+def app(app: faust.App) -> faust.App:
+    """The unit tests' worker app (conftest), with flow resumed as at the end of a rebalance:
+    faust starts suspended."""
+    app.flow_control.resume()
+    return app
 
 
 class Worker:

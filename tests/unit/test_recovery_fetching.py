@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -22,9 +21,7 @@ from dxpulse.faust_support import (
     FromStartConsumer,
     OnlyThese,
     SeekThenResumeRecovery,
-    new_faust_app,
 )
-from dxpulse.settings import WorkerSettings
 
 STREAM = TopicPartition("dxpulse.reports.v1", 0)
 CHANGELOG = TopicPartition("app-period-state-changelog", 0)
@@ -97,18 +94,6 @@ def test_only_these_is_a_live_view() -> None:
     assert STREAM not in view
     active.add(REPORTS)
     assert STREAM in view
-
-
-@pytest.fixture
-def app(tmp_path: Path) -> Iterator[faust.App]:
-    """A dxpulse worker's faust app that never starts (nothing here talks to Kafka)."""
-    settings = WorkerSettings(kafka_bootstrap="localhost:1", state_dir=tmp_path)
-    made = new_faust_app("unit-recovery", settings, web_port=6066)  # never bound
-    try:
-        yield made
-    finally:
-        consumer: Any = made.consumer
-        consumer._thread.thread_loop.close()
 
 
 async def test_the_consumer_thread_gets_the_view_of_the_live_active_set(app: faust.App) -> None:
