@@ -39,8 +39,8 @@ class MessageBatches:
       the next batch is asked for, i.e. once its batch was processed. A batch whose processing
       raises is never acked, so a commit never covers a message that was not processed; iterate
       with ``contextlib.aclosing`` so that its messages are then untracked, or faust's stop would
-      wait for their acks forever. If an
-      agent reads the topic too, a message is committed once both acked it (faust's refcount).
+      wait for their acks forever. If an agent reads the topic too, a message is committed once
+      both acked it (faust's refcount).
     - Rebalances: faust clears the buffers it manages when partitions are revoked, this one
       included; a message fetched in an older generation, or while flow is suspended, is dropped
       unacked, as a stream skips it. The seek after the rebalance reads it again.
@@ -170,8 +170,8 @@ class MessageBatches:
                     raise
                 self._ack(batch)  # only reached once the batch was processed without an error
                 # Its messages must not outlive it here: faust tracks unacked ones in a weak set, and
-                # one another reader never acks (its buffer cleared at a revoke) would hold a
-                # rebalance's wait for the unacked ones as long as it is referenced.
+                # a message another reader never acks (its buffer cleared at a revoke) would hold up
+                # a rebalance's wait for the unacked ones for as long as it is referenced.
                 del batch
 
 
