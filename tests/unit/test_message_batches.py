@@ -28,9 +28,10 @@ def message(offset: int, generation: int = 0) -> Message:
 
 
 @pytest.fixture
-def app(app: faust.App) -> faust.App:
+async def app(app: faust.App) -> faust.App:
     """The unit tests' worker app (conftest), with flow resumed as at the end of a rebalance:
-    faust starts suspended."""
+    faust starts suspended. Async, as conftest's: a sync fixture here made the batch tests hang
+    once another module had made an app on a loop of its own."""
     app.flow_control.resume()
     return app
 
