@@ -25,6 +25,8 @@ from bench.scenarios import (
     ingest_throughput,
 )
 from bench.synthetic import SIZES
+from dxpulse.gc_tuning import tune_gc
+from dxpulse.settings import ServiceSettings
 from dxpulse.stack.testing import running_stack
 
 
@@ -139,6 +141,9 @@ def main(
         f" = {the_size.reporter_keys:,} reporter-keys; logs in {folder}"
     )
     figures: list[Figure] = []
+    # The raw baselines run in this process: the services' collector settings here too, so a ratio
+    # does not credit dxpulse with a setting the raw clients lack (this process holds the workload).
+    tune_gc(ServiceSettings().gc_thresholds)
     with servers(kafka_bootstrap, database_url, folder / "stack") as (bootstrap, dsn):
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=console, transient=True) as progress:

@@ -28,6 +28,7 @@ from faust.types.transports import ConductorT, ConsumerCallback, ConsumerT
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from dxpulse.faust_batches import MessageBatches, start_inline
+from dxpulse.gc_tuning import tune_gc
 from dxpulse.migrations import apply_migrations
 from dxpulse.monitoring import (
     ConsumerLagCollector,
@@ -36,7 +37,7 @@ from dxpulse.monitoring import (
     lost_heads,
     stalled_partitions,
 )
-from dxpulse.settings import CommonSettings, WorkerSettings
+from dxpulse.settings import WorkerSettings
 from dxpulse.topics import COMPACTED, TopicSpec, ensure_topics
 
 log = logging.getLogger(__name__)
@@ -752,7 +753,7 @@ def add_metrics_page(app: faust.App, registry: CollectorRegistry) -> None:
 
 
 def run_worker(
-    app: faust.App, settings: CommonSettings, topics: tuple[TopicSpec, ...], loglevel: str = "info"
+    app: faust.App, settings: WorkerSettings, topics: tuple[TopicSpec, ...], loglevel: str = "info"
 ) -> None:
     """Create the worker's topics, then run ``app`` as a worker in this process."""
     asyncio.run(ensure_topics(settings.kafka_bootstrap, settings.topic_partitions, extra=topics))
@@ -769,6 +770,7 @@ def run_worker(
         "--web-port",
         str(app.conf.web_port),
     ]
+    tune_gc(settings.gc_thresholds)
     app.main()
 
 

@@ -6,6 +6,7 @@ import logging
 
 import uvicorn
 
+from dxpulse.gc_tuning import tune_gc
 from services.ingest.app import create_app
 from services.ingest.settings import IngestSettings
 
@@ -13,7 +14,9 @@ from services.ingest.settings import IngestSettings
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = IngestSettings()
-    uvicorn.run(create_app(settings), host=settings.ingest_host, port=settings.ingest_port)
+    app = create_app(settings)
+    tune_gc(settings.gc_thresholds)
+    uvicorn.run(app, host=settings.ingest_host, port=settings.ingest_port)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import json
 import logging
 import math
@@ -31,7 +32,7 @@ from schemas import Report
 from schemas.events import report_key
 from services.ingest import problems
 from services.ingest.auth import TokenCache
-from services.ingest.kafka import KafkaLink
+from services.ingest.kafka import KafkaLink, send_as_batches
 from services.ingest.models import (
     BatchRequest,
     BatchResult,
@@ -91,8 +92,9 @@ class Item:
     problem: Problem | None = None
     status: ItemStatus = "rejected"
 
-    @property
+    @functools.cached_property
     def key(self) -> EventKey:
+        """(reporter, event id); asked for several times per report on its way, so built once."""
         assert self.report is not None
         return (self.report.reporter, self.report.event_id)
 
@@ -148,7 +150,7 @@ def create_app(
     kafka = KafkaLink(settings.kafka_bootstrap, settings.produce_timeout_s, settings.kafka_retry_interval_s)
     tokens = TokenCache(store.subject, settings.token_cache_ttl_s)
     accepted_ids = AcceptedIds(settings.idempotency_cache_size)
-    in_flight: dict[EventKey, asyncio.Future[bool]] = {}
+    in_flight: dict[EventKey, asyncio.Future[None]] = {}
     buckets: dict[str, Bucket] = {}
     retry_after = {"Retry-After": str(settings.retry_after_s)}
 
@@ -265,34 +267,33 @@ def create_app(
 
     async def produce(reports: list[Report]) -> list[BaseException | None]:
         """Hand every report to the producer, then wait for Kafka's acks=all on all of them together:
-        per report, None once acknowledged, or why not. No task per report (a fifth of a batch's CPU)."""
+        per report, None once acknowledged, or why not. A lone report goes through aiokafka's
+        ``send``, which gathers concurrent requests' reports; more go as a record batch per partition."""
         producer = kafka.producer
         if producer is None:
             return [ConnectionError("not connected to Kafka yet")] * len(reports)
         started = time.perf_counter()
-
-        def acknowledged(future: asyncio.Future[Any]) -> None:
-            if not future.cancelled() and future.exception() is None:
-                metrics.produce_seconds.observe(time.perf_counter() - started)
-
-        outcomes: list[BaseException | asyncio.Future[Any]] = []
+        messages = [
+            (report_key(report.indicator, report.period).encode(), report.model_dump_json().encode())
+            for report in reports
+        ]
+        outcomes: list[asyncio.Future[Any] | KafkaError] = []
         try:
             async with asyncio.timeout(settings.produce_timeout_s):
-                for report in reports:
+                if len(messages) == 1:
+                    [(key, value)] = messages
                     try:
-                        future = await producer.send(
-                            REPORTS,
-                            key=report_key(report.indicator, report.period).encode(),
-                            value=report.model_dump_json().encode(),
-                        )
+                        outcomes = [await producer.send(REPORTS, key=key, value=value)]
                     except KafkaError as error:
-                        outcomes.append(error)
-                        continue
-                    future.add_done_callback(acknowledged)
-                    outcomes.append(future)
-                pending = [outcome for outcome in outcomes if isinstance(outcome, asyncio.Future)]
-                if pending:
-                    await asyncio.wait(pending)
+                        outcomes = [error]
+                else:
+                    outcomes = await send_as_batches(producer, REPORTS, messages, kafka.turns)
+                # One future per record batch: observed once per report it carries.
+                carried = collections.Counter(o for o in outcomes if isinstance(o, asyncio.Future))
+                for future, count in carried.items():
+                    future.add_done_callback(functools.partial(acknowledged, started, count))
+                if carried:
+                    await asyncio.wait(carried)
         except TimeoutError:
             pass  # the reports not acknowledged by now are answered unavailable
         errors: list[BaseException | None] = []
@@ -310,6 +311,12 @@ def create_app(
         errors.extend(TimeoutError("not handed to Kafka in time") for _ in range(unsent))
         return errors
 
+    def acknowledged(started: float, reports: int, future: asyncio.Future[Any]) -> None:
+        if not future.cancelled() and future.exception() is None:
+            seconds = time.perf_counter() - started
+            for _ in range(reports):
+                metrics.produce_seconds.observe(seconds)
+
     async def publish_one(item: Item) -> BaseException | None:
         """Publish unless this event was accepted already; waits for a send of the same event in flight."""
         key = item.key
@@ -326,25 +333,24 @@ def create_app(
 
     async def publish_fresh(items: list[Item]) -> list[BaseException | None]:
         """Publish reports whose events are neither accepted nor in flight, all at once."""
-        loop = asyncio.get_running_loop()
-        sent: list[tuple[Item, asyncio.Future[bool]]] = []
+        # One future for the lot: a request sending one of these events again waits for it, then
+        # finds it accepted or not (publish_one).
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         for item in items:
-            future: asyncio.Future[bool] = loop.create_future()
-            in_flight[item.key] = future
-            sent.append((item, future))
-        errors: list[BaseException | None] = [ConnectionError("cancelled")] * len(sent)
+            in_flight[item.key] = done
+        errors: list[BaseException | None] = [ConnectionError("cancelled")] * len(items)
         try:
-            errors = await produce([item.report for item, _ in sent if item.report is not None])
-            for (item, _), error in zip(sent, errors, strict=True):
+            errors = await produce([item.report for item in items if item.report is not None])
+            for item, error in zip(items, errors, strict=True):
                 if error is None:
                     accepted_ids.add(item.key)
                     item.status = "accepted"
                 else:
                     item.status = "unavailable"
         finally:
-            for (item, future), error in zip(sent, errors, strict=True):
+            for item in items:
                 del in_flight[item.key]
-                future.set_result(error is None)
+            done.set_result(None)
         return errors
 
     async def publish(items: list[Item]) -> None:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from dxpulse.settings import CommonSettings
+from dxpulse.settings import ServiceSettings
 
 MAX_BATCH_ITEMS = 500
 """The documented largest batch; the benchmark's batches are this size."""
 
 
-class IngestSettings(CommonSettings):
+class IngestSettings(ServiceSettings):
     """Where the ingest API listens, how much it accepts, and how fast."""
 
     ingest_host: str = Field(

@@ -6,6 +6,7 @@ import logging
 
 import uvicorn
 
+from dxpulse.gc_tuning import tune_gc
 from services.query.app import create_app
 from services.query.settings import QuerySettings
 
@@ -13,7 +14,9 @@ from services.query.settings import QuerySettings
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = QuerySettings()
-    uvicorn.run(create_app(settings), host=settings.query_host, port=settings.query_port)
+    app = create_app(settings)
+    tune_gc(settings.gc_thresholds)
+    uvicorn.run(app, host=settings.query_host, port=settings.query_port)
 
 
 if __name__ == "__main__":

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from dxpulse.settings import CommonSettings
+from dxpulse.settings import ServiceSettings
 
 
-class QuerySettings(CommonSettings):
+class QuerySettings(ServiceSettings):
     """Where the query API listens, its page sizes and its database pool."""
 
     query_host: str = Field(
