@@ -23,8 +23,9 @@ from faust.transport.conductor import Conductor
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth, server_list
+from faust.transport.producer import ProducerBuffer
 from faust.types import TP
-from faust.types.transports import ConductorT, ConsumerCallback, ConsumerT
+from faust.types.transports import ConductorT, ConsumerCallback, ConsumerT, ProducerT
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from dxpulse.faust_batches import MessageBatches, start_inline
@@ -233,17 +234,21 @@ class FromStartConsumer(AIOKafkaConsumer):
         return await thread.getmany(view, timeout)
 
     async def _drain_messages(self, fetcher: Any) -> None:
-        """faust's loop handing fetched messages on (faust 0.15.3's own), with two changes:
+        """faust's loop handing fetched messages on (faust 0.15.3's own), with three changes:
 
         - the messages of a topic taken with :class:`MessageBatches` go there, and through
           faust's conductor and streams only if an agent reads that topic too (see
           :class:`BatchAwareConductor`);
         - any other message's delivery starts inline (``start_inline``) and is raced against a
           flow suspension only if it has to wait, instead of always running as a task in
-          ``wait_first``: most of faust's per-message cost on the bench machine.
+          ``wait_first``: most of faust's per-message cost on the bench machine;
+        - the commit every ``broker_commit_every`` acks runs beside the loop, not in it. A commit
+          first flushes the producer and, if the timer's commit is under way, waits for that one:
+          seconds under steady load, during which no report was handed on (BENCHMARKS.md,
+          session 9). One still starts every ``broker_commit_every`` acks unless one is running.
 
-        Everything else (read offsets, gaps, commits every ``broker_commit_every`` acks, yielding
-        to the loop every 100 messages, errors) is faust's, line for line.
+        Everything else (read offsets, gaps, yielding to the loop every 100 messages, errors) is
+        faust's, line for line.
         """
         callback = self.callback
         getmany = self.getmany
@@ -260,6 +265,7 @@ class FromStartConsumer(AIOKafkaConsumer):
         yield_every = 100
         num_since_yield = 0
         sleep = asyncio.sleep
+        committing: asyncio.Future[Any] | None = None
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 set_flag(CONSUMER_FETCHING)
@@ -279,7 +285,8 @@ class FromStartConsumer(AIOKafkaConsumer):
                                 await self._add_gap(tp, r_offset + 1, offset)
                             if commit_every is not None and self._n_acked >= commit_every:
                                 self._n_acked = 0
-                                await self.commit()
+                                if committing is None or committing.done():  # else it covers these
+                                    committing = self.add_future(self.commit())
                             taken_in = batches.get(tp.topic)
                             if taken_in is not None:
                                 taken_in.reserve(message)  # before an agent on the topic gets it
@@ -413,8 +420,35 @@ class BatchAwareConductor(Conductor):
         return super()._build_handler(tp, streams)
 
 
+class FlushWhatIsBuffered(ProducerBuffer):
+    """faust's producer buffer, whose ``flush`` waits for the messages buffered when it is called.
+
+    faust's own returns only once the buffer is empty, or once nothing was sent for 0.1 s. An
+    aggregator that keeps writing its changelog never empties it. faust's commit flushes first, so
+    a commit waited for as long as reports kept coming (25 s in a 30 s bench run), and the drain
+    loop, which commits every ``broker_commit_every`` acks, delivered nothing meanwhile: reports
+    waited 3 to 5 s, the end-to-end p99 (BENCHMARKS.md, session 9). A commit needs what was sent
+    for the offsets it commits, which is what was buffered before it: the buffer is sent in order,
+    and the aiokafka producer's flush that follows waits for everything handed to it by then.
+    """
+
+    async def flush(self) -> None:
+        buffered: Any = self.pending._queue  # type: ignore[attr-defined]  # asyncio.Queue's deque
+        if buffered:
+            # Done once handed over in turn and acknowledged (or failed: faust's flush never raised).
+            await asyncio.wait([buffered[-1]])
+
+
 class DxpulseApp(faust.App):
     """A faust app whose consumer is :class:`FromStartConsumer`."""
+
+    def _new_producer(self) -> ProducerT:
+        producer = super()._new_producer()
+        # Swapped before the producer starts, which is when it adds its buffer as a dependency.
+        buffer = FlushWhatIsBuffered(loop=producer.loop, beacon=producer.beacon)
+        buffer.app = self
+        cast(Any, producer).buffer = buffer
+        return producer
 
     def _new_conductor(self) -> ConductorT:
         return BatchAwareConductor(app=self, beacon=None)  # as faust's transport makes its own

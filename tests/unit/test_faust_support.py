@@ -17,6 +17,7 @@ from dxpulse.faust_support import (
     PRODUCER_BATCH_BYTES,
     CachedLabels,
     DxpulseApp,
+    FlushWhatIsBuffered,
     FromStartConsumer,
     add_metrics_page,
 )
@@ -154,3 +155,36 @@ def test_workers_fetch_and_send_in_batches_fit_for_district_rollups(app: faust.A
     assert app.conf.producer_max_batch_size == PRODUCER_BATCH_BYTES
     # A batch must fit in one request, and in Kafka's default message.max.bytes (1 MB).
     assert PRODUCER_BATCH_BYTES <= app.conf.producer_max_request_size <= 1_048_588
+
+
+async def test_a_flush_waits_for_what_was_buffered_not_for_an_empty_buffer(app: faust.App) -> None:
+    """A commit's flush ends once the messages buffered before it are sent, though more keep coming.
+
+    faust's flush waited for an empty buffer: under a steady stream of changelog writes that was
+    the whole stream, and commits (and the reports behind them) waited with it.
+    """
+    buffer: Any = app.producer.buffer
+    assert isinstance(buffer, FlushWhatIsBuffered)
+    loop = asyncio.get_running_loop()
+    sent: list[asyncio.Future[None]] = []
+
+    async def steady_writer() -> None:  # what faust's _handle_pending and a busy worker do together
+        while True:
+            buffer.pending.put_nowait(loop.create_future())
+            head = buffer.pending.get_nowait()
+            head.set_result(None)
+            sent.append(head)
+            buffer.message_sent.set()
+            await asyncio.sleep(0.001)
+
+    before = [loop.create_future() for _ in range(5)]
+    for future in before:
+        buffer.pending.put_nowait(future)
+    writing = asyncio.create_task(steady_writer())
+    try:
+        async with asyncio.timeout(2):
+            await buffer.flush()
+        assert all(f.done() for f in before), "everything buffered before the flush was sent"
+        assert buffer.size > 0, "and the buffer was never empty"
+    finally:
+        writing.cancel()

@@ -407,3 +407,33 @@ async def test_the_batches_get_a_message_only_once_an_agent_on_the_topic_has_it(
         await drained
     assert batches.waiting() == [waiting]
     assert waiting.refcount == 2
+
+
+async def test_the_drain_loop_hands_reports_on_while_a_commit_waits(app: faust.App) -> None:
+    # A commit flushes the producer first: seconds under steady load. faust awaited it in this loop,
+    # so no report was handed on meanwhile; it now runs beside the loop, one at a time.
+    batches = batches_of(app, 10)
+    consumer: Any = app.consumer
+    released = asyncio.Event()
+    commits: list[int] = []
+
+    async def commit() -> bool:
+        commits.append(len(batches.waiting()))
+        await released.wait()
+        return True
+
+    async def getmany(timeout: float) -> AsyncIterator[tuple[TP, Message]]:  # noqa: ASYNC109 (faust's)
+        for offset in range(4):
+            consumer._n_acked = consumer._commit_every  # as if enough acks came in meanwhile
+            yield REPORTS, message(offset)
+        consumer._stopped.set()
+
+    consumer.commit, consumer.getmany = commit, getmany
+    async with asyncio.timeout(5):
+        await consumer._drain_messages(SimpleNamespace(_stopped=asyncio.Event()))
+    await asyncio.sleep(0.01)
+    assert [m.offset for m in batches.waiting()] == [0, 1, 2, 3], "handed on while the commit waits"
+    assert len(commits) == 1, "one commit at a time: the running one covers the later acks"
+    released.set()
+    async with asyncio.timeout(5):
+        await asyncio.gather(*consumer._futures)
