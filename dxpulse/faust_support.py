@@ -432,11 +432,16 @@ class FlushWhatIsBuffered(ProducerBuffer):
     and the aiokafka producer's flush that follows waits for everything handed to it by then.
     """
 
-    async def flush(self) -> None:
+    def newest(self) -> asyncio.Future[Any] | None:
+        """The message buffered last: done once it, and so everything buffered before it, was
+        handed over in turn and acknowledged (or failed)."""
         buffered: Any = self.pending._queue  # type: ignore[attr-defined]  # asyncio.Queue's deque
-        if buffered:
-            # Done once handed over in turn and acknowledged (or failed: faust's flush never raised).
-            await asyncio.wait([buffered[-1]])
+        return buffered[-1] if buffered else None
+
+    async def flush(self) -> None:
+        newest = self.newest()
+        if newest is not None:
+            await asyncio.wait([newest])  # not raising, as faust's flush never did
 
 
 class DxpulseApp(faust.App):

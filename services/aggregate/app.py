@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import faust
 from faust.types import Message
@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from dxpulse.catalog import Catalog, default_catalog
 from dxpulse.faust_support import (
+    FlushWhatIsBuffered,
     add_metrics_page,
     assigned_partitions,
     json_table,
@@ -308,11 +309,20 @@ def create_app(
     )
 
     async def aggregate() -> None:
+        buffer = cast(FlushWhatIsBuffered, app.producer.buffer)
+        written_before: asyncio.Future[Any] | None = None
         # Closed on an error too, so that the failed batch is untracked (see MessageBatches).
         async with contextlib.aclosing(aiter(batches)) as taken:
             async for messages in taken:
                 await process(messages)
                 del messages  # not kept while the next batch is awaited (see MessageBatches)
+                # faust's streams wait for its producer buffer to ebb before each message, and
+                # batches skip them: under a steady stream the changelog writes piled up there
+                # (4,600 records, seconds behind the rollups). Each batch now waits for the one
+                # before it to be written, so at most two batches' writes are ever buffered.
+                if written_before is not None:
+                    await asyncio.wait([written_before])
+                written_before = buffer.newest()
 
     app.task(aggregate)
 

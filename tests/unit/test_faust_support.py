@@ -188,3 +188,21 @@ async def test_a_flush_waits_for_what_was_buffered_not_for_an_empty_buffer(app: 
         assert buffer.size > 0, "and the buffer was never empty"
     finally:
         writing.cancel()
+
+
+async def test_the_newest_buffered_message_is_the_one_a_flush_waits_for(app: faust.App) -> None:
+    buffer: Any = app.producer.buffer
+    assert buffer.newest() is None
+    loop = asyncio.get_running_loop()
+    first, last = loop.create_future(), loop.create_future()
+    buffer.pending.put_nowait(first)
+    buffer.pending.put_nowait(last)
+    assert buffer.newest() is last
+    flushing = asyncio.create_task(buffer.flush())
+    first.set_result(None)
+    await asyncio.sleep(0.01)
+    assert not flushing.done(), "not before the newest is sent"
+    last.set_exception(RuntimeError("not acknowledged"))
+    async with asyncio.timeout(1):
+        await flushing  # done, and not raising: as faust's flush
+    assert isinstance(last.exception(), RuntimeError)  # the send's own future still tells
