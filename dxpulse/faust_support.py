@@ -439,6 +439,9 @@ class FlushWhatIsBuffered(ProducerBuffer):
         return buffered[-1] if buffered else None
 
     async def flush(self) -> None:
+        if self.app is not None and self.app.conf.producer_threaded:
+            await super().flush()  # the threaded producer keeps a queue of its own
+            return
         newest = self.newest()
         if newest is not None:
             await asyncio.wait([newest])  # not raising, as faust's flush never did

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import faust
 import pytest
 from faust.sensors.prometheus import PrometheusMonitor
+from faust.transport.producer import ProducerBuffer
 from faust.types import TP
 from prometheus_client import CollectorRegistry, generate_latest
 
@@ -206,3 +208,21 @@ async def test_the_newest_buffered_message_is_the_one_a_flush_waits_for(app: fau
     async with asyncio.timeout(1):
         await flushing  # done, and not raising: as faust's flush
     assert isinstance(last.exception(), RuntimeError)  # the send's own future still tells
+
+
+async def test_with_a_threaded_producer_a_flush_is_fausts_own(
+    app: faust.App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The threaded producer queues messages in its own thread's queue, which ``newest`` never sees.
+    fausts: list[object] = []
+
+    async def fausts_flush(self: object) -> None:
+        fausts.append(self)
+
+    monkeypatch.setattr(ProducerBuffer, "flush", fausts_flush)
+    buffer: Any = app.producer.buffer
+    buffer.pending.put_nowait(asyncio.get_running_loop().create_future())  # never done
+    monkeypatch.setattr(buffer, "app", SimpleNamespace(conf=SimpleNamespace(producer_threaded=True)))
+    async with asyncio.timeout(1):
+        await buffer.flush()
+    assert fausts == [buffer]
