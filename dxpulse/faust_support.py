@@ -26,6 +26,7 @@ from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth, serve
 from faust.transport.producer import ProducerBuffer
 from faust.types import TP
 from faust.types.transports import ConductorT, ConsumerCallback, ConsumerT, ProducerT
+from faust.types.tuples import FutureMessage
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from dxpulse.faust_batches import MessageBatches, start_inline
@@ -285,7 +286,9 @@ class FromStartConsumer(AIOKafkaConsumer):
                                 await self._add_gap(tp, r_offset + 1, offset)
                             if commit_every is not None and self._n_acked >= commit_every:
                                 self._n_acked = 0
-                                if committing is None or committing.done():  # else it covers these
+                                # One at a time: acks after a running commit fixed its offsets wait
+                                # for the next count or the commit timer.
+                                if committing is None or committing.done():
                                     committing = self.add_future(self.commit())
                             taken_in = batches.get(tp.topic)
                             if taken_in is not None:
@@ -432,19 +435,29 @@ class FlushWhatIsBuffered(ProducerBuffer):
     and the aiokafka producer's flush that follows waits for everything handed to it by then.
     """
 
+    _newest: FutureMessage | None = None
+
+    def put(self, fut: FutureMessage) -> None:
+        super().put(fut)
+        self._newest = fut
+
     def newest(self) -> asyncio.Future[Any] | None:
-        """The message buffered last: done once it, and so everything buffered before it, was
-        handed over in turn and acknowledged (or failed)."""
-        buffered: Any = self.pending._queue  # type: ignore[attr-defined]  # asyncio.Queue's deque
-        return buffered[-1] if buffered else None
+        """The message buffered last, unless done: done once it, and so everything buffered before
+        it, was handed over in turn and acknowledged (or failed). Remembered when put rather than
+        read from the queue, which no longer holds a message while it is being handed over."""
+        newest = self._newest
+        return newest if newest is not None and not newest.done() else None
 
     async def flush(self) -> None:
-        if self.app is not None and self.app.conf.producer_threaded:
-            await super().flush()  # the threaded producer keeps a queue of its own
+        if self.should_stop or (self.app is not None and self.app.conf.producer_threaded):
+            # Stopping or crashed, nothing is sent any more and a wait would never end; and the
+            # threaded producer keeps a queue of its own. faust's flush returns or raises at once.
+            await super().flush()
             return
         newest = self.newest()
         if newest is not None:
-            await asyncio.wait([newest])  # not raising, as faust's flush never did
+            # Not raising, as faust's flush never did; given up if the buffer stops or crashes.
+            await self.wait_first(asyncio.wait([newest]))
 
 
 class DxpulseApp(faust.App):

@@ -32,7 +32,7 @@ from schemas import Report
 from schemas.events import report_key
 from services.ingest import problems
 from services.ingest.auth import TokenCache
-from services.ingest.kafka import KafkaLink, send_as_batches
+from services.ingest.kafka import Handed, KafkaLink, send_as_batches
 from services.ingest.models import (
     BatchRequest,
     BatchResult,
@@ -277,28 +277,32 @@ def create_app(
             (report_key(report.indicator, report.period).encode(), report.model_dump_json().encode())
             for report in reports
         ]
-        outcomes: list[asyncio.Future[Any] | KafkaError] = []
+        handed: list[Handed] = [None] * len(messages)
         try:
             async with asyncio.timeout(settings.produce_timeout_s):
                 if len(messages) == 1:
                     [(key, value)] = messages
                     try:
-                        outcomes = [await producer.send(REPORTS, key=key, value=value)]
+                        handed[0] = await producer.send(REPORTS, key=key, value=value)
                     except KafkaError as error:
-                        outcomes = [error]
+                        handed[0] = error
                 else:
-                    outcomes = await send_as_batches(producer, REPORTS, messages, kafka.turns)
-                # One future per record batch: observed once per report it carries.
-                carried = collections.Counter(o for o in outcomes if isinstance(o, asyncio.Future))
-                for future, count in carried.items():
-                    future.add_done_callback(functools.partial(acknowledged, started, count))
-                if carried:
-                    await asyncio.wait(carried)
+                    await send_as_batches(producer, REPORTS, messages, kafka.turns, handed)
+                batches = {o for o in handed if isinstance(o, asyncio.Future)}
+                if batches:
+                    await asyncio.wait(batches)
         except TimeoutError:
             pass  # the reports not acknowledged by now are answered unavailable
+        # One future per record batch, observed once per report it carries; the callback also reads
+        # a failure (aiokafka leaves that to the future's holder), of a batch still unacknowledged too.
+        carried = collections.Counter(o for o in handed if isinstance(o, asyncio.Future))
+        for future, count in carried.items():
+            future.add_done_callback(functools.partial(acknowledged, started, count))
         errors: list[BaseException | None] = []
-        for outcome in outcomes:
-            if not isinstance(outcome, asyncio.Future):
+        for outcome in handed:
+            if outcome is None:
+                errors.append(TimeoutError("not handed to Kafka in time"))
+            elif not isinstance(outcome, asyncio.Future):
                 errors.append(outcome)
             elif not outcome.done():
                 errors.append(TimeoutError(f"no acks=all within {settings.produce_timeout_s} s"))
@@ -307,8 +311,6 @@ def create_app(
             else:
                 outcome.result()  # anything but Kafka's own errors is a bug: let it raise
                 errors.append(None)
-        unsent = len(reports) - len(outcomes)
-        errors.extend(TimeoutError("not handed to Kafka in time") for _ in range(unsent))
         return errors
 
     def acknowledged(started: float, reports: int, future: asyncio.Future[Any]) -> None:

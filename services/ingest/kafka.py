@@ -7,7 +7,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -50,21 +50,33 @@ class PartitionTurns:
         return self._locks.setdefault((topic, partition), asyncio.Lock())
 
 
+Handed: TypeAlias = "asyncio.Future[Any] | KafkaError | None"
+"""Per message: the future of the batch carrying it, why it was not handed over, or None (not yet)."""
+
+
 async def send_as_batches(
-    producer: AIOKafkaProducer, topic: str, messages: Sequence[tuple[bytes, bytes]], turns: PartitionTurns
-) -> list[asyncio.Future[Any] | KafkaError]:
+    producer: AIOKafkaProducer,
+    topic: str,
+    messages: Sequence[tuple[bytes, bytes]],
+    turns: PartitionTurns,
+    handed: list[Handed],
+) -> None:
     """Hand many messages to the producer as one record batch per partition, built here.
 
-    Per message: the future of its batch (done once Kafka acknowledged the whole batch), or why it
-    was not handed over. aiokafka's ``send`` builds a future, looks up metadata and partitions
-    for every message: a third of a 500-report batch's CPU, and as much as the rest of the request.
-    Keys go to the partitions ``send`` would choose (``keyed_partition``), in the order given.
+    ``handed[i]`` becomes message i's batch future (done once Kafka acknowledged the whole batch)
+    or why it was not handed over, as it happens: a caller whose wait ends early (a timeout) still
+    knows which messages Kafka has. aiokafka's ``send`` builds a future, looks up metadata and
+    partitions for every message: a third of a 500-report batch's CPU, and as much as the rest of
+    the request. Keys go to the partitions ``send`` would choose (``keyed_partition``), in order.
     """
-    partitions = sorted(await producer.partitions_for(topic))
+    try:
+        partitions = sorted(await producer.partitions_for(topic))
+    except KafkaError as error:  # the topic unknown or not allowed: none can go
+        handed[:] = [error] * len(messages)
+        return
     by_partition: dict[int, list[int]] = {}
     for index, (key, _) in enumerate(messages):
         by_partition.setdefault(partitions[_key_index(key, len(partitions))], []).append(index)
-    outcomes: list[asyncio.Future[Any] | KafkaError | None] = [None] * len(messages)
     for partition, indexes in by_partition.items():
         builder = producer.create_batch()
         in_builder: list[int] = []
@@ -74,23 +86,20 @@ async def send_as_batches(
                 # Too large to share a batch: alone, where aiokafka checks it against
                 # max_request_size, after the batch before it (a partition's batches go in order).
                 if in_builder:
-                    await _submit(producer, topic, partition, builder, in_builder, outcomes, turns)
+                    await _submit(producer, topic, partition, builder, in_builder, handed, turns)
                     builder, in_builder = producer.create_batch(), []
                 try:
-                    outcomes[index] = await producer.send(topic, key=key, value=value, partition=partition)
+                    handed[index] = await producer.send(topic, key=key, value=value, partition=partition)
                 except KafkaError as error:
-                    outcomes[index] = error
+                    handed[index] = error
                 continue
             if builder.append(key=key, value=value, timestamp=None) is None:  # full: send it
-                await _submit(producer, topic, partition, builder, in_builder, outcomes, turns)
+                await _submit(producer, topic, partition, builder, in_builder, handed, turns)
                 builder, in_builder = producer.create_batch(), []
                 builder.append(key=key, value=value, timestamp=None)  # a builder takes its first
             in_builder.append(index)
         if in_builder:
-            await _submit(producer, topic, partition, builder, in_builder, outcomes, turns)
-    handed = [outcome for outcome in outcomes if outcome is not None]
-    assert len(handed) == len(messages), "every message is in a batch or sent alone"
-    return handed
+            await _submit(producer, topic, partition, builder, in_builder, handed, turns)
 
 
 async def _submit(
@@ -99,7 +108,7 @@ async def _submit(
     partition: int,
     builder: Any,
     indexes: list[int],
-    outcomes: list[asyncio.Future[Any] | KafkaError | None],
+    handed: list[Handed],
     turns: PartitionTurns,
 ) -> None:
     builder.close()  # nothing else joins it: its future answers for these messages only
@@ -110,7 +119,7 @@ async def _submit(
     except KafkaError as error:
         outcome = error
     for index in indexes:
-        outcomes[index] = outcome
+        handed[index] = outcome
 
 
 class KafkaLink:

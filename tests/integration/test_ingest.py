@@ -26,7 +26,7 @@ from dxpulse.stack.settings import StackSettings
 from dxpulse.stack.testing import running_stack
 from dxpulse.token_store import revoke_tokens
 from dxpulse.tokens import hash_token, token_id_of
-from services.ingest.kafka import PRODUCE_BATCH_BYTES, KafkaLink, send_as_batches
+from services.ingest.kafka import PRODUCE_BATCH_BYTES, Handed, KafkaLink, send_as_batches
 from tests.integration.ingest_support import (
     auth,
     ingest_client,
@@ -435,10 +435,11 @@ async def test_record_batches_land_where_send_would_put_them_in_order(stack: Sta
         messages = [(keys[n % 30], f"{n}".encode()) for n in range(1_200)]
         large = (keys[0], b"x" * (PRODUCE_BATCH_BYTES + 1))  # over a batch of its own, under 1 MiB
         messages.insert(600, large)
-        outcomes = await send_as_batches(producer, topic, messages, link.turns)
-        assert len(outcomes) == len(messages)
-        assert all(isinstance(outcome, asyncio.Future) for outcome in outcomes)
-        await asyncio.gather(*outcomes)
+        outcomes: list[Handed] = [None] * len(messages)
+        await send_as_batches(producer, topic, messages, link.turns, outcomes)
+        futures = [outcome for outcome in outcomes if isinstance(outcome, asyncio.Future)]
+        assert len(futures) == len(messages), outcomes
+        await asyncio.gather(*futures)
         # Where aiokafka's per-message send puts each key, for comparison.
         probes = {key: await producer.send(topic, key=key, value=b"probe") for key in keys}
         chosen = {key: (await probe).partition for key, probe in probes.items()}
@@ -470,8 +471,12 @@ async def test_concurrent_record_batches_take_turns_and_all_go_through(stack: St
             [(f"key_{n % 9}".encode(), f"{request}-{n}".encode() * 20) for n in range(300)]
             for request in range(40)
         ]
-        handed = await asyncio.gather(
-            *(send_as_batches(producer, topic, messages, link.turns) for messages in requests)
+        handed: list[list[Handed]] = [[None] * len(messages) for messages in requests]
+        await asyncio.gather(
+            *(
+                send_as_batches(producer, topic, messages, link.turns, each)
+                for messages, each in zip(requests, handed, strict=True)
+            )
         )
         outcomes = {id(outcome): outcome for each in handed for outcome in each}.values()
         failed = [repr(outcome) for outcome in outcomes if not isinstance(outcome, asyncio.Future)]

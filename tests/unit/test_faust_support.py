@@ -165,14 +165,14 @@ async def test_a_flush_waits_for_what_was_buffered_not_for_an_empty_buffer(app: 
     faust's flush waited for an empty buffer: under a steady stream of changelog writes that was
     the whole stream, and commits (and the reports behind them) waited with it.
     """
-    buffer: Any = app.producer.buffer
-    assert isinstance(buffer, FlushWhatIsBuffered)
+    assert isinstance(app.producer.buffer, FlushWhatIsBuffered)
+    buffer: Any = app.producer.buffer  # fed plain futures below, as faust feeds it FutureMessages
     loop = asyncio.get_running_loop()
     sent: list[asyncio.Future[None]] = []
 
     async def steady_writer() -> None:  # what faust's _handle_pending and a busy worker do together
         while True:
-            buffer.pending.put_nowait(loop.create_future())
+            buffer.put(loop.create_future())
             head = buffer.pending.get_nowait()
             head.set_result(None)
             sent.append(head)
@@ -181,7 +181,7 @@ async def test_a_flush_waits_for_what_was_buffered_not_for_an_empty_buffer(app: 
 
     before = [loop.create_future() for _ in range(5)]
     for future in before:
-        buffer.pending.put_nowait(future)
+        buffer.put(future)
     writing = asyncio.create_task(steady_writer())
     try:
         async with asyncio.timeout(2):
@@ -197,8 +197,8 @@ async def test_the_newest_buffered_message_is_the_one_a_flush_waits_for(app: fau
     assert buffer.newest() is None
     loop = asyncio.get_running_loop()
     first, last = loop.create_future(), loop.create_future()
-    buffer.pending.put_nowait(first)
-    buffer.pending.put_nowait(last)
+    buffer.put(first)
+    buffer.put(last)
     assert buffer.newest() is last
     flushing = asyncio.create_task(buffer.flush())
     first.set_result(None)
@@ -226,3 +226,36 @@ async def test_with_a_threaded_producer_a_flush_is_fausts_own(
     async with asyncio.timeout(1):
         await buffer.flush()
     assert fausts == [buffer]
+
+
+async def test_a_flush_waits_for_a_message_being_handed_over(app: faust.App) -> None:
+    # faust's sending loop takes a message off the queue, then waits for aiokafka to take it (a
+    # round trip when the partition's batch is full): the queue is empty, the message not yet sent.
+    buffer: Any = app.producer.buffer
+    in_transit = asyncio.get_running_loop().create_future()
+    buffer.put(in_transit)
+    assert buffer.pending.get_nowait() is in_transit
+    flushing = asyncio.create_task(buffer.flush())
+    await asyncio.sleep(0.01)
+    assert not flushing.done()
+    in_transit.set_result(None)
+    async with asyncio.timeout(1):
+        await flushing
+    assert buffer.newest() is None, "nothing left to wait for"
+
+
+async def test_a_flush_ends_when_the_buffer_stops(app: faust.App) -> None:
+    # Stopped or crashed, the buffer sends nothing more: a flush waiting then (faust's stop flushes
+    # the buffer) would never end.
+    buffer: Any = app.producer.buffer
+    never = asyncio.get_running_loop().create_future()
+    buffer.put(never)
+    buffer.pending.get_nowait()  # being handed over when the stop comes
+    flushing = asyncio.create_task(buffer.flush())
+    await asyncio.sleep(0.01)
+    buffer._stopped.set()
+    async with asyncio.timeout(1):
+        await flushing
+    async with asyncio.timeout(1):
+        await buffer.flush()  # stopped already: faust's own, which returns with nothing queued
+    assert not never.done(), "the message's future is left alone, not cancelled"
