@@ -29,8 +29,9 @@ class AcceptedIds:
     """The most recently accepted event keys, bounded (least recently seen forgotten first).
 
     Held as (reporter, the id's integer): a tuple of a str and an int is left out of Python's
-    garbage collector, a tuple holding a ``UUID`` object is not. With 200,000 keys every full
-    collection walked them all, a fifth of the ingest's CPU under a stream of batches.
+    garbage collector, a tuple holding a ``UUID`` object is not, so up to 200,000 keys (400,000
+    objects) are not walked by every full collection. Under the bench's batches those passes were
+    dominated by the reports in flight (BENCHMARKS.md, session 9); these keys add to them over time.
     """
 
     def __init__(self, size: int) -> None:
@@ -38,18 +39,22 @@ class AcceptedIds:
         self._keys: OrderedDict[tuple[str, int], None] = OrderedDict()
 
     def __contains__(self, key: EventKey) -> bool:
-        held = (key[0], key[1].int)
+        held = _held(key)
         if held in self._keys:
             self._keys.move_to_end(held)
             return True
         return False
 
     def add(self, key: EventKey) -> None:
-        held = (key[0], key[1].int)
+        held = _held(key)
         self._keys[held] = None
         self._keys.move_to_end(held)
         while len(self._keys) > self._size:
             self._keys.popitem(last=False)
+
+
+def _held(key: EventKey) -> tuple[str, int]:
+    return (key[0], key[1].int)
 
 
 POOL_SIZE = 4
