@@ -456,8 +456,13 @@ class FlushWhatIsBuffered(ProducerBuffer):
             return
         newest = self.newest()
         if newest is not None:
-            # Not raising, as faust's flush never did; given up if the buffer stops or crashes.
-            await self.wait_first(asyncio.wait([newest]))
+            await self.written(newest)
+
+    async def written(self, message: asyncio.Future[Any]) -> None:
+        """Wait until ``message`` (one this buffer holds) is sent and acknowledged, or failed; not
+        raising, as faust's flush never did. Given up if the buffer stops or crashes, since nothing
+        is sent any more."""
+        await self.wait_first(asyncio.wait([message]))
 
 
 class DxpulseApp(faust.App):

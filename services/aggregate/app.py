@@ -321,7 +321,7 @@ def create_app(
                 # (4,600 records, seconds behind the rollups). Each batch now waits for the one
                 # before it to be written, so at most two batches' writes are ever buffered.
                 if written_before is not None:
-                    await buffer.wait_first(asyncio.wait([written_before]))  # ends if it stops
+                    await buffer.written(written_before)
                 written_before = buffer.newest()
 
     app.task(aggregate)
