@@ -63,7 +63,6 @@ def start_child(
         **os.environ,
         "DXPULSE_KAFKA_BOOTSTRAP": bootstrap,
         "DXPULSE_STATE_DIR": str(work_dir / "state"),
-        "DXPULSE_HISTORY_ENABLED": "false",
         "DXPULSE_AGGREGATE_WEB_PORT": str(port),
         "DXPULSE_INGEST_PORT": str(port),
         **env,

@@ -39,6 +39,7 @@ from dxpulse.monitoring import (
     lost_heads,
     stalled_partitions,
 )
+from dxpulse.retry import until_done
 from dxpulse.settings import WorkerSettings
 from dxpulse.topics import COMPACTED, TopicSpec, ensure_topics
 
@@ -890,15 +891,21 @@ def add_history_writer(
     """An agent writing every message of ``topic`` to PostgreSQL with ``insert``, in batches.
 
     ``insert`` must be idempotent (ON CONFLICT DO NOTHING on the event's identity), so a replay
-    of the topic stores nothing twice.
+    of the topic stores nothing twice. While PostgreSQL is unreachable a batch is tried again
+    (``dxpulse.retry``), and its messages are acknowledged only once it is written.
     """
 
-    async def record_history(stream: Any) -> AsyncIterator[None]:
+    async def connect() -> asyncpg.Pool:
         await apply_migrations(database_url)
-        pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+        return await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+
+    async def record_history(stream: Any) -> AsyncIterator[None]:
+        pool = await until_done(connect, f"{name}: opening the database")
         try:
             async for values in stream.take(500, within=1.0):
-                await pool.executemany(insert, [row(v) for v in values])
+                rows = [row(v) for v in values]
+                write = functools.partial(pool.executemany, insert, rows)
+                await until_done(write, f"{name}: writing a batch")
                 yield None
         finally:
             await pool.close()

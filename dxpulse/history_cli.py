@@ -28,11 +28,11 @@ def replay(
 ) -> None:
     """Write the rollup topic, from its first offset, into rollup_history.
 
-    Safe to run at any time, beside the running aggregator: rows already written are recognised by
+    Safe to run at any time, beside the running history writer: rows already written are recognised by
     their topic offset and skipped, so a complete history gets no new row. Use it to build history
-    in a new database, or to fill it after the history writer was off (DXPULSE_HISTORY_ENABLED=false).
+    in a new database, or to fill it after the history writer (`python -m services.history`) was off.
     """
-    from services.aggregate.history import replay_rollups
+    from services.history.core import replay_rollups
 
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("reading dxpulse.rollups.v1", total=None)

@@ -22,13 +22,17 @@ CONTRACT: Mapping[str, str] = {
     "dxpulse_dead_letters_total": "aggregate",
     "dxpulse_aggregate_rollups_published_total": "aggregate",
     "dxpulse_end_to_end_seconds": "aggregate",
-    "dxpulse_consumer_lag": "aggregate,alerts",
+    "dxpulse_consumer_lag": "aggregate,alerts,history",
     "dxpulse_rollup_value": "aggregate",
     "dxpulse_rollup_attainment": "aggregate",
     "dxpulse_rollup_completeness": "aggregate",
     "dxpulse_alert_transitions_total": "alerts",
     "dxpulse_alerts_firing": "alerts",
     "dxpulse_alertmanager_pushes_total": "alerts",
+    "dxpulse_history_rollups_read_total": "history",
+    "dxpulse_history_reports_read_total": "history",
+    "dxpulse_history_write_seconds": "history",
+    "dxpulse_history_write_failures_total": "history",
     "dxpulse_query_requests_total": "query",
 }
 """Every dxpulse metric family (as Prometheus stores it) and the services exporting it.

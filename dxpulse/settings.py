@@ -54,7 +54,7 @@ class ServiceSettings(CommonSettings):
 
 
 class WorkerSettings(ServiceSettings):
-    """Settings every faust worker (aggregate, alerts) shares."""
+    """Settings every faust worker (aggregate, alerts, history) shares."""
 
     state_dir: Path = Field(
         default=Path(".dxpulse"), description="DXPULSE_STATE_DIR: where workers keep local files."

@@ -63,7 +63,7 @@ def up(
         bool,
         typer.Option(
             "--services/--no-services",
-            help="Also start the ingest, aggregate and alerts services.",
+            help="Also start the dxpulse services (ingest, aggregate, alerts, history, query).",
         ),
     ] = True,
 ) -> None:

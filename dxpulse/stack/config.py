@@ -26,8 +26,9 @@ ALERTMANAGER = "alertmanager"
 INGEST = "ingest"
 AGGREGATE = "aggregate"
 ALERTS = "alerts"
+HISTORY = "history"
 QUERY = "query"
-SERVICE_NAMES: tuple[str, ...] = (INGEST, AGGREGATE, ALERTS, QUERY)
+SERVICE_NAMES: tuple[str, ...] = (INGEST, AGGREGATE, ALERTS, HISTORY, QUERY)
 
 PROMETHEUS_BIN = Path("/usr/bin/prometheus")
 PROMETHEUS_RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "rules"
@@ -274,6 +275,7 @@ def service_env(settings: StackSettings, paths: StackPaths) -> dict[str, str]:
         "DXPULSE_INGEST_PORT": str(settings.ingest_port),
         "DXPULSE_AGGREGATE_WEB_PORT": str(settings.aggregate_web_port),
         "DXPULSE_ALERTS_WEB_PORT": str(settings.alerts_web_port),
+        "DXPULSE_HISTORY_WEB_PORT": str(settings.history_web_port),
         "DXPULSE_QUERY_PORT": str(settings.query_port),
         "DXPULSE_STATE_DIR": str(paths.root),
         # Empty tells the alerts service to push nowhere when the stack runs no Alertmanager.
@@ -290,6 +292,7 @@ def service_specs(settings: StackSettings, paths: StackPaths) -> list[ServiceSpe
         INGEST: settings.ingest_port,
         AGGREGATE: settings.aggregate_web_port,
         ALERTS: settings.alerts_web_port,
+        HISTORY: settings.history_web_port,
         QUERY: settings.query_port,
     }
     return [

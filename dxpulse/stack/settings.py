@@ -76,6 +76,12 @@ class StackSettings(BaseSettings):
         le=65535,
         description="DXPULSE_STACK_ALERTS_WEB_PORT: web port of the alerts service.",
     )
+    history_web_port: int = Field(
+        default=6068,
+        ge=1,
+        le=65535,
+        description="DXPULSE_STACK_HISTORY_WEB_PORT: web port of the history writer.",
+    )
     query_port: int = Field(
         default=8081, ge=1, le=65535, description="DXPULSE_STACK_QUERY_PORT: query HTTP API (read-only)."
     )

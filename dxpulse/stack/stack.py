@@ -193,7 +193,7 @@ class Stack:
         return self._status(name, record, port)
 
     def service_specs(self) -> list[ServiceSpec]:
-        """The dxpulse services ``up`` starts: ingest, aggregate, alerts."""
+        """The dxpulse services ``up`` starts: ingest, aggregate, alerts, history, query."""
         return service_specs(self.settings, self.paths)
 
     # --- Prometheus and Alertmanager ---------------------------------------------------------
@@ -234,7 +234,7 @@ class Stack:
     ) -> list[ComponentStatus]:
         """Start whatever is not running: Kafka (+ topics), PostgreSQL (+ migrations), then
         Prometheus/Alertmanager when configured, then the services (``services`` replaces the
-        three dxpulse ones)."""
+        dxpulse ones)."""
         started = time.monotonic()
         for folder in (self.paths.logs, self.paths.run):
             folder.mkdir(parents=True, exist_ok=True)

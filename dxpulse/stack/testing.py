@@ -21,6 +21,7 @@ _PORT_FIELDS: tuple[str, ...] = (
     "ingest_port",
     "aggregate_web_port",
     "alerts_web_port",
+    "history_web_port",
     "query_port",
     "prometheus_port",
     "alertmanager_port",

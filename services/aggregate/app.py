@@ -43,7 +43,6 @@ from dxpulse.topics import DEAD_LETTERS, REPORTS, ROLLUPS, TopicSpec, changelog
 from dxpulse.validation import Problem, validate_report
 from schemas import DeadLetter, Report, Rollup
 from schemas.events import report_key
-from services.aggregate.history import register_history
 from services.aggregate.settings import AggregateSettings
 
 log = logging.getLogger(__name__)
@@ -348,16 +347,5 @@ def create_app(
             metrics.gauges.observe(current.values())
 
     app.task(refresh_gauges)
-
-    if settings.history_enabled:
-        register_history(
-            app,
-            settings,
-            reports_topic=reports_topic,
-            rollups_topic=rollups_topic,
-            catalog=catalog,
-            registry=registry,
-            clock=clock,
-        )
 
     return app

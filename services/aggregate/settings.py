@@ -17,9 +17,6 @@ class AggregateSettings(WorkerSettings):
     aggregate_web_port: int = Field(
         default=6066, description="DXPULSE_AGGREGATE_WEB_PORT: port of /metrics and faust's web views."
     )
-    history_enabled: bool = Field(
-        default=True, description="DXPULSE_HISTORY_ENABLED: write every rollup to PostgreSQL history."
-    )
     rollup_gauge_periods: int = Field(
         default=4,
         ge=1,

@@ -66,7 +66,6 @@ def start_worker(stack: Stack, name: str, app_id: str, tmp: Path) -> int:
         "DXPULSE_STATE_DIR": str(tmp / name),
         # A killed worker's partitions move to the survivor after this long.
         "DXPULSE_SESSION_TIMEOUT_S": "6",
-        "DXPULSE_HISTORY_ENABLED": "false",
     }
     stack.start_service(name, WORKER_ARGV, env, ready_port=port, timeout_s=120)
     return port

@@ -1,4 +1,4 @@
-"""History and the query API on the real stack: PostgreSQL written by the aggregator, read over HTTP."""
+"""History and the query API on the real stack: PostgreSQL written by the history writer, read over HTTP."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from dxpulse.subscriber import latest_rollups, read_records
 from dxpulse.token_store import temporary_tokens
 from dxpulse.topics import ROLLUPS
 from schemas import FlagValue, RatioValue, Report, ReportValue, Rollup
-from services.aggregate.history import new_revisions, parse_published, replay_rollups
+from services.history.core import new_revisions, parse_published, replay_rollups
 
 pytestmark = pytest.mark.integration
 

@@ -34,6 +34,7 @@ from services.aggregate.app import worker_topics as aggregate_topics
 from services.aggregate.settings import AggregateSettings
 from services.alerts.app import worker_topics as alerts_topics
 from services.alerts.settings import AlertsSettings
+from services.history.settings import HistorySettings
 from services.ingest.app import create_app as create_ingest_app
 from services.ingest.settings import IngestSettings
 from services.query.settings import QuerySettings
@@ -52,10 +53,11 @@ SETTINGS_OF: dict[str, type[CommonSettings]] = {
     "ingest": IngestSettings,
     "aggregate": AggregateSettings,
     "alerts": AlertsSettings,
+    "history": HistorySettings,
     "query": QuerySettings,
 }
 """Which settings class each service built from the dxpulse image reads its DXPULSE_* variables with."""
-SERVICES = ("ingest", "aggregate", "alerts", "query")
+SERVICES = ("ingest", "aggregate", "alerts", "history", "query")
 """The long-running dxpulse services, each run as ``python -m services.<name>``."""
 WORKERS = ("aggregate", "alerts")
 """The faust workers, whose table changelogs kafka-init creates."""
@@ -70,6 +72,8 @@ def service_port(settings: CommonSettings) -> int:
         return settings.aggregate_web_port
     if isinstance(settings, AlertsSettings):
         return settings.alerts_web_port
+    if isinstance(settings, HistorySettings):
+        return settings.history_web_port
     if isinstance(settings, QuerySettings):
         return settings.query_port
     raise AssertionError(f"{type(settings).__name__} serves no port")
@@ -329,6 +333,7 @@ def test_host_ports_are_the_local_stack_defaults(services: dict[str, dict[str, A
         "ingest": stack.ingest_port,
         "aggregate": stack.aggregate_web_port,
         "alerts": stack.alerts_web_port,
+        "history": stack.history_web_port,
         "query": stack.query_port,
         "prometheus": stack.prometheus_port,
         "alertmanager": stack.alertmanager_port,

@@ -7,7 +7,7 @@ import re
 from dxpulse.catalog import Catalog
 from dxpulse.registry import Registry
 from schemas import Rollup
-from services.aggregate.history import (
+from services.history.core import (
     INSERT_HISTORY,
     UPSERT_CURRENT,
     UPSERT_LATEST,

@@ -12,6 +12,7 @@ import yaml
 from dxpulse.settings import CommonSettings
 from services.aggregate.settings import AggregateSettings
 from services.alerts.settings import AlertsSettings
+from services.history.settings import HistorySettings
 from services.ingest.settings import IngestSettings
 from services.query.settings import QuerySettings
 
@@ -22,6 +23,7 @@ SETTINGS_OF: dict[str, type[CommonSettings]] = {
     "ingest": IngestSettings,
     "aggregate": AggregateSettings,
     "alerts": AlertsSettings,
+    "history": HistorySettings,
     "query": QuerySettings,
 }
 

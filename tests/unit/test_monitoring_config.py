@@ -118,7 +118,7 @@ def test_generated_stack_config_scrapes_every_service_with_a_port(tmp_path: Path
     text = prometheus_config(settings, specs)
     config = yaml.safe_load(text)
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
-    assert sorted(jobs) == ["aggregate", "alerts", "exporter", "ingest", "query"]
+    assert sorted(jobs) == ["aggregate", "alerts", "exporter", "history", "ingest", "query"]
     assert jobs["exporter"]["static_configs"] == [
         {"targets": ["127.0.0.1:7070"], "labels": {"system": "dxpulse"}}
     ]

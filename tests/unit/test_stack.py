@@ -201,6 +201,7 @@ def test_services_get_the_stack_environment(tmp_path: Path) -> None:
         "DXPULSE_INGEST_PORT": "3",
         "DXPULSE_AGGREGATE_WEB_PORT": "6066",
         "DXPULSE_ALERTS_WEB_PORT": "6067",
+        "DXPULSE_HISTORY_WEB_PORT": "6068",
         "DXPULSE_QUERY_PORT": "8081",
         "DXPULSE_STATE_DIR": str(tmp_path),
         "DXPULSE_ALERTMANAGER_URL": "http://127.0.0.1:9093",
@@ -210,10 +211,12 @@ def test_services_get_the_stack_environment(tmp_path: Path) -> None:
         == ""
     )
     specs = {spec.name: spec for spec in service_specs(s, paths)}
-    assert list(specs) == ["ingest", "aggregate", "alerts", "query"]
+    assert list(specs) == ["ingest", "aggregate", "alerts", "history", "query"]
     assert specs["ingest"].argv == (sys.executable, "-m", "services.ingest")
     assert (specs["ingest"].ready_port, specs["aggregate"].ready_port) == (3, 6066)
     assert (specs["alerts"].ready_port, specs["query"].ready_port) == (6067, 8081)
+    assert specs["history"].argv == (sys.executable, "-m", "services.history")
+    assert specs["history"].ready_port == 6068
     assert all(spec.env == env for spec in specs.values())
 
 
@@ -378,6 +381,7 @@ def test_down_and_status_with_nothing_running(tmp_path: Path) -> None:
         "ingest",
         "aggregate",
         "alerts",
+        "history",
         "query",
         "prometheus",
         "alertmanager",

@@ -8,13 +8,12 @@ crash or a redelivery leaves the tables as they were.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
-import faust
 from pydantic import ValidationError
 
 from dxpulse.catalog import Catalog
@@ -25,7 +24,6 @@ from dxpulse.topics import ROLLUPS
 from dxpulse.validation import Problem, validate_report
 from schemas import Report, Rollup
 from schemas.events import report_key
-from services.aggregate.settings import AggregateSettings
 
 log = logging.getLogger(__name__)
 
@@ -223,67 +221,19 @@ def latest_row(report: Report) -> tuple[Any, ...]:
     )
 
 
-async def write_latest(conn: asyncpg.Connection, reports: Sequence[Report]) -> None:
-    """Upsert each report's value where it is newer than the stored one, in one transaction."""
+async def write_latest(conn: asyncpg.Connection, reports: Sequence[Report]) -> int:
+    """Upsert each report's value where it is newer than the stored one, in one transaction;
+    returns how many reports were written (each kept only if newer)."""
     if reports:
         async with conn.transaction():
             await conn.executemany(UPSERT_LATEST, [latest_row(r) for r in reports])
+    return len(reports)
 
 
 async def open_pool(database_url: str) -> asyncpg.Pool:
     """A small pool on a migrated database."""
     await apply_migrations(database_url)
     return await asyncpg.create_pool(database_url, min_size=1, max_size=2)
-
-
-def register_history(
-    app: faust.App,
-    settings: AggregateSettings,
-    *,
-    reports_topic: faust.TopicT,
-    rollups_topic: faust.TopicT,
-    catalog: Catalog,
-    registry: Registry,
-    clock: Callable[[], datetime],
-) -> None:
-    """Add the two history agents to the aggregator: rollups to rollup_history, reports to reporter_latest.
-
-    Each event is acknowledged (its offset committed) only after its batch is committed to
-    PostgreSQL, so a crash redelivers it and the idempotent writes absorb the repeat.
-    """
-
-    @app.agent(rollups_topic)
-    async def record_history(stream: Any) -> AsyncIterator[None]:
-        pool = await open_pool(settings.database_url)
-        try:
-            async for events in stream.take_events(BATCH, within=1.0):
-                messages = [
-                    m
-                    for e in events
-                    if (m := parse_published(e.message.partition, e.message.offset, e.value)) is not None
-                ]
-                async with pool.acquire() as conn:
-                    await write_rollups(conn, messages)
-                yield None
-        finally:
-            await pool.close()
-
-    @app.agent(reports_topic)
-    async def record_latest(stream: Any) -> AsyncIterator[None]:
-        pool = await open_pool(settings.database_url)
-        try:
-            async for events in stream.take_events(BATCH, within=1.0):
-                now = clock()
-                reports = [
-                    r
-                    for e in events
-                    if (r := accepted_report(e.message.key, e.value, catalog, registry, now)) is not None
-                ]
-                async with pool.acquire() as conn:
-                    await write_latest(conn, reports)
-                yield None
-        finally:
-            await pool.close()
 
 
 async def replay_rollups(
@@ -295,7 +245,7 @@ async def replay_rollups(
 ) -> tuple[int, int]:
     """Write the whole rollup topic, from its first offset, into history; returns (read, added).
 
-    What the history agent does, from the beginning and outside any consumer group: rebuilds history
+    What the history writer does, from the beginning and outside any consumer group: rebuilds history
     in a new database, or fills a gap after an outage. Idempotent: a replay over complete history
     adds nothing. ``progress`` gets (messages written, messages read) after each batch.
     """

@@ -1,0 +1,11 @@
+"""Run the history writer: ``python -m services.history`` (configured by DXPULSE_* variables)."""
+
+from __future__ import annotations
+
+from dxpulse.faust_support import run_worker
+from services.history.app import create_app
+from services.history.settings import HistorySettings
+
+if __name__ == "__main__":
+    settings = HistorySettings()
+    run_worker(create_app(settings), settings, ())

@@ -1,0 +1,172 @@
+"""The history writer's faust app: rollups into rollup_history, reports into reporter_latest.
+
+A process and consumer group of its own, apart from the aggregator: PostgreSQL's pace, or an
+outage, never holds back the rollups, and the aggregator's throughput is the same with history on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import asyncpg
+import faust
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from dxpulse.catalog import Catalog, default_catalog
+from dxpulse.faust_support import add_metrics_page, new_faust_app, raw_topic
+from dxpulse.registry import Registry, default_registry
+from dxpulse.retry import RETRY_DELAYS_S, until_done
+from dxpulse.topics import REPORTS, ROLLUPS
+from services.history.core import (
+    BATCH,
+    accepted_report,
+    open_pool,
+    parse_published,
+    write_latest,
+    write_rollups,
+)
+from services.history.settings import HistorySettings
+
+Clock = Callable[[], datetime]
+T = TypeVar("T")
+
+
+TABLES = ("rollup_history", "reporter_latest")
+"""The tables the writer's metrics are labelled with."""
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class HistoryMetrics:
+    """The history writer's Prometheus metrics (its consumer lag is added by ``add_metrics_page``)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.rollups = Counter(
+            "dxpulse_history_rollups_read",
+            "Rollup messages read, by outcome (added: a new revision; known: a repeat or replay;"
+            " unreadable: not a rollup, logged)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.reports = Counter(
+            "dxpulse_history_reports_read",
+            "Report messages read, by outcome (recorded: upserted into reporter_latest; refused: one"
+            " the aggregator refuses too)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.write_seconds = Histogram(
+            "dxpulse_history_write_seconds",
+            "Duration of one batch's transaction, by table",
+            ["table"],
+            registry=self.registry,
+        )
+        self.write_failures = Counter(
+            "dxpulse_history_write_failures",
+            "Writes (or connections for them) that failed with PostgreSQL unreachable and were tried"
+            " again, by table",
+            ["table"],
+            registry=self.registry,
+        )
+        # Every series exists from the start at 0, so a dashboard shows it and increase() sees
+        # the first failure (Prometheus does not count the first sample of a new series).
+        for outcome in ("added", "known", "unreadable"):
+            self.rollups.labels(outcome=outcome)
+        for outcome in ("recorded", "refused"):
+            self.reports.labels(outcome=outcome)
+        for table in TABLES:
+            self.write_seconds.labels(table=table)
+            self.write_failures.labels(table=table)
+
+
+def create_app(
+    settings: HistorySettings,
+    *,
+    catalog: Catalog | None = None,
+    registry: Registry | None = None,
+    clock: Clock = _utcnow,
+    retry_delays_s: tuple[float, ...] = RETRY_DELAYS_S,
+) -> faust.App:
+    """Build the history writer (start it with ``app.main()``, or ``python -m services.history``).
+
+    Each event is acknowledged (its offset committed) only after its batch is committed to
+    PostgreSQL, so a crash redelivers it and the idempotent writes absorb the repeat. While
+    PostgreSQL is unreachable a batch is tried again until it is written.
+    """
+    catalog = catalog or default_catalog()
+    registry = registry or default_registry()
+    app = new_faust_app(settings.history_app_id, settings, web_port=settings.history_web_port)
+    metrics = HistoryMetrics()
+    add_metrics_page(app, metrics.registry)
+
+    async def connected(table: str) -> asyncpg.Pool:
+        return await until_done(
+            lambda: open_pool(settings.database_url),
+            f"opening the database for {table}",
+            failed=lambda error: metrics.write_failures.labels(table=table).inc(),
+            delays_s=retry_delays_s,
+        )
+
+    async def written(
+        pool: asyncpg.Pool,
+        table: str,
+        write: Callable[[Any, Sequence[T]], Awaitable[int]],
+        items: Sequence[T],
+    ) -> int:
+        async def attempt() -> int:
+            async with pool.acquire() as conn:
+                started = time.perf_counter()
+                count = await write(conn, items)
+                metrics.write_seconds.labels(table=table).observe(time.perf_counter() - started)
+                return count
+
+        return await until_done(
+            attempt,
+            f"writing {table}",
+            failed=lambda error: metrics.write_failures.labels(table=table).inc(),
+            delays_s=retry_delays_s,
+        )
+
+    @app.agent(raw_topic(app, ROLLUPS), name="record_history")
+    async def record_history(stream: Any) -> AsyncIterator[None]:
+        pool = await connected("rollup_history")
+        try:
+            async for events in stream.take_events(BATCH, within=1.0):
+                messages = [
+                    m
+                    for e in events
+                    if (m := parse_published(e.message.partition, e.message.offset, e.value)) is not None
+                ]
+                added = await written(pool, "rollup_history", write_rollups, messages)
+                metrics.rollups.labels(outcome="added").inc(added)
+                metrics.rollups.labels(outcome="known").inc(len(messages) - added)
+                metrics.rollups.labels(outcome="unreadable").inc(len(events) - len(messages))
+                yield None
+        finally:
+            await pool.close()
+
+    @app.agent(raw_topic(app, REPORTS), name="record_latest")
+    async def record_latest(stream: Any) -> AsyncIterator[None]:
+        pool = await connected("reporter_latest")
+        try:
+            async for events in stream.take_events(BATCH, within=1.0):
+                now = clock()
+                reports = [
+                    r
+                    for e in events
+                    if (r := accepted_report(e.message.key, e.value, catalog, registry, now)) is not None
+                ]
+                recorded = await written(pool, "reporter_latest", write_latest, reports)
+                metrics.reports.labels(outcome="recorded").inc(recorded)
+                metrics.reports.labels(outcome="refused").inc(len(events) - recorded)
+                yield None
+        finally:
+            await pool.close()
+
+    return app
