@@ -163,12 +163,17 @@ def values(result: list[dict[str, Any]]) -> list[float]:
         'dxpulse_alert_transitions_total{rule="below_target",status="firing"}',
         'dxpulse_alerts_firing{rule="below_target",severity="critical"}',
         'dxpulse_alertmanager_pushes_total{outcome="ok"}',
-        # faust's Prometheus sensor on both workers: their internals
+        # history: rollups became revisions, reports reporter_latest rows, in timed transactions
+        'dxpulse_history_rollups_read_total{outcome="added"}',
+        'dxpulse_history_reports_read_total{outcome="recorded"}',
+        'dxpulse_history_write_seconds_count{table="rollup_history"}',
+        # faust's Prometheus sensor on the workers: their internals
         'faust_messages_received_total{job="aggregate"}',
         'faust_topic_messages_sent_total{job="aggregate",topic="topic.dxpulse.rollups.v1"}',
         'faust_consumer_commit_latency_count{job="aggregate"}',
         'faust_messages_received_total{job="alerts"}',
         'faust_consumer_commit_latency_count{job="alerts"}',
+        'faust_messages_received_total{job="history"}',
     ],
 )
 def test_metric_is_present_and_non_zero(scraped: StackSettings, expr: str) -> None:
@@ -199,8 +204,8 @@ def test_business_gauges_carry_the_scenario_figures(scraped: StackSettings) -> N
     assert len(query(scraped, f'dxpulse_rollup_value{{scope="national",period="{PERIOD}"}}')) == 6
 
 
-@pytest.mark.parametrize("app", ["dxpulse-aggregate", "dxpulse-alerts"])
-def test_both_workers_export_consumer_lag_per_partition(scraped: StackSettings, app: str) -> None:
+@pytest.mark.parametrize("app", ["dxpulse-aggregate", "dxpulse-alerts", "dxpulse-history"])
+def test_every_worker_exports_consumer_lag_per_partition(scraped: StackSettings, app: str) -> None:
     result = wait_for_data(scraped, f'dxpulse_consumer_lag{{app="{app}"}}')
     partitions = {(s["metric"]["topic"], s["metric"]["partition"]) for s in result}
     # The single worker is assigned every partition of the topics its agents read.
@@ -215,6 +220,7 @@ def test_prometheus_scrapes_every_service_of_the_stack(scraped: StackSettings) -
         "ingest": 1.0,
         "aggregate": 1.0,
         "alerts": 1.0,
+        "history": 1.0,
         "query": 1.0,
     }
 
