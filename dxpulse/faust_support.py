@@ -427,8 +427,9 @@ class BatchAwareConductor(Conductor):
 class FlushWhatIsBuffered(ProducerBuffer):
     """faust's producer buffer, whose ``flush`` waits for the messages buffered when it is called.
 
-    faust's own returns only once the buffer is empty, or once nothing was sent for 0.1 s. An
-    aggregator that keeps writing its changelog never empties it. faust's commit flushes first, so
+    faust's own returns only once the buffer is empty, or once nothing was sent for 0.1 s. A
+    worker that keeps writing its changelog never empties it (the alerts worker; the aggregator
+    until it sent its records as record batches of its own). faust's commit flushes first, so
     a commit waited for as long as reports kept coming (25 s in a 30 s bench run), and the drain
     loop, which commits every ``broker_commit_every`` acks, delivered nothing meanwhile: reports
     waited 3 to 5 s, the end-to-end p99 (BENCHMARKS.md, session 9). A commit needs what was sent
@@ -870,13 +871,17 @@ def take_batches(
     return batches
 
 
+JSON_TABLE_SERIALIZER = "json"
+"""The serializer of a ``json_table``'s keys and values, in its changelog too."""
+
+
 def json_table(app: faust.App, name: str, partitions: int) -> faust.types.TableT[str, Any]:
     """A changelog-backed table of str keys and JSON values (faust's default table serializers).
 
     Both must stay JSON: a table whose keys were written as raw bytes cannot be recovered.
     """
-    app.conf.table_key_serializer = "json"
-    app.conf.table_value_serializer = "json"
+    app.conf.table_key_serializer = JSON_TABLE_SERIALIZER
+    app.conf.table_value_serializer = JSON_TABLE_SERIALIZER
     return app.Table(name, default=None, key_type=str, value_type=None, partitions=partitions)
 
 

@@ -13,13 +13,14 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import faust
+from aiokafka.errors import KafkaError
 from faust.types import Message
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import ValidationError
 
 from dxpulse.catalog import Catalog, default_catalog
 from dxpulse.faust_support import (
-    FlushWhatIsBuffered,
+    JSON_TABLE_SERIALIZER,
     add_metrics_page,
     assigned_partitions,
     json_table,
@@ -27,6 +28,8 @@ from dxpulse.faust_support import (
     raw_topic,
     take_batches,
 )
+from dxpulse.kafka_batches import Handed, PartitionTurns, send_as_batches
+from dxpulse.kafka_batches import Message as KafkaMessage
 from dxpulse.monitoring import RollupGauges
 from dxpulse.periods import Period
 from dxpulse.registry import Registry, default_registry
@@ -118,6 +121,16 @@ class Decoded:
 
 
 @dataclass
+class Outgoing:
+    """What one batch sends, in order: changelog records (each on the partition of the reports it
+    follows) and rollups (on their key's partition)."""
+
+    changelog: list[KafkaMessage] = field(default_factory=list)
+    changelog_partitions: list[int] = field(default_factory=list)
+    rollups: list[KafkaMessage] = field(default_factory=list)
+
+
+@dataclass
 class StoredSnapshots:
     """An (indicator, period)'s snapshot records as found in the table."""
 
@@ -173,7 +186,6 @@ def create_app(
     )
     add_metrics_page(app, metrics.registry)
     reports_topic = raw_topic(app, REPORTS)
-    rollups_topic = raw_topic(app, ROLLUPS)
     dead_letters = raw_topic(app, DEAD_LETTERS)
     # Per (indicator, period): a record of what was published and the offset of the last change,
     # and bucket records of the reporters' latest snapshots (dxpulse.rollup.records_of: write order).
@@ -247,16 +259,42 @@ def create_app(
         decoded[key] = known
         return known
 
-    def write(partition: int, key: str, value: Any) -> None:
-        # What ``states[key] = value`` does, with the partition named: batches have no current
-        # event to take it from, and the changelog must follow the report's partition.
-        states.send_changelog(partition, key, value)
+    changelog_topic = states.changelog_topic
+    changelog_name = changelog_topic.get_topic_name()
+    turns = PartitionTurns()
+
+    def write(out: Outgoing, partition: int, key: str, value: Any) -> None:
+        # What ``states[key] = value`` does, with the partition named (batches have no current
+        # event to take it from, and the changelog must follow the report's partition), the record
+        # sent with the batch's others rather than one by one through faust's producer buffer.
+        encoded_key, _ = changelog_topic.prepare_key(key, JSON_TABLE_SERIALIZER)
+        encoded_value, _ = changelog_topic.prepare_value(value, JSON_TABLE_SERIALIZER)
+        out.changelog.append((encoded_key, encoded_value))
+        out.changelog_partitions.append(partition)
         states.data[key] = value
 
-    def delete(partition: int, key: str) -> None:
+    def delete(out: Outgoing, partition: int, key: str) -> None:
         # What ``del states[key]`` does, with the partition named: a tombstone (compaction drops the key).
-        states.send_changelog(partition, key, None, value_serializer="raw")
+        encoded_key, _ = changelog_topic.prepare_key(key, JSON_TABLE_SERIALIZER)
+        out.changelog.append((encoded_key, None))
+        out.changelog_partitions.append(partition)
         states.data.pop(key, None)
+
+    async def send(out: Outgoing) -> None:
+        """Hand a batch's changelog records, then its rollups, to Kafka as one record batch per
+        partition, and wait until Kafka has them all: only then are the batch's reports acked."""
+        producer = cast(Any, app.producer)._ensure_producer()  # faust's own, started with the app
+        handed: list[Handed] = [None] * len(out.changelog)
+        await send_as_batches(
+            producer, changelog_name, out.changelog, turns, handed, partitions=out.changelog_partitions
+        )
+        handed_rollups: list[Handed] = [None] * len(out.rollups)
+        await send_as_batches(producer, ROLLUPS, out.rollups, turns, handed_rollups)
+        outcomes = list({id(h): h for h in (*handed, *handed_rollups)}.values())
+        for outcome in outcomes:
+            if isinstance(outcome, KafkaError):
+                raise outcome
+        await asyncio.gather(*(o for o in outcomes if isinstance(o, asyncio.Future)))
 
     async def process(messages: Sequence[Message]) -> None:
         # One period record, the changed reporters' records and at most one rollup per scope per
@@ -268,6 +306,8 @@ def create_app(
             if valid is not None:
                 key, report, period = valid
                 by_key.setdefault(key, []).append((message, report, period))
+        out = Outgoing()
+        done: list[tuple[list[Message], list[Rollup], int]] = []
         for key, items in by_key.items():
             first_message, first, period = items[0]
             held = load(key)
@@ -290,16 +330,19 @@ def create_app(
                     whole=held.whole,
                     carry_snapshots=held.carry_snapshots,
                 )
-                write(partition, key, period_record)  # first: see records_of
+                write(out, partition, key, period_record)  # first: see records_of
                 for bucket, record in buckets.items():
-                    write(partition, snapshot_key(key, bucket), record)
+                    write(out, partition, snapshot_key(key, bucket), record)
                 for name in held.stale:  # last: every bucket replacing them is written
                     if name not in buckets:
-                        delete(partition, snapshot_key(key, name))
+                        delete(out, partition, snapshot_key(key, name))
                 decoded[key] = Decoded(new_state)
-            for rollup in rollups:
-                await rollups_topic.send(key=rollup.key.encode(), value=rollup.model_dump_json().encode())
-            metrics.batch_done([message for message, _, _ in items], rollups, time.time(), changed=changed)
+            out.rollups.extend((rollup.key.encode(), rollup.model_dump_json().encode()) for rollup in rollups)
+            done.append(([message for message, _, _ in items], rollups, changed))
+        await send(out)
+        sent = time.time()
+        for key_messages, rollups, changed in done:
+            metrics.batch_done(key_messages, rollups, sent, changed=changed)
 
     # Batches: one state write and one rollup per scope per (indicator, period) and batch; a batch
     # is what arrived while the previous one was processed (dxpulse.faust_batches.MessageBatches).
@@ -308,20 +351,11 @@ def create_app(
     )
 
     async def aggregate() -> None:
-        buffer = cast(FlushWhatIsBuffered, app.producer.buffer)
-        written_before: asyncio.Future[Any] | None = None
         # Closed on an error too, so that the failed batch is untracked (see MessageBatches).
         async with contextlib.aclosing(aiter(batches)) as taken:
             async for messages in taken:
                 await process(messages)
                 del messages  # not kept while the next batch is awaited (see MessageBatches)
-                # faust's streams wait for its producer buffer to ebb before each message, and
-                # batches skip them: under a steady stream the changelog writes piled up there
-                # (4,600 records, seconds behind the rollups). Each batch now waits for the one
-                # before it to be written, so at most two batches' writes are ever buffered.
-                if written_before is not None:
-                    await buffer.written(written_before)
-                written_before = buffer.newest()
 
     app.task(aggregate)
 

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from pydantic.json_schema import models_json_schema
 
 from dxpulse.catalog import Catalog, default_catalog
+from dxpulse.kafka_batches import Handed, send_as_batches
 from dxpulse.registry import Registry, default_registry
 from dxpulse.tokens import bearer_token, may_report, reporter_group
 from dxpulse.topics import REPORTS
@@ -32,7 +33,7 @@ from schemas import Report
 from schemas.events import report_key
 from services.ingest import problems
 from services.ingest.auth import TokenCache
-from services.ingest.kafka import Handed, KafkaLink, send_as_batches
+from services.ingest.kafka import KafkaLink
 from services.ingest.models import (
     BatchRequest,
     BatchResult,

@@ -22,11 +22,12 @@ from typer.testing import CliRunner
 
 from dxpulse import cli_ingest
 from dxpulse.cli import app as cli_app
+from dxpulse.kafka_batches import Handed, send_as_batches
 from dxpulse.stack.settings import StackSettings
 from dxpulse.stack.testing import running_stack
 from dxpulse.token_store import revoke_tokens
 from dxpulse.tokens import hash_token, token_id_of
-from services.ingest.kafka import PRODUCE_BATCH_BYTES, Handed, KafkaLink, send_as_batches
+from services.ingest.kafka import PRODUCE_BATCH_BYTES, KafkaLink
 from tests.integration.ingest_support import (
     auth,
     ingest_client,

@@ -13,6 +13,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from hypothesis import given
 from hypothesis import strategies as st
 
+from dxpulse.kafka_batches import Handed, PartitionTurns, keyed_partition, send_as_batches
 from dxpulse.registry import Registry
 from dxpulse.report_files import derived_event_id, format_of, read_csv, read_jsonl
 from dxpulse.tokens import (
@@ -26,7 +27,6 @@ from dxpulse.tokens import (
 )
 from dxpulse.validation import Problem, parse_report
 from services.ingest.auth import TokenCache
-from services.ingest.kafka import Handed, PartitionTurns, keyed_partition, send_as_batches
 from services.ingest.ratelimit import Bucket, take
 from services.ingest.settings import IngestSettings
 from services.ingest.store import AcceptedIds
