@@ -339,6 +339,12 @@ def create_app(
                 decoded[key] = Decoded(new_state)
             out.rollups.extend((rollup.key.encode(), rollup.model_dump_json().encode()) for rollup in rollups)
             done.append(([message for message, _, _ in items], rollups, changed))
+            # Let the drain loop take what the consumer fetched. aiokafka asks Kafka for more only
+            # once its fetched records are taken; after 100 ms it asks for the other partitions
+            # alone, and Kafka holds a fetch finding nothing new faust's 1.5 s. Without this, a
+            # batch computed in one go (no send to wait on any more) starved the worker of
+            # reports for 1.2-1.5 s at a time and doubled the latency at 800 reports/s.
+            await asyncio.sleep(0)
         await send(out)
         sent = time.time()
         for key_messages, rollups, changed in done:

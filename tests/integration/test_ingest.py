@@ -456,6 +456,32 @@ async def test_record_batches_land_where_send_would_put_them_in_order(stack: Sta
         assert in_log == [value for k, value in messages if k == key]
 
 
+async def test_record_batches_to_named_partitions_keep_order_and_tombstones(stack: StackSettings) -> None:
+    """``send_as_batches`` with ``partitions``, as the aggregator writes its changelog: each message on
+    the partition named (not its key's), in the order given, a None value sent as a tombstone."""
+    topic = await _new_topic(stack, partitions=3)
+    link = await _connected_link(stack)
+    producer = link.producer
+    assert producer is not None
+    messages: list[tuple[bytes, bytes | None]] = [
+        (b'"k|2024-H1"', b'{"n":1}'),
+        (b'"k|2024-H1|#03"', b'{"b":3}'),
+        (b'"k|2024-H1|province:01"', None),
+        (b'"j|2024-H1"', b'{"n":2}'),
+    ]
+    partitions = [2, 2, 2, 0]
+    try:
+        outcomes: list[Handed] = [None] * len(messages)
+        await send_as_batches(producer, topic, messages, link.turns, outcomes, partitions=partitions)
+        await asyncio.gather(*(o for o in outcomes if isinstance(o, asyncio.Future)))
+    finally:
+        await link.stop()
+    records = sorted(await _read_all(stack, topic, len(messages)), key=lambda r: (r.partition, r.offset))
+    assert [(r.partition, r.key, r.value) for r in records] == sorted(
+        ((p, k, v) for p, (k, v) in zip(partitions, messages, strict=True)), key=lambda t: t[0]
+    )
+
+
 async def test_concurrent_record_batches_take_turns_and_all_go_through(stack: StackSettings) -> None:
     """Forty requests handing batches to the same partitions at once all get acks=all.
 

@@ -169,7 +169,6 @@ def values(result: list[dict[str, Any]]) -> list[float]:
         'dxpulse_history_write_seconds_count{table="rollup_history"}',
         # faust's Prometheus sensor on the workers: their internals
         'faust_messages_received_total{job="aggregate"}',
-        'faust_topic_messages_sent_total{job="aggregate",topic="topic.dxpulse.rollups.v1"}',
         'faust_consumer_commit_latency_count{job="aggregate"}',
         'faust_messages_received_total{job="alerts"}',
         'faust_consumer_commit_latency_count{job="alerts"}',
