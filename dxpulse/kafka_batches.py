@@ -84,28 +84,52 @@ async def send_as_batches(
         for index, partition in enumerate(partitions):
             by_partition.setdefault(partition, []).append(index)
     for partition, indexes in by_partition.items():
-        builder = producer.create_batch()
-        in_builder: list[int] = []
-        for index in indexes:
-            key, value = messages[index]
-            if len(key) + len(value or b"") >= BATCH_BYTES:
-                # Too large to share a batch: alone, where aiokafka checks it against
-                # max_request_size, after the batch before it (a partition's batches go in order).
-                if in_builder:
-                    await _submit(producer, topic, partition, builder, in_builder, handed, turns)
-                    builder, in_builder = producer.create_batch(), []
-                try:
-                    handed[index] = await producer.send(topic, key=key, value=value, partition=partition)
-                except KafkaError as error:
-                    handed[index] = error
-                continue
-            if builder.append(key=key, value=value, timestamp=None) is None:  # full: send it
-                await _submit(producer, topic, partition, builder, in_builder, handed, turns)
+        await _send_partition(producer, topic, partition, messages, indexes, handed, turns)
+
+
+async def _send_partition(
+    producer: AIOKafkaProducer,
+    topic: str,
+    partition: int,
+    messages: Sequence[Message],
+    indexes: list[int],
+    handed: list[Handed],
+    turns: PartitionTurns,
+) -> None:
+    """One partition's messages, in order. Once one is refused, the rest get the same error and are
+    not handed over: a later message must never reach Kafka without an earlier one (a changelog's
+    deletes without the records replacing them)."""
+
+    def refuse_from(position: int, error: KafkaError) -> None:
+        for index in indexes[position:]:
+            handed[index] = error
+
+    builder = producer.create_batch()
+    in_builder: list[int] = []
+    for position, index in enumerate(indexes):
+        key, value = messages[index]
+        if len(key) + len(value or b"") >= BATCH_BYTES:
+            # Too large to share a batch: alone, where aiokafka checks it against
+            # max_request_size, after the batch before it (a partition's batches go in order).
+            if in_builder:
+                refused = await _submit(producer, topic, partition, builder, in_builder, handed, turns)
+                if refused is not None:
+                    return refuse_from(position, refused)
                 builder, in_builder = producer.create_batch(), []
-                builder.append(key=key, value=value, timestamp=None)  # a builder takes its first
-            in_builder.append(index)
-        if in_builder:
-            await _submit(producer, topic, partition, builder, in_builder, handed, turns)
+            try:
+                handed[index] = await producer.send(topic, key=key, value=value, partition=partition)
+            except KafkaError as error:
+                return refuse_from(position, error)
+            continue
+        if builder.append(key=key, value=value, timestamp=None) is None:  # full: send it
+            refused = await _submit(producer, topic, partition, builder, in_builder, handed, turns)
+            if refused is not None:
+                return refuse_from(position, refused)
+            builder, in_builder = producer.create_batch(), []
+            builder.append(key=key, value=value, timestamp=None)  # a builder takes its first
+        in_builder.append(index)
+    if in_builder:
+        await _submit(producer, topic, partition, builder, in_builder, handed, turns)
 
 
 async def _submit(
@@ -116,7 +140,8 @@ async def _submit(
     indexes: list[int],
     handed: list[Handed],
     turns: PartitionTurns,
-) -> None:
+) -> KafkaError | None:
+    """Hand a record batch over; its messages get its future, or the error (also returned)."""
     builder.close()  # nothing else joins it: its future answers for these messages only
     outcome: asyncio.Future[Any] | KafkaError
     try:
@@ -126,3 +151,4 @@ async def _submit(
         outcome = error
     for index in indexes:
         handed[index] = outcome
+    return outcome if isinstance(outcome, KafkaError) else None

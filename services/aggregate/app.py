@@ -76,7 +76,7 @@ class AggregateMetrics:
         )
         self.end_to_end = Histogram(
             "dxpulse_end_to_end_seconds",
-            "From the report's Kafka timestamp (set at ingest) until its rollups were published",
+            "From the report's Kafka timestamp (set at ingest) until Kafka acknowledged its rollups",
             buckets=END_TO_END_BUCKETS,
             registry=self.registry,
         )
@@ -205,7 +205,8 @@ def create_app(
         metrics.processed.labels(outcome="dead_letter").inc()
         metrics.dead_letters.labels(reason=reason).inc()
         log.warning("dead-lettered %s@%s: %s", message.partition, message.offset, detail)
-        await dead_letters.send(key=message.key, value=letter.model_dump_json().encode())
+        # Acknowledged before the report is: a batch's reports are acked once Kafka has what they made.
+        await (await dead_letters.send(key=message.key, value=letter.model_dump_json().encode()))
 
     async def accepted(message: Message, now: datetime) -> tuple[str, Report, Period] | None:
         """The table key, report and period of a valid message; None once a refused one is dead-lettered."""
@@ -288,13 +289,16 @@ def create_app(
         await send_as_batches(
             producer, changelog_name, out.changelog, turns, handed, partitions=out.changelog_partitions
         )
-        handed_rollups: list[Handed] = [None] * len(out.rollups)
-        await send_as_batches(producer, ROLLUPS, out.rollups, turns, handed_rollups)
-        outcomes = list({id(h): h for h in (*handed, *handed_rollups)}.values())
-        for outcome in outcomes:
-            if isinstance(outcome, KafkaError):
+        if not any(isinstance(outcome, KafkaError) for outcome in handed):  # else no figure without its state
+            handed_rollups: list[Handed] = [None] * len(out.rollups)
+            await send_as_batches(producer, ROLLUPS, out.rollups, turns, handed_rollups)
+            handed += handed_rollups
+        batches = {id(outcome): outcome for outcome in handed if isinstance(outcome, asyncio.Future)}
+        # Every batch is waited for, so that none fails unobserved, before the first error is raised.
+        results = await asyncio.gather(*batches.values(), return_exceptions=True)
+        for outcome in (*handed, *results):
+            if isinstance(outcome, BaseException):
                 raise outcome
-        await asyncio.gather(*(o for o in outcomes if isinstance(o, asyncio.Future)))
 
     async def process(messages: Sequence[Message]) -> None:
         # One period record, the changed reporters' records and at most one rollup per scope per

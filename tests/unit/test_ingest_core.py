@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import json
 import uuid
 
 import pytest
-from aiokafka.errors import TopicAuthorizationFailedError
-from aiokafka.partitioner import DefaultPartitioner
-from hypothesis import given
-from hypothesis import strategies as st
 
-from dxpulse.kafka_batches import Handed, PartitionTurns, keyed_partition, send_as_batches
 from dxpulse.registry import Registry
 from dxpulse.report_files import derived_event_id, format_of, read_csv, read_jsonl
 from dxpulse.tokens import (
@@ -231,71 +225,3 @@ def test_json_lines_keep_line_numbers_and_flag_bad_lines() -> None:
     assert items[1].error.startswith("malformed-json")
     assert format_of("x.CSV") == "csv"
     assert format_of("x.jsonl") == "jsonl"
-
-
-@given(st.binary(min_size=1, max_size=40), st.integers(min_value=1, max_value=64))
-def test_keyed_partition_is_kafkas_default_partitioner(key: bytes, partitions: int) -> None:
-    all_partitions = list(range(partitions))
-    expected = DefaultPartitioner()(key, all_partitions, all_partitions)
-    assert keyed_partition(key, all_partitions, all_partitions) == expected
-    assert keyed_partition(key, all_partitions, []) == expected  # again, from the cache
-
-
-class _Builder:
-    def __init__(self) -> None:
-        self.messages: list[bytes] = []
-
-    def append(self, *, key: bytes, value: bytes, timestamp: None) -> object:
-        self.messages.append(value)
-        return object()
-
-    def close(self) -> None:
-        pass
-
-
-class _StuckAfterOneBatch:
-    """A producer whose first record batch is handed over and every later one waits forever."""
-
-    def __init__(self) -> None:
-        self.batches: list[tuple[int, list[bytes]]] = []
-
-    async def partitions_for(self, topic: str) -> set[int]:
-        return {0, 1}
-
-    def create_batch(self) -> _Builder:
-        return _Builder()
-
-    async def send_batch(self, batch: _Builder, topic: str, *, partition: int) -> asyncio.Future[None]:
-        if self.batches:
-            await asyncio.Event().wait()
-        self.batches.append((partition, batch.messages))
-        return asyncio.get_running_loop().create_future()
-
-
-async def test_record_batches_handed_over_are_known_when_the_wait_ends_early() -> None:
-    # A timeout while a later partition waits must not hide the batches Kafka already has: their
-    # reports would be answered unavailable, sent again by the client, and published twice.
-    keys = [b"a|2024", b"b|2024", b"c|2024", b"d|2024"]
-    assert len({keyed_partition(k, [0, 1], [0, 1]) for k in keys}) == 2
-    producer = _StuckAfterOneBatch()
-    handed: list[Handed] = [None] * len(keys)
-    with pytest.raises(TimeoutError):
-        async with asyncio.timeout(0.1):
-            await send_as_batches(producer, "t", [(k, k) for k in keys], PartitionTurns(), handed)
-    [(_, sent)] = producer.batches
-    for key, outcome in zip(keys, handed, strict=True):
-        if key in sent:
-            assert isinstance(outcome, asyncio.Future), key
-        else:
-            assert outcome is None, key
-    assert 0 < len(sent) < len(keys)
-
-
-async def test_a_topic_kafka_refuses_refuses_every_message() -> None:
-    class Refusing(_StuckAfterOneBatch):
-        async def partitions_for(self, topic: str) -> set[int]:
-            raise TopicAuthorizationFailedError()
-
-    handed: list[Handed] = [None, None]
-    await send_as_batches(Refusing(), "t", [(b"k", b"v"), (b"l", b"w")], PartitionTurns(), handed)
-    assert all(isinstance(outcome, TopicAuthorizationFailedError) for outcome in handed)
