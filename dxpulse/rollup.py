@@ -24,6 +24,7 @@ from dxpulse.catalog import Indicator
 from dxpulse.periods import Period
 from dxpulse.registry import Registry
 from schemas import Report, ReportValue, Rollup, RollupTarget
+from schemas.events import ROLLUP_NAMES_LIMIT
 
 NATIONAL_SCOPE = "national"
 """The scope combining every group an indicator spans."""
@@ -468,8 +469,11 @@ def rollup_of(
         "attainment": figure / target.value if target and figure is not None else None,
         "latest_observed_at": tally.newest,
         "report_count": tally.reported,
-        "lagging": list(tally.not_true) if kind == "flag" else [],
-        "not_reported": list(tally.missing),
+        # Sorted lists, so the names kept are the first by id, whatever the order of reports.
+        "lagging": tally.not_true[:ROLLUP_NAMES_LIMIT] if kind == "flag" else [],
+        "not_reported": tally.missing[:ROLLUP_NAMES_LIMIT],
+        "lagging_count": len(tally.not_true) if kind == "flag" else 0,
+        "not_reported_count": len(tally.missing),
     }
     return Rollup(**body, revision=_revision(body), computed_at=computed_at)
 

@@ -156,10 +156,11 @@ def _target_text(indicator: Indicator) -> str:
     return f"target {amount(indicator, target.value)} due {target.deadline.isoformat()}"
 
 
-def name_list(reporters: Sequence[str], limit: int = NAMES_IN_SUMMARY) -> str:
-    """Reporters for a summary line: the first ``limit``, then how many more."""
+def name_list(reporters: Sequence[str], limit: int = NAMES_IN_SUMMARY, total: int | None = None) -> str:
+    """Reporters for a summary line: the first ``limit``, then how many more of ``total`` (by
+    default, of ``reporters``; more when they are the first names of a rollup's cut list)."""
     shown = ", ".join(reporters[:limit])
-    rest = len(reporters) - limit
+    rest = max(len(reporters), total or 0) - min(limit, len(reporters))
     return f"{shown} and {rest} more" if rest > 0 else shown
 
 
@@ -194,7 +195,7 @@ def below_target(indicator: Indicator, rollup: Rollup, now: datetime) -> Conditi
     if now.date() <= target.deadline or rollup.attainment >= 1.0:
         return Condition(False)
     behind = tuple(rollup.lagging)
-    names = f"; not met: {name_list(behind)}" if behind else ""
+    names = f"; not met: {name_list(behind, total=rollup.lagging_count)}" if behind else ""
     return Condition(True, f"{describe(indicator, rollup)} below {_target_text(indicator)}{names}", behind)
 
 
@@ -291,8 +292,12 @@ def regression(
     if rollup.kind == "ratio" and rollup.reporters_reported > previous.reporters_reported:
         # A reporter joining with a lower rate is not a fall; only restated values can regress.
         return Condition(False)
-    before = set(previous.lagging) | set(previous.not_reported)
-    dropped = tuple(sorted((set(rollup.lagging) | set(rollup.not_reported)) - before))
+    if rollup.names_cut or previous.names_cut:
+        # Only the first names by id: one missing from the earlier list may just have moved up.
+        dropped: tuple[str, ...] = ()
+    else:
+        before = set(previous.lagging) | set(previous.not_reported)
+        dropped = tuple(sorted((set(rollup.lagging) | set(rollup.not_reported)) - before))
     if dropped:
         names = f"; fell back: {name_list(dropped)}"
     elif rollup.kind != "flag":
@@ -372,12 +377,15 @@ def missing_reports(indicator: Indicator, rollup: Rollup, now: datetime) -> Cond
     if due is None or now.date() <= due or not rollup.not_reported:
         return Condition(False)
     missing = tuple(rollup.not_reported)
-    verb = "has" if len(missing) == 1 else "have"
+    count = max(rollup.not_reported_count, len(missing))
+    verb = "has" if count == 1 else "have"
+    # A cut list names only the first by id, so counting its kinds would undercount.
+    who = count_by_kind(missing) if count == len(missing) else f"{count} reporters"
     return Condition(
         True,
-        f"{count_by_kind(missing)} {verb} not reported {indicator.name} for {rollup.period}"
+        f"{who} {verb} not reported {indicator.name} for {rollup.period}"
         f" (due {due.isoformat()}; {rollup.reporters_reported}/{rollup.reporters_expected} reported):"
-        f" {name_list(missing)}",
+        f" {name_list(missing, total=count)}",
         reporters=missing,
     )
 

@@ -6,7 +6,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 SCHEMA_VERSION = 1
 """The version of every event model here; a breaking change adds a new topic suffix."""
@@ -83,6 +83,18 @@ class Report(_Event):
     value: ReportValue
 
 
+def _no_default(schema: dict[str, Any]) -> None:
+    # A count missing from an older rollup is its list's length, not the model's placeholder 0.
+    schema.pop("default", None)
+
+
+ROLLUP_NAMES_LIMIT = 100
+"""Most reporters a rollup's ``lagging`` and ``not_reported`` name. The national registry has 85
+units, so its lists are never cut; a district-level one would republish ~40 KB of names with every
+change (BENCHMARKS.md, session 10). The counts stay exact; the query API's reporting endpoint lists
+everyone."""
+
+
 class RollupTarget(_Event):
     """The target a rollup is compared with."""
 
@@ -109,15 +121,57 @@ class Rollup(_Event):
     latest_observed_at: AwareDatetime | None
     report_count: int = Field(description="How many reporters' latest reports it rests on.")
     lagging: list[str] = Field(
-        description="Expected reporters whose flag is false or who have not reported (flags only)."
+        description=(
+            "Expected reporters whose flag is false or who have not reported (flags only): the first"
+            f" {ROLLUP_NAMES_LIMIT} by id; lagging_count says how many there are."
+        )
     )
-    not_reported: list[str] = Field(description="Expected reporters with no report yet.")
+    not_reported: list[str] = Field(
+        description=(
+            f"Expected reporters with no report yet: the first {ROLLUP_NAMES_LIMIT} by id;"
+            " not_reported_count says how many there are."
+        )
+    )
+    lagging_count: int = Field(
+        default=0,  # filled in from the list for older rollups (see below); never left to this
+        ge=0,
+        description=(
+            "How many expected reporters are lagging (flags only);"
+            f" lagging names at most {ROLLUP_NAMES_LIMIT}."
+            " Absent from rollups published before it existed, whose lists named everyone: their length."
+        ),
+        json_schema_extra=_no_default,
+    )
+    not_reported_count: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            f"How many expected reporters have not reported; not_reported names at most {ROLLUP_NAMES_LIMIT}."
+            " Absent from rollups published before it existed, whose lists named everyone: their length."
+        ),
+        json_schema_extra=_no_default,
+    )
     revision: str = Field(description="Content hash; equal revisions are the same figure.")
     computed_at: AwareDatetime
+
+    @model_validator(mode="before")
+    @classmethod
+    def _counts_of_older_rollups(cls, data: Any) -> Any:
+        # Rollups published before the counts existed named every reporter: a count is its list's length.
+        if isinstance(data, dict):
+            for names, count in (("lagging", "lagging_count"), ("not_reported", "not_reported_count")):
+                if count not in data and isinstance(data.get(names), list):
+                    data = {**data, count: len(data[names])}
+        return data
 
     @property
     def key(self) -> str:
         return rollup_key(self.indicator, self.period, self.scope)
+
+    @property
+    def names_cut(self) -> bool:
+        """Whether ``lagging`` or ``not_reported`` names fewer reporters than its count."""
+        return len(self.lagging) < self.lagging_count or len(self.not_reported) < self.not_reported_count
 
 
 def rollup_key(indicator: str, period: str, scope: str) -> str:

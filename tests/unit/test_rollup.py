@@ -10,9 +10,10 @@ import pytest
 
 from dxpulse.catalog import Catalog
 from dxpulse.periods import parse_period
-from dxpulse.registry import Registry
+from dxpulse.registry import Group, Registry, Reporter
 from dxpulse.rollup import NATIONAL_SCOPE, PeriodState, Snapshot, apply, compute_rollups, scopes_of
-from schemas import Report, Rollup
+from schemas import FlagValue, Report, Rollup
+from schemas.events import ROLLUP_NAMES_LIMIT
 from tests.unit.conftest import (
     COMPUTED_AT,
     OBSERVED,
@@ -127,6 +128,59 @@ def test_flag_rollup_with_no_reports_is_zero_with_everyone_lagging(
     assert len(national.lagging) == 84
     assert national.completeness == 0.0
     assert national.latest_observed_at is None
+
+
+def _district_registry(districts: int) -> Registry:
+    """More expected reporters than a rollup names: district-level localities."""
+    reporters = {
+        f"province:D{n:04d}": Reporter(f"province:D{n:04d}", "province", f"D{n:04d}", f"District {n}")
+        for n in range(1, districts + 1)
+    }
+    return Registry(reporters=reporters, groups={"provinces": Group("provinces", ("province",))})
+
+
+def test_reporter_lists_name_the_first_by_id_and_count_everyone(catalog: Catalog) -> None:
+    registry = _district_registry(250)
+    indicator = catalog["edw_connection"].model_copy(update={"groups": ("provinces",)})
+    reported = {f"province:D{n:04d}" for n in range(1, 251) if n % 5 == 0}  # 50 report, 10 of them false
+    latest = {
+        r: Snapshot(COMPUTED_AT, f"e-{r}", FlagValue(value=not r.endswith("00"))) for r in sorted(reported)
+    }
+    (provinces, _) = compute_rollups(indicator, parse_period("2024-H1"), latest, registry, COMPUTED_AT)
+    assert provinces.scope == "provinces"
+    not_reported = sorted(set(registry.reporters) - reported)
+    assert provinces.not_reported == not_reported[:ROLLUP_NAMES_LIMIT]
+    assert provinces.not_reported_count == 200
+    lagging = sorted([*not_reported, *(r for r in reported if r.endswith("00"))])
+    assert provinces.lagging == lagging[:ROLLUP_NAMES_LIMIT]
+    assert provinces.lagging_count == 202
+    assert provinces.names_cut
+    assert (provinces.numerator, provinces.denominator, provinces.reporters_reported) == (48, 250, 50)
+    # The counts are part of the figure: another reporter missing is another revision.
+    del latest["province:D0250"]
+    (fewer, _) = compute_rollups(indicator, parse_period("2024-H1"), latest, registry, COMPUTED_AT)
+    assert fewer.not_reported == provinces.not_reported
+    assert fewer.not_reported_count == 201
+    assert fewer.revision != provinces.revision
+
+
+def test_national_lists_are_never_cut(catalog: Catalog, registry: Registry) -> None:
+    indicator = catalog["emc_connection"]
+    rollups = compute_rollups(indicator, parse_period("2024-H1"), {}, registry, COMPUTED_AT)
+    assert all(not r.names_cut for r in rollups)
+    assert max(r.not_reported_count for r in rollups) == 84 < ROLLUP_NAMES_LIMIT
+
+
+def test_rollups_published_before_the_counts_read_them_from_their_lists(
+    catalog: Catalog, registry: Registry
+) -> None:
+    indicator = catalog["emc_connection"]
+    national = compute_rollups(indicator, parse_period("2024-H1"), {}, registry, COMPUTED_AT)[-1]
+    older = national.model_dump(mode="json")
+    del older["lagging_count"], older["not_reported_count"]
+    parsed = Rollup.model_validate_json(json.dumps(older))
+    assert (parsed.lagging_count, parsed.not_reported_count) == (84, 84)
+    assert parsed == national
 
 
 # --- ratios, counts, catalogs --------------------------------------------------------------------

@@ -506,3 +506,43 @@ def test_distinct_transitions_keep_the_first_copy_of_each_id(registry: Registry,
     _, again = evaluate(AlertState(), indicator, short, AFTER_DEADLINE + HOLD)
     legacy = first[0].model_copy(update={"transition_id": None})
     assert distinct_transitions([first[0], legacy, again[0], legacy]) == [first[0], legacy, legacy]
+
+
+def _cut(rollup: Rollup, *, lagging: int = 0, not_reported: int = 0) -> Rollup:
+    """``rollup`` as a district-level registry would publish it: its lists the first names of more."""
+    return rollup.model_copy(
+        update={
+            "lagging_count": rollup.lagging_count + lagging,
+            "not_reported_count": rollup.not_reported_count + not_reported,
+        }
+    )
+
+
+def test_missing_reports_of_a_cut_list_counts_every_reporter() -> None:
+    missing = _some_missing()
+    late = datetime(2024, 9, 1, tzinfo=UTC)
+    rollup = _cut(rollup_of("emc_connection", "2024-H1", _emc_without(missing), late), not_reported=900)
+    assert rollup.names_cut
+    (alert,) = judge("emc_connection", [(late, rollup)])[-1:]
+    assert alert.rule == "missing_reports"
+    assert alert.summary.startswith("932 reporters have not reported Procedure systems connected to EMC")
+    assert alert.summary.endswith(" and 922 more")
+
+
+def test_regression_with_cut_lists_names_nobody(registry: Registry, catalog: Catalog) -> None:
+    # In a cut list a name may appear only because one before it by id reported: not a fall.
+    full = _cut(emc_national(registry, catalog, set()), lagging=200, not_reported=200)
+    fallen = _cut(emc_national(registry, catalog, {"province:79"}), lagging=200, not_reported=200)
+    t0 = BEFORE_DEADLINE
+    events = run(
+        catalog, [(t0, full), (t0 + timedelta(seconds=1), fallen), (t0 + HOLD + timedelta(seconds=1), None)]
+    )
+    assert [(e.rule, e.status) for e in events] == [("regression", "firing")]
+    assert events[0].reporters == []
+    assert "fell back" not in events[0].summary
+
+
+def test_name_list_counts_the_names_a_cut_list_left_out() -> None:
+    assert name_list(["a", "b"], limit=10, total=50) == "a, b and 48 more"
+    assert name_list([f"r{i}" for i in range(12)], limit=10, total=100).endswith("r9 and 90 more")
+    assert name_list(["a", "b"], limit=10) == "a, b"
