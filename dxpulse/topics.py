@@ -107,6 +107,16 @@ async def ensure_topics(
                 await admin.create_topics([spec.new_topic(partitions) for spec in missing])
             except TopicAlreadyExistsError:
                 log.info("another process created the topics first")
+            # Created is not yet known to the broker's metadata: a worker starting at once was
+            # assigned none of its changelog's partitions ("Ignoring missing topic") and its agent
+            # then failed on every message with PartitionsMismatch (seen with five services
+            # starting together on two cores).
+            while not {spec.name for spec in missing} <= set(await admin.list_topics()):
+                if asyncio.get_running_loop().time() > deadline:
+                    raise TimeoutError(
+                        f"topics created but not in Kafka's metadata: {[s.name for s in missing]}"
+                    )
+                await asyncio.sleep(0.1)
         return [spec.name for spec in missing]
     finally:
         await admin.close()
