@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any, cast
 
 import aiokafka
-import asyncpg
 import faust
 from aiokafka import TopicPartition
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
@@ -31,7 +30,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from dxpulse.faust_batches import MessageBatches, start_inline
 from dxpulse.gc_tuning import tune_gc
-from dxpulse.migrations import apply_migrations
+from dxpulse.migrations import open_pool
 from dxpulse.monitoring import (
     ConsumerLagCollector,
     PartitionLag,
@@ -900,12 +899,8 @@ def add_history_writer(
     (``dxpulse.retry``), and its messages are acknowledged only once it is written.
     """
 
-    async def connect() -> asyncpg.Pool:
-        await apply_migrations(database_url)
-        return await asyncpg.create_pool(database_url, min_size=1, max_size=2)
-
     async def record_history(stream: Any) -> AsyncIterator[None]:
-        pool = await until_done(connect, f"{name}: opening the database")
+        pool = await until_done(lambda: open_pool(database_url), f"{name}: opening the database")
         try:
             async for values in stream.take(500, within=1.0):
                 rows = [row(v) for v in values]

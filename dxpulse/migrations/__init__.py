@@ -39,3 +39,9 @@ async def apply_migrations(dsn: str) -> list[str]:
     finally:
         await conn.execute("SELECT pg_advisory_unlock(4242)")
         await conn.close()
+
+
+async def open_pool(dsn: str) -> asyncpg.Pool:
+    """A small pool on a migrated database, for a writer agent (history, alert transitions)."""
+    await apply_migrations(dsn)
+    return await asyncpg.create_pool(dsn, min_size=1, max_size=2)

@@ -17,13 +17,13 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from dxpulse.catalog import Catalog, default_catalog
 from dxpulse.faust_support import add_metrics_page, new_faust_app, raw_topic
+from dxpulse.migrations import open_pool
 from dxpulse.registry import Registry, default_registry
 from dxpulse.retry import RETRY_DELAYS_S, until_done
 from dxpulse.topics import REPORTS, ROLLUPS
 from services.history.core import (
     BATCH,
     accepted_report,
-    open_pool,
     parse_published,
     write_latest,
     write_rollups,

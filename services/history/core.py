@@ -17,7 +17,7 @@ import asyncpg
 from pydantic import ValidationError
 
 from dxpulse.catalog import Catalog
-from dxpulse.migrations import apply_migrations
+from dxpulse.migrations import open_pool
 from dxpulse.registry import Registry
 from dxpulse.subscriber import read_records
 from dxpulse.topics import ROLLUPS
@@ -228,12 +228,6 @@ async def write_latest(conn: asyncpg.Connection, reports: Sequence[Report]) -> i
         async with conn.transaction():
             await conn.executemany(UPSERT_LATEST, [latest_row(r) for r in reports])
     return len(reports)
-
-
-async def open_pool(database_url: str) -> asyncpg.Pool:
-    """A small pool on a migrated database."""
-    await apply_migrations(database_url)
-    return await asyncpg.create_pool(database_url, min_size=1, max_size=2)
 
 
 async def replay_rollups(
