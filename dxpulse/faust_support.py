@@ -457,13 +457,9 @@ class FlushWhatIsBuffered(ProducerBuffer):
             return
         newest = self.newest()
         if newest is not None:
-            await self.written(newest)
-
-    async def written(self, message: asyncio.Future[Any]) -> None:
-        """Wait until ``message`` (one this buffer holds) is sent and acknowledged, or failed; not
-        raising, as faust's flush never did. Given up if the buffer stops or crashes, since nothing
-        is sent any more."""
-        await self.wait_first(asyncio.wait([message]))
+            # Until it is sent and acknowledged, or failed: not raising, as faust's flush never did.
+            # Given up if the buffer stops or crashes, since nothing is sent any more.
+            await self.wait_first(asyncio.wait([newest]))
 
 
 class DxpulseApp(faust.App):
