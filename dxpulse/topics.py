@@ -111,11 +111,10 @@ async def ensure_topics(
             # assigned none of its changelog's partitions ("Ignoring missing topic") and its agent
             # then failed on every message with PartitionsMismatch (seen with five services
             # starting together on two cores).
-            while not {spec.name for spec in missing} <= set(await admin.list_topics()):
+            names = [spec.name for spec in missing]
+            while not set(names) <= set(await admin.list_topics()):
                 if asyncio.get_running_loop().time() > deadline:
-                    raise TimeoutError(
-                        f"topics created but not in Kafka's metadata: {[s.name for s in missing]}"
-                    )
+                    raise TimeoutError(f"topics created but not in Kafka's metadata: {names}")
                 await asyncio.sleep(0.1)
         return [spec.name for spec in missing]
     finally:
