@@ -10,22 +10,14 @@ import pytest
 import yaml
 
 from dxpulse.settings import CommonSettings
-from services.aggregate.settings import AggregateSettings
-from services.alerts.settings import AlertsSettings
-from services.history.settings import HistorySettings
-from services.ingest.settings import IngestSettings
-from services.query.settings import QuerySettings
+from tests.unit.test_compose import SERVICES, env_names
+from tests.unit.test_compose import SETTINGS_OF as COMPOSE_SETTINGS_OF
 
 K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
 KUBERNETES_VERSION = "1.30"
 """The oldest Kubernetes release still widely supported; the manifests use nothing newer."""
-SETTINGS_OF: dict[str, type[CommonSettings]] = {
-    "ingest": IngestSettings,
-    "aggregate": AggregateSettings,
-    "alerts": AlertsSettings,
-    "history": HistorySettings,
-    "query": QuerySettings,
-}
+SETTINGS_OF: dict[str, type[CommonSettings]] = {name: COMPOSE_SETTINGS_OF[name] for name in SERVICES}
+"""The long-running services' settings classes, as docker-compose runs them (no kafka-init here)."""
 
 
 def resources() -> list[dict[str, Any]]:
@@ -41,11 +33,6 @@ RESOURCES = resources()
 
 def by_kind(kind: str) -> list[dict[str, Any]]:
     return [doc for doc in RESOURCES if doc["kind"] == kind]
-
-
-def env_names(cls: type[CommonSettings]) -> set[str]:
-    prefix = str(cls.model_config.get("env_prefix", ""))
-    return {f"{prefix}{name}".upper() for name in cls.model_fields}
 
 
 def test_every_manifest_file_is_in_the_kustomization() -> None:
