@@ -31,14 +31,14 @@ NATIONAL_SCOPE = "national"
 
 _VALUE_ADAPTER: TypeAdapter[ReportValue] = TypeAdapter(ReportValue)
 
-SNAPSHOT_BUCKETS = 8
+SNAPSHOT_BUCKETS = 64
 """How many changelog records hold the reporters' snapshots of one (indicator, period).
 
-A restart reads every live record at faust's per-record cost (BENCHMARKS.md), so fewer, larger
-records recover faster: with 1,000 reporters a bucket holds ~125 snapshots (~25 KB). A write then
-rewrites the buckets of the reporters that changed, not one small record each. Batches of a busy
-worker touch nearly every bucket anyway, so 8 instead of 32 (until session 6) wrote the same bytes
-in a quarter of the records, and recovered faster.
+A write rewrites every bucket holding a reporter that changed, whole. With 1,000 reporters and a
+busy worker's ~50 changed reporters per (indicator, period) and batch, 8 buckets (sessions 6-10)
+meant rewriting all 1,000 snapshots (~200 KB) each time, ten times the reports' own bytes; 64
+rewrite about half of them, and a quiet worker's few reports a few buckets of ~16. A restart reads
+every live record at faust's per-record cost, so not many more: 256 slowed recovery (BENCHMARKS.md).
 Changing it moves reporters between buckets. Records written before are still read
 (``snapshots_in``), and the aggregator rewrites every bucket of an (indicator, period) whose stored
 buckets do not match ``bucket_of`` (``misplaced``), so none keeps a reporter that moved.
@@ -54,7 +54,7 @@ class Snapshot:
     value: ReportValue
     offset: int | None = field(default=None, compare=False)
     """Log offset of the report it came from (None outside a log): provenance, not part of the value."""
-    _json: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
+    _encoded: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def order(self) -> tuple[datetime, str]:
@@ -68,15 +68,7 @@ class Snapshot:
         )
 
     def to_json(self) -> dict[str, Any]:
-        """Its changelog form, made once: a bucket record is rewritten whole whenever one of its ~125
-        reporters changes, so the same snapshot is encoded many times (11% of a busy worker). The
-        dict is shared: do not change it."""
-        if self._json is None:
-            object.__setattr__(self, "_json", self._encode())
-        assert self._json is not None
-        return self._json
-
-    def _encode(self) -> dict[str, Any]:
+        """Its changelog form (decoded ``encoded``)."""
         data: dict[str, Any] = {
             "observed_at": self.observed_at.isoformat(),
             "event_id": self.event_id,
@@ -85,6 +77,23 @@ class Snapshot:
         if self.offset is not None:
             data["offset"] = self.offset
         return data
+
+    def encoded(self) -> bytes:
+        """``to_json`` as JSON, made once: a bucket record is rewritten whole whenever one of its
+        reporters changes, so the same snapshot goes into many records (encoding them
+        again each time was a third of a busy worker's batch)."""
+        if self._encoded is None:
+            # By hand around pydantic's own JSON of the value: half the cost of json.dumps(to_json()).
+            offset = b"" if self.offset is None else b',"offset":%d' % self.offset
+            encoded = b'{"observed_at":"%s","event_id":%s,"value":%s%s}' % (
+                self.observed_at.isoformat().encode(),
+                json.dumps(self.event_id).encode(),
+                self.value.__pydantic_serializer__.to_json(self.value),
+                offset,
+            )
+            object.__setattr__(self, "_encoded", encoded)
+        assert self._encoded is not None
+        return self._encoded
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> Snapshot:
@@ -178,10 +187,10 @@ def records_of(
     *,
     whole: bool = False,
     carry_snapshots: bool = False,
-) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+) -> tuple[dict[str, Any], dict[str, bytes]]:
     """The changelog records that take a stored ``before`` to ``after``: the period record, and by
     bucket name (``bucket_of``) every bucket holding one of ``reporters`` (those of the reports
-    applied) whose snapshot changed. A bucket record is whole: reporter → ``Snapshot.to_json``.
+    applied) whose snapshot changed. A bucket record is whole, and encoded (``bucket_record``).
 
     Write the period record first, then the bucket records, all to one changelog partition (which
     Kafka keeps in order): a crash then keeps a prefix. If the period record got through, its
@@ -203,13 +212,24 @@ def records_of(
             for reporter in dict.fromkeys(reporters)
             if reporter in after.latest and after.latest[reporter] is not before.latest.get(reporter)
         }
-    buckets: dict[str, dict[str, Any]] = {}
+    members: dict[str, list[tuple[str, Snapshot]]] = {}
     if touched:
         for reporter, snap in after.latest.items():
             bucket = bucket_of(reporter)
             if bucket in touched:
-                buckets.setdefault(bucket, {})[reporter] = snap.to_json()
-    return period, buckets
+                members.setdefault(bucket, []).append((reporter, snap))
+    return period, {bucket: bucket_record(held) for bucket, held in members.items()}
+
+
+def bucket_record(snapshots: Iterable[tuple[str, Snapshot]]) -> bytes:
+    """A bucket record as its changelog value: the JSON object reporter → ``Snapshot.to_json``,
+    joined from each snapshot's ``encoded`` form rather than encoded anew."""
+    return b"{" + b",".join(_member_prefix(reporter) + snap.encoded() for reporter, snap in snapshots) + b"}"
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _member_prefix(reporter: str) -> bytes:
+    return json.dumps(reporter).encode() + b":"
 
 
 def misplaced(buckets: Mapping[str, Mapping[str, Any]]) -> bool:

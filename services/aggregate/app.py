@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -147,12 +148,18 @@ def snapshot_key(period_key: str, name: str) -> str:
 
 
 def group_snapshot_records(items: Iterable[tuple[str, Any]]) -> dict[str, StoredSnapshots]:
-    """The table's snapshot records, by their (indicator, period) key."""
+    """The table's snapshot records, by their (indicator, period) key.
+
+    A bucket this worker wrote is held as it went to the changelog (JSON bytes: ``bucket_record``);
+    one recovered from the changelog, as faust decoded it.
+    """
     grouped: dict[str, StoredSnapshots] = {}
     for key, value in items:
         period_key, _, name = key.rpartition("|")
         if period_key.count("|") != 1 or value is None:  # period keys have one "|"
             continue
+        if isinstance(value, bytes):
+            value = json.loads(value)
         stored = grouped.setdefault(period_key, StoredSnapshots())
         if name.startswith("#"):
             stored.buckets[name] = value
@@ -268,6 +275,7 @@ def create_app(
         # What ``states[key] = value`` does, with the partition named (batches have no current
         # event to take it from, and the changelog must follow the report's partition), the record
         # sent with the batch's others rather than one by one through faust's producer buffer.
+        # A value already encoded (bytes: a bucket record) goes out as it is.
         encoded_key, _ = changelog_topic.prepare_key(key, JSON_TABLE_SERIALIZER)
         encoded_value, _ = changelog_topic.prepare_value(value, JSON_TABLE_SERIALIZER)
         out.changelog.append((encoded_key, encoded_value))
