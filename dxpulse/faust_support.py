@@ -50,8 +50,16 @@ def faust_broker_url(bootstrap: str) -> str:
     return "kafka://" + ";".join(host.strip() for host in bootstrap.split(",") if host.strip())
 
 
-FAUST_FETCH_WAIT_MS = 1500
-"""How long the broker holds a fetch that finds nothing new: faust's fixed value (its aiokafka driver)."""
+FETCH_WAIT_MS = 300
+"""How long the broker may hold a worker's fetch that finds nothing new, once its tables recovered.
+
+faust fixes 1,500 ms. aiokafka keeps one fetch in flight per broker and, while records it fetched
+wait to be taken, fetches only the other partitions (faust's leader topic, partitions read to
+their end); Kafka holds such a fetch the whole wait, and the reports behind it wait too. A worker
+then took nothing for up to 1.5 s with a backlog: a 1.5 s p99 at 800 reports/s. 300 ms bounds
+that at no cost in throughput (BENCHMARKS.md, session 11; session 6's 100 ms cost 10-25%, with
+faust's streams).
+"""
 
 RECOVERY_FETCH_WAIT_MS = 100
 """The same while tables recover: see :func:`set_fetch_wait`."""
@@ -64,8 +72,7 @@ def set_fetch_wait(app: faust.types.AppT, wait_ms: int) -> None:
     records were taken. While the changelogs are read, the partitions already read to their end make
     up a fetch that the broker holds faust's full 1.5 s, and every partition still being read waits
     behind it, so reading took whole multiples of 1.5 s (4.5 to 7.5 s at full size, BENCHMARKS.md).
-    Short fetches are kept to recovery: with them for good, throughput fell 10-25% and faust's drop
-    of the first reports after a recovery became frequent (session 6).
+    After recovery the wait is ``FETCH_WAIT_MS``.
     """
     fetcher = aiokafka_fetcher(app.consumer)
     if fetcher is not None:
@@ -94,7 +101,7 @@ class SeekThenResumeRecovery(Recovery):
 
     Here the stream partitions stay paused through the seek and the clearing, and resume right after.
 
-    Fetches are short while the changelogs are read (:func:`set_fetch_wait`); faust's usual wait
+    Fetches are short while the changelogs are read (:func:`set_fetch_wait`); ``FETCH_WAIT_MS``
     comes back once the stream partitions resume.
     """
 
@@ -118,7 +125,7 @@ class SeekThenResumeRecovery(Recovery):
         finally:
             del consumer.resume_partitions
             # Also when the completion fails: the next recovery shortens the fetches again.
-            set_fetch_wait(self.app, FAUST_FETCH_WAIT_MS)
+            set_fetch_wait(self.app, FETCH_WAIT_MS)
         # A newer rebalance pauses and resumes the partitions itself.
         if held and self.app.consumer_generation_id == generation_id:
             resume(held)

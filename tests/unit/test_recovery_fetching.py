@@ -15,7 +15,7 @@ from faust.tables.recovery import Recovery
 from faust.types import TP
 
 from dxpulse.faust_support import (
-    FAUST_FETCH_WAIT_MS,
+    FETCH_WAIT_MS,
     RECOVERY_FETCH_WAIT_MS,
     DxpulseTableManager,
     FromStartConsumer,
@@ -116,7 +116,7 @@ async def test_the_consumer_thread_gets_the_view_of_the_live_active_set(app: fau
 
 def _recovering(app: faust.App) -> tuple[Any, SeekThenResumeRecovery]:
     """The app's aiokafka fetcher (a stand-in holding its wait) and its recovery, once started."""
-    fetcher = SimpleNamespace(_fetch_max_wait_ms=FAUST_FETCH_WAIT_MS)
+    fetcher = SimpleNamespace(_fetch_max_wait_ms=1500)  # faust's own
     consumer: Any = app.consumer
     consumer._thread._consumer = SimpleNamespace(_fetcher=fetcher)
     manager = app.tables
@@ -127,7 +127,7 @@ def _recovering(app: faust.App) -> tuple[Any, SeekThenResumeRecovery]:
     return fetcher, recovery
 
 
-async def test_fetches_are_short_while_tables_recover_and_faust_s_again_once_streams_resume(
+async def test_fetches_are_short_while_tables_recover_and_held_at_most_300_ms_once_streams_resume(
     app: faust.App, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fetcher, recovery = _recovering(app)
@@ -145,7 +145,7 @@ async def test_fetches_are_short_while_tables_recover_and_faust_s_again_once_str
     await recovery.on_recovery_completed(app.consumer_generation_id)
     # The stream partitions resume once, after faust's completion (SeekThenResumeRecovery).
     assert [tps for tps in resumed if tps] == [{REPORTS}]
-    assert fetcher._fetch_max_wait_ms == FAUST_FETCH_WAIT_MS
+    assert fetcher._fetch_max_wait_ms == FETCH_WAIT_MS == 300
 
 
 async def test_the_table_manager_starts_recovery_without_faust_s_one_second_pause(
@@ -215,7 +215,7 @@ def test_resuming_wakes_a_wait_for_records_on_the_consumer_thread(app: faust.App
     assert waiting.done()
 
 
-async def test_faust_s_fetch_wait_comes_back_when_the_completion_fails(
+async def test_the_steady_fetch_wait_comes_back_when_the_completion_fails(
     app: faust.App, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fetcher, recovery = _recovering(app)
@@ -226,4 +226,4 @@ async def test_faust_s_fetch_wait_comes_back_when_the_completion_fails(
     monkeypatch.setattr(Recovery, "on_recovery_completed", failing_completion)
     with pytest.raises(RuntimeError):
         await recovery.on_recovery_completed(app.consumer_generation_id)
-    assert fetcher._fetch_max_wait_ms == FAUST_FETCH_WAIT_MS
+    assert fetcher._fetch_max_wait_ms == FETCH_WAIT_MS
