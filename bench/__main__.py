@@ -22,6 +22,7 @@ from bench.scenarios import (
     Bench,
     aggregator,
     end_to_end_latency,
+    history_writer,
     ingest_throughput,
 )
 from bench.synthetic import SIZES
@@ -34,6 +35,7 @@ class Scenario(enum.StrEnum):
     aggregator = "aggregator"
     ingest = "ingest"
     latency = "latency"
+    history = "history"
 
 
 class SizeName(enum.StrEnum):
@@ -76,13 +78,15 @@ def servers(bootstrap: str | None, database_url: str | None, work_dir: Path) -> 
 
 async def run_suite(bench: Bench, scenarios: list[Scenario], rate: float | None) -> None:
     # Ingest before latency: the latency scenario caps its rate at what ingest sustained.
-    order = [Scenario.ingest, Scenario.latency, Scenario.aggregator]
+    order = [Scenario.ingest, Scenario.latency, Scenario.aggregator, Scenario.history]
     for scenario in (s for s in order if s in scenarios):
         console.rule(f"{scenario.value} ({bench.size.name})")
         if scenario is Scenario.aggregator:
             await aggregator(bench)  # throughput, then memory and recovery of the same worker
         elif scenario is Scenario.ingest:
             await ingest_throughput(bench)
+        elif scenario is Scenario.history:
+            await history_writer(bench)
         else:
             await end_to_end_latency(bench, rate)
 
@@ -114,15 +118,16 @@ def main(
         Path | None, typer.Option("--markdown", help="Also write the figures as a Markdown table here.")
     ] = None,
     profile: Annotated[
-        bool, typer.Option(help="Sample the aggregator and ingest processes with py-spy (dev extra).")
+        bool, typer.Option(help="Sample the services' processes with py-spy (dev extra).")
     ] = False,
     work_dir: Annotated[
         Path | None,
         typer.Option(help="Where stack data and process logs go (a temporary folder by default)."),
     ] = None,
 ) -> None:
-    """Benchmark dxpulse against raw aiokafka on the same topics: aggregator and ingest throughput,
-    end-to-end latency, recovery after a restart, and memory per 100,000 reporter-keys.
+    """Benchmark dxpulse against raw aiokafka on the same topics: aggregator, ingest and history
+    writer throughput, end-to-end latency, recovery after a restart, and memory per 100,000
+    reporter-keys.
 
     Each figure is printed beside a baseline measured in the same run, with the ratio and the target
     of issue 7. Needs the local stack's prerequisites (Java and the Kafka jars, PostgreSQL): see README.

@@ -51,7 +51,7 @@ class Child:
 def start_child(
     kind: str, size: str, bootstrap: str, work_dir: Path, name: str, profile: bool = False, **env: str
 ) -> Child:
-    """Start the aggregator or ingest app over the synthetic workload of ``size``.
+    """Start a service's app (``bench.servers``: ``kind``) over the synthetic workload of ``size``.
 
     With ``profile``, py-spy samples it until it exits and writes ``<name>.profile.txt`` (collapsed
     stacks, for flamegraph tools or grep) beside its log.
@@ -65,6 +65,7 @@ def start_child(
         "DXPULSE_STATE_DIR": str(work_dir / "state"),
         "DXPULSE_AGGREGATE_WEB_PORT": str(port),
         "DXPULSE_INGEST_PORT": str(port),
+        "DXPULSE_HISTORY_WEB_PORT": str(port),
         **env,
     }
     with log.open("ab") as out:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from dxpulse.topics import ROLLUPS
 from schemas import Report
@@ -79,10 +79,10 @@ async def produce(
         await producer.stop()
 
 
-async def consume_and_decode(
-    bootstrap: str, topic: str, start: dict[int, int], count: int, advance: Advance = _nothing
-) -> float:
-    """The aggregator's raw baseline: read ``count`` reports from ``start`` and decode each; seconds."""
+async def read_batches(
+    bootstrap: str, topic: str, start: dict[int, int], count: int, batch: int
+) -> AsyncIterator[list[ConsumerRecord[bytes, bytes]]]:
+    """Raw aiokafka: ``count`` messages of ``topic`` from ``start``, in lists of at most ``batch``."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
@@ -90,20 +90,27 @@ async def consume_and_decode(
         for p, offset in start.items():
             consumer.seek(TopicPartition(topic, p), offset)
         seen = 0
-        started: float | None = None
         while seen < count:
-            batches = await consumer.getmany(timeout_ms=1_000, max_records=10_000)
-            for records in batches.values():
-                if started is None:
-                    started = time.perf_counter()
-                for record in records:
-                    Report.model_validate_json(record.value)
-            got = sum(len(r) for r in batches.values())
-            seen += got
-            advance(got)
-        return time.perf_counter() - (started or time.perf_counter())
+            batches = await consumer.getmany(timeout_ms=1_000, max_records=batch)
+            records = [record for records in batches.values() for record in records]
+            if records:
+                seen += len(records)
+                yield records
     finally:
         await consumer.stop()
+
+
+async def consume_and_decode(
+    bootstrap: str, topic: str, start: dict[int, int], count: int, advance: Advance = _nothing
+) -> float:
+    """The aggregator's raw baseline: read ``count`` reports from ``start`` and decode each; seconds."""
+    started: float | None = None
+    async for records in read_batches(bootstrap, topic, start, count, 10_000):
+        started = started or time.perf_counter()
+        for record in records:
+            Report.model_validate_json(record.value)
+        advance(len(records))
+    return time.perf_counter() - (started or time.perf_counter())
 
 
 @dataclass

@@ -28,6 +28,7 @@ from bench.kafka import (
     end_offsets,
     new_producer,
     produce,
+    read_batches,
 )
 from bench.results import Figure
 from bench.synthetic import OBSERVED_BASE, Size, Workload
@@ -37,6 +38,8 @@ from dxpulse.topics import REPORTS, ROLLUPS
 from schemas import Report
 from schemas.events import report_key
 from services.aggregate.settings import AggregateSettings
+from services.history.core import BATCH as HISTORY_BATCH
+from services.history.core import latest_row
 from services.ingest.app import create_app as create_ingest
 from services.ingest.settings import IngestSettings
 
@@ -58,7 +61,7 @@ class Bench:
     workload: Workload = field(init=False)
     figures: list[Figure] = field(default_factory=list)
     profile: bool = False
-    """Sample the aggregator and ingest processes with py-spy (see children.start_child)."""
+    """Sample the services' processes with py-spy (see children.start_child)."""
     ingest_rate: float | None = None
     """Single-report requests/s the ingest scenario measured; caps the latency scenario's rate."""
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
@@ -278,7 +281,8 @@ def _published_rollups(worker: Child) -> float:
 
 
 def _metrics(worker: Child, names: tuple[str, ...]) -> dict[str, float]:
-    """The unlabelled samples ``names`` (counters with their ``_total``) from a child's /metrics."""
+    """The samples ``names`` (counters with their ``_total``; a labelled one written out whole, as
+    /metrics prints it) from a child's /metrics."""
     text = httpx.get(f"http://127.0.0.1:{worker.port}/metrics", timeout=10.0).text
     wanted = {*names, *(f"{name}_total" for name in names)}
     found = {}
@@ -613,3 +617,93 @@ async def _raw_latency(bench: Bench, rate: float, count: int) -> tuple[float, fl
         await producer.stop()
         await consumer.stop()
     return _percentiles([max(0.0, x) for x in latencies])
+
+
+HISTORY_RECORDED = 'dxpulse_history_reports_read_total{outcome="recorded"}'
+
+
+async def history_writer(bench: Bench) -> None:
+    """One history writer taking N new reports into reporter_latest (PostgreSQL), against raw
+    clients reading the same reports and copying their rows into PostgreSQL.
+
+    As for the aggregator, the reports are produced far faster than the writer takes them, so it
+    works through a backlog; timed from the first produced report until its /metrics count N
+    recorded (each batch is counted once its transaction committed).
+    """
+    n = bench.size.throughput_reports
+    offset = 40_000_000  # seqs of their own: newer than any other scenario's, so every upsert writes
+    await apply_migrations(bench.database_url)
+    app_id = f"bench-history-{bench.run_id}"
+    for topic in (REPORTS, ROLLUPS):  # the group starts at the current end of both topics it reads
+        await commit_offsets(bench.bootstrap, app_id, topic, await end_offsets(bench.bootstrap, topic))
+    start = await end_offsets(bench.bootstrap, REPORTS)
+    worker = start_child(
+        *("history", bench.size.name, bench.bootstrap, bench.work_dir, "history", bench.profile),
+        DXPULSE_HISTORY_APP_ID=app_id,
+        DXPULSE_DATABASE_URL=bench.database_url,
+    )
+    try:
+        wait_http(worker, "/metrics")
+        await produce(bench.bootstrap, REPORTS, bench.workload.messages(offset, 1))
+        await _recorded(bench, worker, 1, "history writer: first report", 300)
+        began = time.perf_counter()
+        await produce(
+            bench.bootstrap,
+            REPORTS,
+            bench.workload.messages(offset + 1, n - 1),
+            bench.task(f"producing {n:,}", n),
+        )
+        done = await _recorded(bench, worker, n, "history writer: reports recorded", 3600)
+    finally:
+        worker.stop()
+    raw_s = await _raw_history(bench, start, n)
+    rate, raw_rate = (n - 1) / (done - began), n / raw_s
+    bench.add(
+        Figure(
+            "history",
+            "reports written to reporter_latest, one writer",
+            rate,
+            "reports/s",
+            raw_rate,
+            "raw consume+decode+COPY",
+            "(reported, no target)",
+            None,
+            f"{n:,} reports, upserted in transactions of up to {HISTORY_BATCH}",
+        )
+    )
+
+
+async def _recorded(bench: Bench, worker: Child, count: int, what: str, deadline_s: float) -> float:
+    """Wait until the history writer's /metrics count ``count`` reports recorded; perf_counter() then."""
+    advance = bench.task(what, count)
+    give_up = time.perf_counter() + deadline_s
+    seen = 0.0
+    while seen < count:
+        worker.check_alive()
+        if time.perf_counter() > give_up:
+            raise TimeoutError(f"{worker.name} recorded {seen:,.0f} of {count:,} reports; see {worker.log}")
+        await asyncio.sleep(0.05)
+        now = _metrics(worker, (HISTORY_RECORDED,)).get(HISTORY_RECORDED, 0.0)
+        advance(int(now - seen))
+        seen = now
+    return time.perf_counter()
+
+
+async def _raw_history(bench: Bench, start: dict[int, int], n: int) -> float:
+    """Seconds for raw aiokafka and asyncpg to read the same ``n`` reports, decode them and COPY
+    their reporter_latest rows into a scratch table of the same columns, in batches of the writer's
+    size: what Kafka and PostgreSQL take on this machine without the writer's upsert and faust."""
+    connection = await asyncpg.connect(bench.database_url)
+    try:
+        await connection.execute("CREATE TEMP TABLE bench_latest (LIKE reporter_latest INCLUDING DEFAULTS)")
+        columns = ["reporter", "indicator", "period", "observed_at", "event_id", "kind", "value"]
+        advance = bench.task("raw consume+decode+COPY", n)
+        started: float | None = None
+        async for records in read_batches(bench.bootstrap, REPORTS, start, n, HISTORY_BATCH):
+            started = started or time.perf_counter()
+            rows = [latest_row(Report.model_validate_json(record.value)) for record in records]
+            await connection.copy_records_to_table("bench_latest", records=rows, columns=columns)
+            advance(len(records))
+        return time.perf_counter() - (started or time.perf_counter())
+    finally:
+        await connection.close()

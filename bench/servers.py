@@ -1,7 +1,8 @@
-"""Child processes of the benchmarks: the real aggregator and ingest apps over the synthetic workload.
+"""Child processes of the benchmarks: the real services' apps over the synthetic workload.
 
-``python -m bench.servers aggregate SIZE`` / ``ingest SIZE``, configured by DXPULSE_* variables like
-the services themselves; only the catalog and registry differ (synthetic, sized by SIZE).
+``python -m bench.servers aggregate SIZE`` / ``ingest SIZE`` / ``history SIZE``, configured by
+DXPULSE_* variables like the services themselves; only the catalog and registry differ (synthetic,
+sized by SIZE).
 ``ceiling SIZE`` is a faust worker that only takes and decodes reports (``bench.ceiling``).
 """
 
@@ -11,8 +12,8 @@ import sys
 
 from bench.synthetic import SIZES, Workload
 
-KINDS = ("aggregate", "ingest", "ceiling")
-USAGE = "usage: python -m bench.servers aggregate|ingest|ceiling tiny|small|full"
+KINDS = ("aggregate", "ingest", "history", "ceiling")
+USAGE = "usage: python -m bench.servers aggregate|ingest|history|ceiling tiny|small|full"
 
 
 def main(argv: list[str]) -> int:
@@ -39,6 +40,18 @@ def main(argv: list[str]) -> int:
         # which sets the root logger to DEBUG, and every debug line of faust and aiokafka is then
         # formatted (~6% of the aggregator and ~10% of a recovery, measured with --profile).
         run_worker(app, settings, worker_topics(settings), loglevel="info")
+    elif argv[0] == "history":
+        from dxpulse.faust_support import run_worker
+        from services.history.app import create_app as create_history
+        from services.history.settings import HistorySettings
+
+        history = HistorySettings()
+        run_worker(
+            create_history(history, catalog=workload.catalog, registry=workload.registry),
+            history,
+            (),
+            loglevel="info",
+        )
     else:
         import uvicorn
 

@@ -24,6 +24,7 @@ FIGURES = (
     "end-to-end | latency p99",
     "memory | aggregator RSS per 100,000 reporter-keys",
     "recovery | restart with",
+    "history | reports written to reporter_latest",
 )
 NUMBER = r"[0-9][0-9,.]*(e[+-]?[0-9]+)?"
 
