@@ -6,8 +6,9 @@ outage, never holds back the rollups, and the aggregator's throughput is the sam
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -16,7 +17,7 @@ import faust
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from dxpulse.catalog import Catalog, default_catalog
-from dxpulse.faust_support import add_metrics_page, new_faust_app, raw_topic
+from dxpulse.faust_support import add_metrics_page, new_faust_app, raw_topic, take_batches
 from dxpulse.migrations import open_pool
 from dxpulse.registry import Registry, default_registry
 from dxpulse.retry import RETRY_DELAYS_S, until_done
@@ -133,40 +134,49 @@ def create_app(
             delays_s=retry_delays_s,
         )
 
-    @app.agent(raw_topic(app, ROLLUPS), name="record_history")
-    async def record_history(stream: Any) -> AsyncIterator[None]:
+    # Batches straight from the consumer (dxpulse.faust_batches), not agents: faust's per-message
+    # streams held the writer to ~7,500 reports/s here, PostgreSQL taking ~40,000 rows/s
+    # (BENCHMARKS.md, session 11). A batch is acked, so committed, once its transaction is.
+    rollup_batches = take_batches(app, raw_topic(app, ROLLUPS), BATCH)
+    report_batches = take_batches(app, raw_topic(app, REPORTS), BATCH)
+
+    async def record_history() -> None:
         pool = await connected("rollup_history")
         try:
-            async for events in stream.take_events(BATCH, within=1.0):
-                messages = [
-                    m
-                    for e in events
-                    if (m := parse_published(e.message.partition, e.message.offset, e.value)) is not None
-                ]
-                added = await written(pool, "rollup_history", write_rollups, messages)
-                metrics.rollups.labels(outcome="added").inc(added)
-                metrics.rollups.labels(outcome="known").inc(len(messages) - added)
-                metrics.rollups.labels(outcome="unreadable").inc(len(events) - len(messages))
-                yield None
+            async with contextlib.aclosing(aiter(rollup_batches)) as taken:
+                async for batch in taken:
+                    messages = [
+                        m
+                        for message in batch
+                        if (m := parse_published(message.partition, message.offset, message.value))
+                        is not None
+                    ]
+                    added = await written(pool, "rollup_history", write_rollups, messages)
+                    metrics.rollups.labels(outcome="added").inc(added)
+                    metrics.rollups.labels(outcome="known").inc(len(messages) - added)
+                    metrics.rollups.labels(outcome="unreadable").inc(len(batch) - len(messages))
         finally:
             await pool.close()
 
-    @app.agent(raw_topic(app, REPORTS), name="record_latest")
-    async def record_latest(stream: Any) -> AsyncIterator[None]:
+    async def record_latest() -> None:
         pool = await connected("reporter_latest")
         try:
-            async for events in stream.take_events(BATCH, within=1.0):
-                now = clock()
-                reports = [
-                    r
-                    for e in events
-                    if (r := accepted_report(e.message.key, e.value, catalog, registry, now)) is not None
-                ]
-                recorded = await written(pool, "reporter_latest", write_latest, reports)
-                metrics.reports.labels(outcome="recorded").inc(recorded)
-                metrics.reports.labels(outcome="refused").inc(len(events) - recorded)
-                yield None
+            async with contextlib.aclosing(aiter(report_batches)) as taken:
+                async for batch in taken:
+                    now = clock()
+                    reports = [
+                        r
+                        for message in batch
+                        if (r := accepted_report(message.key, message.value or b"", catalog, registry, now))
+                        is not None
+                    ]
+                    recorded = await written(pool, "reporter_latest", write_latest, reports)
+                    metrics.reports.labels(outcome="recorded").inc(recorded)
+                    metrics.reports.labels(outcome="refused").inc(len(batch) - recorded)
         finally:
             await pool.close()
+
+    app.task(record_history)
+    app.task(record_latest)
 
     return app

@@ -28,7 +28,7 @@ from schemas.events import report_key
 log = logging.getLogger(__name__)
 
 BATCH = 500
-"""Messages written per transaction at most; a batch also closes after one second."""
+"""Messages written per transaction at most: what arrived while the batch before was written."""
 
 
 @dataclass(frozen=True)
