@@ -36,11 +36,11 @@ from dxpulse.periods import Period
 from dxpulse.registry import Registry, default_registry
 from dxpulse.rollup import (
     PeriodState,
-    holds_snapshots,
-    misplaced,
-    records_of,
+    StoredRecords,
     snapshots_in,
     step_many,
+    stored_records,
+    writes_of,
 )
 from dxpulse.subscriber import latest_rollups
 from dxpulse.topics import DEAD_LETTERS, REPORTS, ROLLUPS, TopicSpec, changelog
@@ -107,18 +107,10 @@ STATE_TABLE = "period-state"
 
 @dataclass(frozen=True)
 class Decoded:
-    """An (indicator, period)'s state as decoded from the table.
-
-    ``whole``: it was stored in an earlier format (snapshots in the period record, one record per
-    reporter, or buckets of another ``SNAPSHOT_BUCKETS``), so the next write writes every bucket;
-    ``stale``: the names of the records that write replaces and then deletes (reporters of
-    one-reporter records, buckets no longer used); ``carry_snapshots``: see ``records_of``.
-    """
+    """An (indicator, period)'s state as decoded from the table, and what its records there are."""
 
     state: PeriodState
-    whole: bool = False
-    stale: tuple[str, ...] = ()
-    carry_snapshots: bool = False
+    stored: StoredRecords = field(default_factory=StoredRecords)
 
 
 @dataclass
@@ -136,7 +128,7 @@ class StoredSnapshots:
     """An (indicator, period)'s snapshot records as found in the table."""
 
     buckets: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Bucket name ("#07") → reporter → snapshot."""
+    """Bucket or delta record name ("#07", "#+3") → reporter → snapshot."""
     singles: dict[str, Any] = field(default_factory=dict)
     """Reporter → snapshot, from the one-record-per-reporter format before buckets."""
 
@@ -195,7 +187,7 @@ def create_app(
     reports_topic = raw_topic(app, REPORTS)
     dead_letters = raw_topic(app, DEAD_LETTERS)
     # Per (indicator, period): a record of what was published and the offset of the last change,
-    # and bucket records of the reporters' latest snapshots (dxpulse.rollup.records_of: write order).
+    # and bucket and delta records of the reporters' latest snapshots (dxpulse.rollup.writes_of).
     states = json_table(app, STATE_TABLE, settings.topic_partitions)
 
     async def dead_letter(message: Message, reason: str, detail: str) -> None:
@@ -234,8 +226,8 @@ def create_app(
             return None
         return key, report, verdict.period
 
-    # The table holds one small record per (indicator, period) and its snapshots in bucket records
-    # (see dxpulse.rollup.records_of). Decoded states per (indicator, period) are kept here, built
+    # The table holds one small record per (indicator, period) and its snapshots in bucket and delta
+    # records (see dxpulse.rollup.writes_of). Decoded states per (indicator, period) are kept here, built
     # from the table on first use after each recovery, when the table may hold other records.
     decoded: dict[str, Decoded] = {}
     snapshot_records: dict[str, StoredSnapshots] | None = None
@@ -255,14 +247,9 @@ def create_app(
             snapshot_records = group_snapshot_records(states.data.items())
         period = states.get(key)
         stored = snapshot_records.pop(key, None) or StoredSnapshots()
-        # The old single records keep their snapshots until the buckets are in; re-cut buckets do not.
-        carry_snapshots = holds_snapshots(period) or misplaced(stored.buckets)
-        whole = carry_snapshots or bool(stored.singles)
         known = Decoded(
             PeriodState.from_records(period, snapshots_in(stored.buckets.values(), stored.singles)),
-            whole=whole,
-            stale=(*stored.singles, *stored.buckets) if whole else (),
-            carry_snapshots=carry_snapshots,
+            stored_records(period, stored.buckets, stored.singles),
         )
         decoded[key] = known
         return known
@@ -335,20 +322,16 @@ def create_app(
             )
             if new_state is not held.state:
                 partition = first_message.partition
-                period_record, buckets = records_of(
-                    held.state,
-                    new_state,
-                    (r.reporter for r in reports),
-                    whole=held.whole,
-                    carry_snapshots=held.carry_snapshots,
-                )
-                write(out, partition, key, period_record)  # first: see records_of
-                for bucket, record in buckets.items():
-                    write(out, partition, snapshot_key(key, bucket), record)
-                for name in held.stale:  # last: every bucket replacing them is written
-                    if name not in buckets:
+                # In order (see writes_of): the period record, then snapshot records, then deletions.
+                writes, stored = writes_of(held.state, new_state, [r.reporter for r in reports], held.stored)
+                for name, value in writes:
+                    if name is None:
+                        write(out, partition, key, value)
+                    elif value is None:
                         delete(out, partition, snapshot_key(key, name))
-                decoded[key] = Decoded(new_state)
+                    else:
+                        write(out, partition, snapshot_key(key, name), value)
+                decoded[key] = Decoded(new_state, stored)
             out.rollups.extend((rollup.key.encode(), rollup.model_dump_json().encode()) for rollup in rollups)
             done.append(([message for message, _, _ in items], rollups, changed))
             # Let the drain loop take what the consumer fetched. aiokafka asks Kafka for more only

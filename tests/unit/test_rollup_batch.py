@@ -16,20 +16,26 @@ from dxpulse.catalog import default_catalog
 from dxpulse.periods import parse_period
 from dxpulse.registry import default_registry
 from dxpulse.rollup import (
+    DELTAS_AT_MOST,
     SNAPSHOT_BUCKETS,
     PeriodState,
     Snapshot,
+    StoredRecords,
     apply,
     apply_all,
     bucket_of,
     bucket_record,
     compute_rollups,
     holds_snapshots,
+    is_delta,
     misplaced,
     records_of,
     snapshots_in,
     step_many,
+    stored_records,
+    writes_of,
 )
+from dxpulse.rollup import Write as RecordWrite
 from schemas import Report, Rollup
 from services.aggregate.app import group_snapshot_records, snapshot_key
 from tests.unit.conftest import COMPUTED_AT, feed, flag, last_per_scope, make_report, ratio
@@ -397,3 +403,167 @@ def test_buckets_recut_under_a_new_bucket_count_lose_no_snapshot_across_a_crash(
         assert recovered == after
     redelivered, _ = _step(recovered, batch, offsets)
     assert redelivered.latest == after.latest
+
+
+# --- delta records (writes_of) ---------------------------------------------------------------------
+
+Table = dict[str | None, Any]
+"""One (indicator, period)'s records as the changelog keeps them: None → the period record, a
+name → a bucket or delta record (as written: JSON bytes)."""
+
+
+def _written(table: Table, writes: list[RecordWrite]) -> Table:
+    """The table after ``writes`` (a None value deletes the record, as a tombstone does)."""
+    after = dict(table)
+    for name, value in writes:
+        if name is not None and value is None:
+            after.pop(name, None)
+        else:
+            after[name] = value
+    return after
+
+
+def _recovered(table: Table) -> tuple[PeriodState, StoredRecords]:
+    """The state and record layout a restarted worker reads from ``table`` (as the aggregator's load)."""
+    records = {name: _decoded(value) for name, value in table.items() if name is not None}
+    period = table.get(None)
+    state = PeriodState.from_records(period, snapshots_in(records.values()))
+    return state, stored_records(period, records)
+
+
+def _rates(reporters: list[str], minutes: int) -> list[Report]:
+    return [_rate(reporter, minutes) for reporter in reporters]
+
+
+@PROPERTY_SETTINGS
+@given(_deliveries("online_records_rate", _ratio_values()), st.lists(st.integers(0, 40), max_size=12))
+def test_delta_records_rebuild_the_state_and_stay_within_half_of_it(
+    deliveries: list[Report], cuts: list[int]
+) -> None:
+    state, stored, table = PeriodState(), StoredRecords(), Table()
+    offset = 0
+    for batch in _split(deliveries, cuts):
+        offsets: list[int | None] = list(range(offset, offset + len(batch)))
+        offset += len(batch)
+        new, _ = _step(state, batch, offsets)
+        if new is state:
+            continue
+        writes, stored = writes_of(state, new, [r.reporter for r in batch], stored)
+        assert writes[0][0] is None  # the period record first
+        table = _written(table, writes)
+        recovered, layout = _recovered(table)
+        assert recovered == new
+        assert {r: s.offset for r, s in recovered.latest.items()} == {
+            r: s.offset for r, s in new.latest.items()
+        }
+        assert layout == stored  # what the worker keeps of the table is what a restart reads
+        assert 2 * stored.in_deltas <= len(new.latest)
+        assert len(stored.deltas) <= DELTAS_AT_MOST
+        state = new
+
+
+@PROPERTY_SETTINGS
+@given(
+    _deliveries("online_records_rate", _ratio_values()),
+    st.lists(st.integers(0, 40), max_size=8),
+    st.integers(0, 400),
+    st.lists(st.integers(0, 40), max_size=4),
+)
+def test_a_crash_after_any_prefix_of_a_batchs_writes_keeps_every_snapshot(
+    deliveries: list[Report], cuts: list[int], written: int, recuts: list[int]
+) -> None:
+    batches = _split(list(zip(deliveries, range(len(deliveries)), strict=True)), cuts)
+    state, stored, table = PeriodState(), StoredRecords(), Table()
+    for batch in batches[:-1]:  # stored whole
+        new, _ = _step(state, [r for r, _ in batch], [o for _, o in batch])
+        if new is not state:
+            writes, stored = writes_of(state, new, [r.reporter for r, _ in batch], stored)
+            table = _written(table, writes)
+        state = new
+    last = batches[-1]
+    after, _ = _step(state, [r for r, _ in last], [o for _, o in last])
+    if after is state:
+        return
+    writes, _ = writes_of(state, after, [r.reporter for r, _ in last], stored)
+    # The crash keeps a prefix of the batch's writes; the restarted worker reads the table, and the
+    # batch is redelivered, cut anywhere.
+    table = _written(table, writes[: written % (len(writes) + 1)])
+    recovered, stored = _recovered(table)
+    published: list[list[Rollup]] = []
+    for again in _split(last, recuts):
+        new, fresh = _step(recovered, [r for r, _ in again], [o for _, o in again])
+        published.append(fresh)
+        if new is not recovered:
+            rewrites, stored = writes_of(recovered, new, [r.reporter for r, _ in again], stored)
+            table = _written(table, rewrites)
+        recovered = new
+    assert recovered.latest == after.latest
+    assert _recovered(table)[0].latest == after.latest
+    shown = {**state.published, **{s: r.revision for s, r in last_per_scope(published).items()}}
+    assert shown == {r.scope: r.revision for r in compute_rollups_of(after)} or not after.latest
+
+
+def test_a_busy_period_is_written_as_deltas_until_its_buckets_are_rewritten() -> None:
+    indicator = default_catalog()["emc_connection"]  # provinces and ministries: 85 reporters
+    period = parse_period(PERIOD, indicator.period_type)
+    reporters = sorted(default_registry().expected(indicator.groups, period.end))
+    assert len(reporters) > 2 * DELTAS_AT_MOST
+
+    def one_batch(state: PeriodState, stored: StoredRecords, reports: list[Report]) -> tuple[Any, ...]:
+        new, _, _ = step_many(state, reports, indicator, period, default_registry(), COMPUTED_AT)
+        writes, stored = writes_of(state, new, [r.reporter for r in reports], stored)
+        return new, stored, writes
+
+    def flags(names: list[str], minutes: int) -> list[Report]:
+        return [make_report(name, flag(True), minutes=minutes) for name in names]
+
+    # Everyone at once: more than half the state changes, so every bucket is written.
+    state, stored, writes = one_batch(PeriodState(), StoredRecords(), flags(reporters, 0))
+    assert {name for name, _ in writes[1:]} == {bucket_of(r) for r in reporters}
+    assert stored == StoredRecords()
+    # One reporter at a time: a delta record each, holding that one snapshot.
+    for n in range(1, DELTAS_AT_MOST + 1):
+        state, stored, writes = one_batch(state, stored, flags([reporters[n]], n))
+        assert [name for name, _ in writes] == [None, f"#+{n}"]
+        assert set(json.loads(writes[1][1])) == {reporters[n]}
+    assert stored.in_deltas == DELTAS_AT_MOST
+    # The next one rewrites the buckets, then deletes the deltas.
+    state, stored, writes = one_batch(state, stored, flags([reporters[0]], 99))
+    names = [name for name, _ in writes]
+    assert names[0] is None
+    assert set(names[1 : 1 + len({bucket_of(r) for r in reporters})]) == {bucket_of(r) for r in reporters}
+    assert [name for name, value in writes if value is None] == [
+        f"#+{n}" for n in range(1, DELTAS_AT_MOST + 1)
+    ]
+    assert writes[-DELTAS_AT_MOST:] == [(f"#+{n}", None) for n in range(1, DELTAS_AT_MOST + 1)]
+    assert stored == StoredRecords()
+
+
+def test_half_the_state_in_deltas_rewrites_the_buckets() -> None:
+    reporters = [f"province:{code}" for code in ("01", "02", "04", "06")]
+    state, stored = PeriodState(), StoredRecords()
+    kinds = []
+    for minutes, changed in enumerate([reporters, reporters[:1], reporters[1:2], reporters[2:3]]):
+        new, _ = _step(state, _rates(changed, minutes))
+        writes, stored = writes_of(state, new, changed, stored)
+        written = [name for name, value in writes if name is not None and value is not None]
+        kinds.append("delta" if all(is_delta(name) for name in written) else "buckets")
+        state = new
+    # Four reporters: one snapshot in deltas is a quarter, two half, three more than half.
+    assert kinds == ["buckets", "delta", "delta", "buckets"]
+
+
+def test_deltas_are_not_misplaced_buckets_and_go_with_a_rewrite_of_an_older_format() -> None:
+    snapshot = Snapshot.of(make_report("province:79", flag(True))).to_json()
+    home = bucket_of("province:79")
+    current = {home: {"province:79": snapshot}, "#+3": {"province:79": snapshot}}
+    assert stored_records({"published": {}, "last_offset": 1}, current) == StoredRecords(
+        deltas=("#+3",), in_deltas=1
+    )
+    elsewhere = "#00" if home != "#00" else "#01"
+    recut = {elsewhere: {"province:79": snapshot}, "#+3": {"province:79": snapshot}}
+    stored = stored_records(None, recut)
+    assert stored.whole
+    assert stored.carry_snapshots
+    assert set(stored.stale) == {elsewhere, "#+3"}
+    assert stored.deltas == ()
