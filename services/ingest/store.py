@@ -89,26 +89,33 @@ class Coalesced:
             # Tasks of their own, so a cancelled caller does not leave the others waiting.
             task = asyncio.create_task(self._drain(), name="coalesced-query")
             self._running.add(task)
-            task.add_done_callback(self._running.discard)
         return await answer
 
     async def _drain(self) -> None:
-        while self._waiting:
-            calls, self._waiting = self._waiting, []
-            try:
-                found = await self._query([key for keys, _ in calls for key in keys])
-            except asyncio.CancelledError:  # shutting down: nobody gets an answer
-                for _, answer in (*calls, *self._waiting):
-                    answer.cancel()
-                raise
-            except Exception as error:
-                for _, answer in calls:
+        try:
+            while self._waiting:
+                calls, self._waiting = self._waiting, []
+                try:
+                    found = await self._query([key for keys, _ in calls for key in keys])
+                except asyncio.CancelledError:  # shutting down: nobody gets an answer
+                    for _, answer in (*calls, *self._waiting):
+                        answer.cancel()
+                    raise
+                except Exception as error:
+                    for _, answer in calls:
+                        if not answer.done():
+                            answer.set_exception(error)
+                    continue
+                for keys, answer in calls:
                     if not answer.done():
-                        answer.set_exception(error)
-                continue
-            for keys, answer in calls:
-                if not answer.done():
-                    answer.set_result(found.intersection(keys))
+                        answer.set_result(found.intersection(keys))
+        finally:
+            # The slot is free the moment the loop finds nothing waiting, not in a done callback:
+            # the callers it answered run first, and a call one of them made then saw every slot
+            # taken and waited for a drain that had ended, for ever.
+            current = asyncio.current_task()
+            if current is not None:
+                self._running.discard(current)
 
 
 class Store:
