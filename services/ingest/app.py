@@ -255,14 +255,14 @@ def create_app(
             headers={"Retry-After": str(seconds)},
         )
 
-    def judge(subject: str, item: Item) -> None:
-        """Scope and validation: sets ``item.problem`` when the report is refused."""
+    def judge(subject: str, item: Item, now: datetime) -> None:
+        """Scope and validation at ``now``: sets ``item.problem`` when the report is refused."""
         if item.problem is not None or item.report is None:
             return
         if not may_report(subject, item.report.reporter):
             item.problem = problems.forbidden(subject, item.report.reporter)
             return
-        verdict = validate_report(item.report, catalog, registry, clock())
+        verdict = validate_report(item.report, catalog, registry, now)
         if isinstance(verdict, Problem):
             item.problem = verdict
 
@@ -275,7 +275,11 @@ def create_app(
             return [ConnectionError("not connected to Kafka yet")] * len(reports)
         started = time.perf_counter()
         messages = [
-            (report_key(report.indicator, report.period).encode(), report.model_dump_json().encode())
+            # The serializer's bytes as they are: model_dump_json() decodes them to a str first.
+            (
+                report_key(report.indicator, report.period).encode(),
+                report.__pydantic_serializer__.to_json(report),
+            )
             for report in reports
         ]
         handed: list[Handed] = [None] * len(messages)
@@ -408,8 +412,9 @@ def create_app(
             metrics.count(outcome, group, reason, n)
 
     async def run(subject: str, items: list[Item]) -> None:
+        now = clock()  # one instant per request: its reports are judged at it
         for item in items:
-            judge(subject, item)
+            judge(subject, item, now)
         await publish(items)
         tally(subject, items)
 
