@@ -31,14 +31,14 @@ NATIONAL_SCOPE = "national"
 
 _VALUE_ADAPTER: TypeAdapter[ReportValue] = TypeAdapter(ReportValue)
 
-SNAPSHOT_BUCKETS = 64
-"""How many changelog records hold the reporters' snapshots of one (indicator, period).
+SNAPSHOT_BUCKETS = 8
+"""How many bucket records hold the reporters' snapshots of one (indicator, period).
 
-A write rewrites every bucket holding a reporter that changed, whole. With 1,000 reporters and a
-busy worker's ~50 changed reporters per (indicator, period) and batch, 8 buckets (sessions 6-10)
-meant rewriting all 1,000 snapshots (~200 KB) each time, ten times the reports' own bytes; 64
-rewrite about half of them, and a quiet worker's few reports a few buckets of ~16. A restart reads
-every live record at faust's per-record cost, so not many more: 256 slowed recovery (BENCHMARKS.md).
+A restart reads every live record at faust's per-record cost (BENCHMARKS.md), so fewer, larger
+records recover faster: with 1,000 reporters a bucket holds ~125 snapshots (~25 KB). Buckets are
+rewritten only all together, once the delta records hold half the state (``writes_of``), so their
+count does not change what a write costs; 64 (for a while in session 11, before delta records)
+doubled the restart.
 Changing it moves reporters between buckets. Records written before are still read
 (``snapshots_in``), and the aggregator rewrites every bucket of an (indicator, period) whose stored
 buckets do not match ``bucket_of`` (``misplaced``), so none keeps a reporter that moved.

@@ -371,16 +371,17 @@ def _rate(reporter: str, minutes: int) -> Report:
     return make_report(reporter, ratio(1, 2), indicator="online_records_rate", minutes=minutes)
 
 
-@pytest.mark.parametrize("old_count", [32, 8, 5])
+@pytest.mark.parametrize("old_count", [64, 32, 5])
 @PROPERTY_SETTINGS
 @given(_deliveries("online_records_rate", _ratio_values()), st.integers(0, 20), st.integers(0, 400))
-# Under 5 buckets province:02 was in #04, which under 64 is province:06's: #04 is rewritten without
-# province:02 before province:02's new #29 is written, the crash in between.
-@example([_rate("province:06", 0), _rate("province:02", 0), _rate("province:06", 1)], 2, 2)
+# Under 5 buckets province:58 was in #02, which under 8 is province:79's: #02 is rewritten without
+# province:58 before province:58's new #06 is written, the crash in between.
+@example([_rate("province:79", 0), _rate("province:58", 0), _rate("province:79", 1)], 2, 2)
 def test_buckets_recut_under_a_new_bucket_count_lose_no_snapshot_across_a_crash(
     old_count: int, deliveries: list[Report], cut: int, written: int
 ) -> None:
-    # 32 was the count before session 6, 8 until session 11 (both split into today's); 5 mixes them.
+    # 32 was the count before session 6 and 64 for a while in session 11 (their buckets merge into
+    # today's); 5 splits them.
     before, batch, offsets = _batch_after(deliveries, cut)
     stored: dict[str, dict[str, Any]] = {}
     for reporter, snap in before.latest.items():
