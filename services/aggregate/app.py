@@ -34,14 +34,8 @@ from dxpulse.kafka_batches import Message as KafkaMessage
 from dxpulse.monitoring import RollupGauges
 from dxpulse.periods import Period
 from dxpulse.registry import Registry, default_registry
-from dxpulse.rollup import (
-    PeriodState,
-    StoredRecords,
-    snapshots_in,
-    step_many,
-    stored_records,
-    writes_of,
-)
+from dxpulse.rollup import PeriodState, step_many
+from dxpulse.state_records import StoredRecords, snapshots_in, stored_records, writes_of
 from dxpulse.subscriber import latest_rollups
 from dxpulse.topics import DEAD_LETTERS, REPORTS, ROLLUPS, TopicSpec, changelog
 from dxpulse.validation import Problem, validate_report
@@ -187,7 +181,7 @@ def create_app(
     reports_topic = raw_topic(app, REPORTS)
     dead_letters = raw_topic(app, DEAD_LETTERS)
     # Per (indicator, period): a record of what was published and the offset of the last change,
-    # and bucket and delta records of the reporters' latest snapshots (dxpulse.rollup.writes_of).
+    # and bucket and delta records of the reporters' latest snapshots (dxpulse.state_records.writes_of).
     states = json_table(app, STATE_TABLE, settings.topic_partitions)
 
     async def dead_letter(message: Message, reason: str, detail: str) -> None:
@@ -226,9 +220,10 @@ def create_app(
             return None
         return key, report, verdict.period
 
-    # The table holds one small record per (indicator, period) and its snapshots in bucket and delta
-    # records (see dxpulse.rollup.writes_of). Decoded states per (indicator, period) are kept here, built
-    # from the table on first use after each recovery, when the table may hold other records.
+    # The table holds one small record per (indicator, period) and its snapshots in bucket and
+    # delta records (see dxpulse.state_records.writes_of). Decoded states per (indicator, period)
+    # are kept here, built from the table on first use after each recovery, when the table may hold
+    # other records.
     decoded: dict[str, Decoded] = {}
     snapshot_records: dict[str, StoredSnapshots] | None = None
 

@@ -15,27 +15,22 @@ from hypothesis import strategies as st
 from dxpulse.catalog import default_catalog
 from dxpulse.periods import parse_period
 from dxpulse.registry import default_registry
-from dxpulse.rollup import (
+from dxpulse.rollup import PeriodState, Snapshot, apply, apply_all, compute_rollups, step_many
+from dxpulse.state_records import (
     DELTAS_AT_MOST,
     SNAPSHOT_BUCKETS,
-    PeriodState,
-    Snapshot,
     StoredRecords,
-    apply,
-    apply_all,
     bucket_of,
     bucket_record,
-    compute_rollups,
     holds_snapshots,
     is_delta,
     misplaced,
     records_of,
     snapshots_in,
-    step_many,
     stored_records,
     writes_of,
 )
-from dxpulse.rollup import Write as RecordWrite
+from dxpulse.state_records import Write as RecordWrite
 from schemas import Report, Rollup
 from services.aggregate.app import group_snapshot_records, snapshot_key
 from tests.unit.conftest import COMPUTED_AT, feed, flag, last_per_scope, make_report, ratio
