@@ -108,7 +108,8 @@ class Bench:
             DXPULSE_RATE_LIMIT_PER_S="1000000",
             DXPULSE_RATE_LIMIT_BURST="1000000",
         )
-        wait_http(child, "/healthz")
+        # Ready, not just alive: a report sent before the producer is connected is answered 503.
+        wait_http(child, "/readyz")
         return child
 
     def auth(self, reporter: str) -> dict[str, str]:
