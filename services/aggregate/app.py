@@ -331,9 +331,10 @@ def create_app(
             done.append(([message for message, _, _ in items], rollups, changed))
             # Let the drain loop take what the consumer fetched. aiokafka asks Kafka for more only
             # once its fetched records are taken; after 100 ms it asks for the other partitions
-            # alone, and Kafka holds a fetch finding nothing new faust's 1.5 s. Without this, a
-            # batch computed in one go (no send to wait on any more) starved the worker of
-            # reports for 1.2-1.5 s at a time and doubled the latency at 800 reports/s.
+            # alone, and Kafka holds a fetch finding nothing new up to FETCH_WAIT_MS (faust's 1.5 s
+            # when this was measured). Without this, a batch computed in one go (no send to wait
+            # on any more) starved the worker of reports for 1.2-1.5 s at a time and doubled the
+            # latency at 800 reports/s.
             await asyncio.sleep(0)
         await send(out)
         sent = time.time()
