@@ -217,19 +217,19 @@ async def _faust_ceiling(bench: Bench, start: dict[int, int], n: int) -> tuple[f
         DXPULSE_AGGREGATE_APP_ID=app_id,
         DXPULSE_AGGREGATE_BATCH_MAX=str(batch),
     )
-    advance = bench.task("faust ceiling: take and decode", n)
-    figures: dict[str, float] = {}
     wait_http(worker, "/metrics")
-    give_up = time.perf_counter() + 3600
     try:
-        while figures.get(DECODED, 0) < n:
-            worker.check_alive()
-            if time.perf_counter() > give_up:
-                raise TimeoutError(f"the faust ceiling worker did not decode {n:,} reports; see {worker.log}")
-            await asyncio.sleep(0.5)
-            before = figures.get(DECODED, 0)
-            figures = _metrics(worker, (DECODED, FIRST_BATCH, FIRST_AT, LAST_AT))
-            advance(int(figures.get(DECODED, 0) - before))
+        # Timed by the worker's own stamps, so a coarse poll does not blur the figure.
+        _, figures = await _counted(
+            bench,
+            worker,
+            DECODED,
+            n,
+            "faust ceiling: take and decode",
+            3600,
+            0.5,
+            (FIRST_BATCH, FIRST_AT, LAST_AT),
+        )
     finally:
         worker.stop()
     if figures[LAST_AT] <= figures[FIRST_AT]:
@@ -646,7 +646,7 @@ async def history_writer(bench: Bench) -> None:
     try:
         wait_http(worker, "/metrics")
         await produce(bench.bootstrap, REPORTS, bench.workload.messages(offset, 1))
-        await _recorded(bench, worker, 1, "history writer: first report", 300)
+        await _counted(bench, worker, HISTORY_RECORDED, 1, "history writer: first report", 300)
         began = time.perf_counter()
         await produce(
             bench.bootstrap,
@@ -654,7 +654,7 @@ async def history_writer(bench: Bench) -> None:
             bench.workload.messages(offset + 1, n - 1),
             bench.task(f"producing {n:,}", n),
         )
-        done = await _recorded(bench, worker, n, "history writer: reports recorded", 3600)
+        done, _ = await _counted(bench, worker, HISTORY_RECORDED, n, "history writer: reports recorded", 3600)
     finally:
         worker.stop()
     raw_s = await _raw_history(bench, start, n)
@@ -674,20 +674,34 @@ async def history_writer(bench: Bench) -> None:
     )
 
 
-async def _recorded(bench: Bench, worker: Child, count: int, what: str, deadline_s: float) -> float:
-    """Wait until the history writer's /metrics count ``count`` reports recorded; perf_counter() then."""
+async def _counted(
+    bench: Bench,
+    worker: Child,
+    counter: str,
+    count: int,
+    what: str,
+    deadline_s: float,
+    poll_s: float = 0.05,
+    also: tuple[str, ...] = (),
+) -> tuple[float, dict[str, float]]:
+    """Poll a child's /metrics until ``counter`` reaches ``count``; perf_counter() then, and the
+    last samples of ``counter`` and ``also``."""
     advance = bench.task(what, count)
     give_up = time.perf_counter() + deadline_s
+    figures: dict[str, float] = {}
     seen = 0.0
     while seen < count:
         worker.check_alive()
         if time.perf_counter() > give_up:
-            raise TimeoutError(f"{worker.name} recorded {seen:,.0f} of {count:,} reports; see {worker.log}")
-        await asyncio.sleep(0.05)
-        now = _metrics(worker, (HISTORY_RECORDED,)).get(HISTORY_RECORDED, 0.0)
+            raise TimeoutError(
+                f"{worker.name} counted {seen:,.0f} of {count:,} ({counter}); see {worker.log}"
+            )
+        await asyncio.sleep(poll_s)
+        figures = _metrics(worker, (counter, *also))
+        now = figures.get(counter, 0.0)
         advance(int(now - seen))
         seen = now
-    return time.perf_counter()
+    return time.perf_counter(), figures
 
 
 async def _raw_history(bench: Bench, start: dict[int, int], n: int) -> float:
