@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator
-from typing import Any
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator, Iterable, Sequence
+from typing import Any, Protocol, cast, runtime_checkable
 
 import faust
 from faust.types import Message
+from faust.types.sensors import SensorT
 from mode.utils.locks import Event
 
 log = logging.getLogger(__name__)
@@ -114,13 +115,18 @@ class MessageBatches:
         generation = app.consumer_generation_id
         flowing = app.flow_control.is_active()
         batch: list[Message] = []
+        tracked: list[Message] = []
         while self._waiting and len(batch) < self.max:
             message = self._waiting.popleft()
             if flowing and message.generation_id == generation:
                 if not message.tracked:  # as a stream does: once, whoever reads it first
                     message.tracked = True
-                    consumer.track_message(message)  # unacked until processed; faust's sensors count it
+                    tracked.append(message)
                 batch.append(message)
+        if tracked:
+            # What consumer.track_message does for each: unacked until processed; the sensors count them.
+            cast(Any, consumer)._unacked_messages.update(tracked)
+            messages_in(app.sensors, tracked)
         if not self._waiting:
             self._arrived.clear()
         if len(self._waiting) < self.max:
@@ -137,11 +143,8 @@ class MessageBatches:
 
     def _ack(self, batch: list[Message]) -> None:
         consumer = self.app.consumer
-        on_message_out = self.app.sensors.on_message_out
-        for message in batch:
-            # The last reader's ack is the consumer's (faust's refcount, as for an agent's stream).
-            if message.ack(consumer):
-                on_message_out(message.tp, message.offset, message)
+        # The last reader's ack is the consumer's (faust's refcount, as for an agent's stream).
+        messages_out(self.app.sensors, [message for message in batch if message.ack(consumer)])
 
     async def __aiter__(self) -> AsyncGenerator[list[Message], None]:
         app = self.app
@@ -173,6 +176,43 @@ class MessageBatches:
                 # a message another reader never acks (its buffer cleared at a revoke) would hold up
                 # a rebalance's wait for the unacked ones for as long as it is referenced.
                 del batch
+
+
+@runtime_checkable
+class BatchSensor(Protocol):
+    """A faust sensor that can count a batch of messages at once (``BatchPrometheusMonitor``)."""
+
+    def on_messages_in(self, messages: Sequence[Message]) -> None:
+        """``on_message_in`` of each message, in order."""
+
+    def on_messages_out(self, messages: Sequence[Message]) -> None:
+        """``on_message_out`` of each message, in order."""
+
+
+def messages_in(sensors: Iterable[SensorT], messages: Sequence[Message]) -> None:
+    """Tell every sensor of ``messages`` received: at once where it can take a batch, else one by one.
+
+    faust's sensors take a message at a time: with its Prometheus sensor that cost more per report
+    than decoding it (BENCHMARKS.md, session 12).
+    """
+    for sensor in sensors:
+        if isinstance(sensor, BatchSensor):
+            sensor.on_messages_in(messages)
+        else:
+            for message in messages:
+                sensor.on_message_in(message.tp, message.offset, message)
+
+
+def messages_out(sensors: Iterable[SensorT], messages: Sequence[Message]) -> None:
+    """Tell every sensor of ``messages`` acked for good (see ``messages_in``)."""
+    if not messages:
+        return
+    for sensor in sensors:
+        if isinstance(sensor, BatchSensor):
+            sensor.on_messages_out(messages)
+        else:
+            for message in messages:
+                sensor.on_message_out(message.tp, message.offset, message)
 
 
 def behind_on(app: faust.App, topic: str) -> Callable[[], bool]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
 import logging
 import sys
@@ -23,7 +24,7 @@ from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth, server_list
 from faust.transport.producer import ProducerBuffer
-from faust.types import TP
+from faust.types import TP, Message
 from faust.types.transports import ConductorT, ConsumerCallback, ConsumerT, ProducerT
 from faust.types.tuples import FutureMessage
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -801,13 +802,52 @@ def cached_labels(metrics: FaustMetrics) -> FaustMetrics:
     return metrics._replace(**wrapped)
 
 
+class BatchPrometheusMonitor(PrometheusMonitor):
+    """faust's Prometheus sensor, which also counts a batch of messages at once (``BatchSensor``).
+
+    The same counters, gauges and attributes as ``on_message_in``/``on_message_out`` for each
+    message, with one metric update per batch rather than per message.
+    """
+
+    def on_messages_in(self, messages: Sequence[Message]) -> None:
+        now = self.time()
+        read: dict[TP, int] = {}
+        for message in messages:
+            message.time_in = now
+            read[message.tp] = message.offset  # a partition's messages come in order: the last wins
+        count = len(messages)
+        self.messages_received_total += count
+        self.messages_active += count
+        self.tp_read_offsets.update(read)
+        metrics = self._metrics
+        metrics.messages_received.inc(count)
+        metrics.active_messages.inc(count)
+        topics = collections.Counter(message.topic for message in messages)
+        for topic, received in topics.items():
+            self.messages_received_by_topic[topic] += received
+            metrics.messages_received_per_topics.labels(topic=topic).inc(received)
+        for tp, offset in read.items():
+            metrics.messages_received_per_topics_partition.labels(topic=tp.topic, partition=tp.partition).set(
+                offset
+            )
+
+    def on_messages_out(self, messages: Sequence[Message]) -> None:
+        now = self.time()
+        for message in messages:
+            message.time_out = now
+            if message.time_in is not None:
+                message.time_total = now - message.time_in
+        self.messages_active -= len(messages)
+        self._metrics.active_messages.dec(len(messages))
+
+
 def add_metrics_page(app: faust.App, registry: CollectorRegistry) -> None:
     """Serve ``registry`` on the faust web server's /metrics, with the app's consumer lag and faust's
     Prometheus sensor (the worker's internals: messages in and out, commits, sends, rebalances) added."""
     registry.register(ConsumerLagCollector(app.conf.id, lambda: faust_consumer_lag(app)))
     # What faust.sensors.prometheus.setup_prometheus_sensors does, into this registry and page
     # rather than the process-wide one, so several apps in one process (tests, bench) do not clash.
-    app.monitor = PrometheusMonitor(
+    app.monitor = BatchPrometheusMonitor(
         metrics=cached_labels(FaustMetrics.create(registry, FAUST_METRICS_PREFIX))
     )
 

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import faust
 import pytest
 from faust.sensors.prometheus import PrometheusMonitor
 from faust.transport.producer import ProducerBuffer
-from faust.types import TP
+from faust.types import TP, ConsumerMessage, Message
 from prometheus_client import CollectorRegistry, generate_latest
 
+from dxpulse.faust_batches import messages_in, messages_out
 from dxpulse.faust_support import (
     CONSUMER_FETCH_BYTES,
     PRODUCER_BATCH_BYTES,
+    BatchPrometheusMonitor,
     CachedLabels,
     DxpulseApp,
     FlushWhatIsBuffered,
@@ -150,6 +152,85 @@ def test_faust_sensor_series_are_looked_up_once_and_forgotten_when_removed(made:
     assert "faust_topic_partition_end_offset{" not in generate_latest(registry).decode()
     monitor.track_tp_end_offset(REPORTS_TP, 12)  # a fresh series, in the registry again
     assert f"{end_offset} 12.0" in generate_latest(registry).decode()
+
+
+Monitored = tuple[CollectorRegistry, BatchPrometheusMonitor]
+
+
+@pytest.fixture
+def monitored() -> Iterator[Callable[[], Monitored]]:
+    """Fresh apps' Prometheus sensors, each with a registry of its own (the apps never start)."""
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    def make() -> Monitored:
+        registry, loop = CollectorRegistry(), asyncio.new_event_loop()
+        name = f"unit-sensor-{len(loops)}"
+        app = DxpulseApp(name, broker="kafka://localhost:1", store="memory://", loop=loop)
+        loops.extend((loop, cast(Any, app.consumer)._thread.thread_loop))
+        add_metrics_page(app, registry)
+        assert isinstance(app.monitor, BatchPrometheusMonitor)
+        return registry, app.monitor
+
+    yield make
+    for loop in loops:
+        loop.close()
+
+
+def _received(offsets: list[tuple[str, int, int]]) -> list[Message]:
+    return [
+        ConsumerMessage(topic, partition, offset, 0.0, 0, None, b"k", b"v", None, tp=TP(topic, partition))
+        for topic, partition, offset in offsets
+    ]
+
+
+def _state(registry: CollectorRegistry, monitor: BatchPrometheusMonitor) -> tuple[Any, ...]:
+    series = [line for line in generate_latest(registry).splitlines() if b"_created" not in line]
+    return (
+        series,
+        monitor.messages_received_total,
+        monitor.messages_active,
+        dict(monitor.messages_received_by_topic),
+        dict(monitor.tp_read_offsets),
+    )
+
+
+def test_a_batch_counts_in_faust_sensors_as_its_messages_one_by_one(
+    monitored: Callable[[], Monitored],
+) -> None:
+    offsets = [("reports", 0, 5), ("reports", 1, 9), ("reports", 0, 6), ("rollups", 2, 1), ("reports", 1, 10)]
+    one_by_one, batched = monitored(), monitored()
+    singles, batch = _received(offsets), _received(offsets)
+    for message in singles:
+        one_by_one[1].on_message_in(message.tp, message.offset, message)
+    messages_in([batched[1]], batch)
+    assert _state(*batched) == _state(*one_by_one)
+    assert b"faust_messages_received_total 5.0" in generate_latest(batched[0])
+    assert (
+        b'faust_messages_received_per_topics_partition{partition="1",topic="reports"} 10.0'
+        in generate_latest(batched[0])
+    )  # the last offset read, not the first
+    assert all(message.time_in is not None for message in batch)
+    acked = [0, 2, 3]  # the others are still held by another reader
+    for position in acked:
+        message = singles[position]
+        one_by_one[1].on_message_out(message.tp, message.offset, message)
+    messages_out([batched[1]], [batch[position] for position in acked])
+    assert _state(*batched) == _state(*one_by_one)
+    assert b"faust_active_messages 2.0" in generate_latest(batched[0])
+    assert all(batch[position].time_total is not None for position in acked)
+
+
+def test_a_sensor_without_batches_is_told_of_each_message() -> None:
+    told: list[tuple[str, int]] = []
+    sensor = SimpleNamespace(
+        on_message_in=lambda tp, offset, message: told.append(("in", offset)),
+        on_message_out=lambda tp, offset, message: told.append(("out", offset)),
+    )
+    batch = _received([("reports", 0, 1), ("reports", 0, 2)])
+    messages_in([cast(Any, sensor)], batch)
+    messages_out([cast(Any, sensor)], batch[1:])
+    messages_out([cast(Any, sensor)], [])
+    assert told == [("in", 1), ("in", 2), ("out", 2)]
 
 
 def test_workers_fetch_and_send_in_batches_fit_for_district_rollups(app: faust.App) -> None:
