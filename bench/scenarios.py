@@ -213,7 +213,7 @@ async def _faust_ceiling(bench: Bench, start: dict[int, int], n: int) -> tuple[f
     await commit_offsets(bench.bootstrap, app_id, REPORTS, start)
     batch = min(AggregateSettings().aggregate_batch_max, max(1, n // 10))
     worker = start_child(
-        *("ceiling", bench.size.name, bench.bootstrap, bench.work_dir, "ceiling"),
+        *("ceiling", bench.size.name, bench.bootstrap, bench.work_dir, "ceiling", bench.profile),
         DXPULSE_AGGREGATE_APP_ID=app_id,
         DXPULSE_AGGREGATE_BATCH_MAX=str(batch),
     )
