@@ -87,6 +87,9 @@ def start_child(
                 "raw",
                 "--rate",
                 "200",
+                # Read without stopping the process: a sample taken as the process exited once left
+                # it a zombie that py-spy held and the bench waited for forever (session 12).
+                "--nonblocking",
                 "--output",
                 str(work_dir / f"{name}.profile.txt"),
             ],
