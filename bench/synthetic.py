@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
@@ -173,10 +173,14 @@ class Workload:
             yield report_key(report.indicator, report.period).encode(), report.model_dump_json().encode()
 
     def expected_revisions(self, start: int, count: int) -> dict[str, str]:
-        """Rollup key → revision a fresh aggregator must publish last after these reports."""
+        """Rollup key → revision a fresh aggregator must publish last after reports ``start`` ..."""
+        return self.revisions_after(self.report(seq) for seq in range(start, start + count))
+
+    def revisions_after(self, reports: Iterable[Report]) -> dict[str, str]:
+        """Rollup key → revision a fresh aggregator must publish last after ``reports`` (each newer
+        than the ones before it)."""
         latest: dict[tuple[str, str], dict[str, Snapshot]] = {}
-        for seq in range(start, start + count):
-            report = self.report(seq)
+        for report in reports:
             latest.setdefault((report.indicator, report.period), {})[report.reporter] = Snapshot.of(report)
         computed_at = datetime.now(UTC)
         revisions = {}

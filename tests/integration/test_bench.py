@@ -22,6 +22,8 @@ FIGURES = (
     "end-to-end | latency p50",
     "end-to-end | latency p95",
     "end-to-end | latency p99",
+    "end-to-end | latency in batches of 10, p50",
+    "end-to-end | latency in batches of 10, p99",
     "memory | aggregator RSS per 100,000 reporter-keys",
     "recovery | restart with",
     "history | reports written to reporter_latest",
