@@ -14,10 +14,10 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from pydantic import TypeAdapter
+from pydantic import BaseModel, TypeAdapter
 
 from dxpulse.catalog import Indicator
 from dxpulse.periods import Period
@@ -248,7 +248,12 @@ class Tally:
         return tally
 
     def copy(self) -> Tally:
-        return replace(self, missing=list(self.missing), not_true=list(self.not_true), items=dict(self.items))
+        # What dataclasses.replace does, without its pass over the fields (a copy per scope and batch).
+        copied = object.__new__(Tally)
+        copied.__dict__.update(self.__dict__)
+        copied.missing, copied.not_true = list(self.missing), list(self.not_true)
+        copied.items = dict(self.items)
+        return copied
 
     def swap(self, reporter: str, old: Snapshot | None, new: Snapshot) -> None:
         """Take ``reporter``'s snapshot from ``old`` (None: it had none) to ``new``."""
@@ -384,7 +389,7 @@ def rollup_of(
         "reporters_reported": tally.reported,
         "reporters_expected": expected,
         "completeness": tally.reported / expected if expected else 0.0,
-        "target": RollupTarget(value=target.value, deadline=target.deadline) if target else None,
+        "target": _rollup_target(target.value, target.deadline) if target else None,
         "attainment": figure / target.value if target and figure is not None else None,
         "latest_observed_at": tally.newest,
         "report_count": tally.reported,
@@ -397,15 +402,40 @@ def rollup_of(
     return Rollup(**body, revision=_revision(body), computed_at=computed_at)
 
 
+@functools.lru_cache(maxsize=1024)
+def _rollup_target(value: float, deadline: date) -> RollupTarget:
+    """An indicator's target as rollups carry it: one frozen instance per target, not one per rollup."""
+    return RollupTarget(value=value, deadline=deadline)
+
+
 def _revision(body: Mapping[str, Any]) -> str:
     """The first 16 hex digits of the SHA-256 of the body as canonical JSON (``canonical_json``)."""
     return hashlib.sha256(canonical_json(body).encode()).hexdigest()[:16]
 
 
 _LISTS = ("lagging", "not_reported")
-_dumps = functools.partial(json.dumps, sort_keys=True, default=str, separators=(",", ":"))
+_ENCODER = json.JSONEncoder(sort_keys=True, default=str, separators=(",", ":"))
+"""``json.dumps(..., sort_keys=True, default=str, separators=(",", ":"))``, made once (json.dumps
+makes an encoder per call when given options)."""
+_JSON_NATIVE = (str, int, float, type(None), list, tuple, dict)
+"""What json.dumps writes without calling ``default`` (bool is an int)."""
 _PLAIN = re.compile(r"[ !#-\[\]-~]*")
 """Printable ASCII but quote and backslash: what JSON writes as it is (reporter ids always are)."""
+
+
+@functools.lru_cache(maxsize=1024)
+def _model_text(model: BaseModel) -> str:
+    # str() of a pydantic model goes through its repr machinery: ~10 µs, for every rollup's target.
+    return str(model)
+
+
+def _as_default_would(value: Any) -> Any:
+    """A top-level value as json.dumps will write it: ``default=str`` applied ahead of time."""
+    if isinstance(value, _JSON_NATIVE):
+        return value
+    if isinstance(value, BaseModel) and value.model_config.get("frozen"):
+        return _model_text(value)
+    return str(value)
 
 
 def canonical_json(body: Mapping[str, Any]) -> str:
@@ -415,10 +445,10 @@ def canonical_json(body: Mapping[str, Any]) -> str:
     escaping, which json.dumps checks name by name: it was most of the cost of a rollup.
     """
     if any(not isinstance(body.get(key), list) for key in _LISTS):
-        return json.dumps(body, sort_keys=True, default=str, separators=(",", ":"))
-    text = json.dumps(
-        {**body, **dict.fromkeys(_LISTS, 0)}, sort_keys=True, default=str, separators=(",", ":")
-    )
+        return _ENCODER.encode(body)
+    head = {key: _as_default_would(value) for key, value in body.items()}
+    head.update(dict.fromkeys(_LISTS, 0))
+    text = _ENCODER.encode(head)
     for key in _LISTS:
         names: list[str] = body[key]
         try:
