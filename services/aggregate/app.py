@@ -98,14 +98,6 @@ END_TO_END_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900
 
 STATE_TABLE = "period-state"
 
-HAND_OVER_EVERY_S = 0.01
-"""How much of a batch's computing its finished records and rollups wait before going to Kafka.
-
-A batch's rollups are published as they are computed, not all at its end: at 2,000 reports/s a
-batch of ~170 reports touches ~90 (indicator, period)s, and every report used to wait for all of
-them (BENCHMARKS.md, session 12). The batch is still acked only once Kafka has all of it.
-"""
-
 
 @dataclass(frozen=True)
 class Decoded:
@@ -279,25 +271,18 @@ def create_app(
         out.changelog_partitions.append(partition)
         states.data.pop(key, None)
 
-    async def hand_over(out: Outgoing, handed: list[Handed]) -> bool:
-        """Hand changelog records, then their rollups, to Kafka as one record batch per partition,
-        appending each message's outcome to ``handed``; False once Kafka refused one. Rollups go only
-        if their state did: no figure without its state."""
+    async def send(out: Outgoing) -> None:
+        """Hand a batch's changelog records, then its rollups, to Kafka as one record batch per
+        partition, and wait until Kafka has them all: only then are the batch's reports acked."""
         producer = cast(Any, app.producer)._ensure_producer()  # faust's own, started with the app
-        states: list[Handed] = [None] * len(out.changelog)
+        handed: list[Handed] = [None] * len(out.changelog)
         await send_as_batches(
-            producer, changelog_name, out.changelog, turns, states, partitions=out.changelog_partitions
+            producer, changelog_name, out.changelog, turns, handed, partitions=out.changelog_partitions
         )
-        handed += states
-        if any(isinstance(outcome, KafkaError) for outcome in states):
-            return False
-        figures: list[Handed] = [None] * len(out.rollups)
-        await send_as_batches(producer, ROLLUPS, out.rollups, turns, figures)
-        handed += figures
-        return not any(isinstance(outcome, KafkaError) for outcome in figures)
-
-    async def acknowledged(handed: list[Handed]) -> None:
-        """Wait until Kafka has every message handed over: only then are a batch's reports acked."""
+        if not any(isinstance(outcome, KafkaError) for outcome in handed):  # else no figure without its state
+            handed_rollups: list[Handed] = [None] * len(out.rollups)
+            await send_as_batches(producer, ROLLUPS, out.rollups, turns, handed_rollups)
+            handed += handed_rollups
         batches = {id(outcome): outcome for outcome in handed if isinstance(outcome, asyncio.Future)}
         # Every batch is waited for, so that none fails unobserved, before the first error is raised.
         results = await asyncio.gather(*batches.values(), return_exceptions=True)
@@ -316,8 +301,6 @@ def create_app(
                 key, report, period = valid
                 by_key.setdefault(key, []).append((message, report, period))
         out = Outgoing()
-        handed: list[Handed] = []
-        handed_at, accepted_so_far = time.perf_counter(), True
         done: list[tuple[list[Message], list[Rollup], int]] = []
         for key, items in by_key.items():
             first_message, first, period = items[0]
@@ -353,12 +336,7 @@ def create_app(
             # on any more) starved the worker of reports for 1.2-1.5 s at a time and doubled the
             # latency at 800 reports/s.
             await asyncio.sleep(0)
-            if accepted_so_far and time.perf_counter() - handed_at >= HAND_OVER_EVERY_S:
-                accepted_so_far = await hand_over(out, handed)
-                out, handed_at = Outgoing(), time.perf_counter()
-        if accepted_so_far:  # else nothing more: the batch fails once what was handed over is known
-            await hand_over(out, handed)
-        await acknowledged(handed)
+        await send(out)
         sent = time.time()
         for key_messages, rollups, changed in done:
             metrics.batch_done(key_messages, rollups, sent, changed=changed)
