@@ -61,6 +61,21 @@ POOL_SIZE = 4
 """Connections to PostgreSQL per ingest process."""
 
 
+ACCEPTED_LOOKUP = (
+    "SELECT key.reporter, key.event_id FROM unnest($1::text[], $2::uuid[]) AS key (reporter, event_id)"
+    " CROSS JOIN LATERAL (SELECT FROM accepted_events AS accepted WHERE accepted.reporter = key.reporter"
+    " AND accepted.event_id = key.event_id LIMIT 1) AS found"
+)
+"""Which of the keys ($1, $2: reporters, event ids) were accepted before: one primary-key lookup each.
+
+Written so that PostgreSQL cannot do anything else. As ``(reporter, event_id) IN (SELECT * FROM
+unnest(...))``, with a few dozen keys (concurrent requests' keys go as one query) and a table of some
+ten thousand rows, it hashed the keys and scanned the whole table, growing by thousands of rows a
+second: at 2,000 reports/s PostgreSQL took half a core, 1,866 scans reading 28 million rows in 20 s
+(BENCHMARKS.md, session 12).
+"""
+
+
 class Coalesced:
     """At most ``concurrency`` queries at a time; calls made meanwhile wait and go as one query.
 
@@ -159,12 +174,7 @@ class Store:
 
     async def _accepted_now(self, keys: list[EventKey]) -> set[EventKey]:
         reporters, ids = _columns(keys)
-        rows = await (await self.pool()).fetch(
-            "SELECT reporter, event_id FROM accepted_events WHERE (reporter, event_id) IN"
-            " (SELECT * FROM unnest($1::text[], $2::uuid[]))",
-            reporters,
-            ids,
-        )
+        rows = await (await self.pool()).fetch(ACCEPTED_LOOKUP, reporters, ids)
         return {(row["reporter"], row["event_id"]) for row in rows}
 
     async def _record_now(self, keys: list[EventKey]) -> set[EventKey]:

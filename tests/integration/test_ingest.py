@@ -23,11 +23,13 @@ from typer.testing import CliRunner
 from dxpulse import cli_ingest
 from dxpulse.cli import app as cli_app
 from dxpulse.kafka_batches import Handed, send_as_batches
+from dxpulse.migrations import apply_migrations
 from dxpulse.stack.settings import StackSettings
 from dxpulse.stack.testing import running_stack
 from dxpulse.token_store import revoke_tokens
 from dxpulse.tokens import hash_token, token_id_of
 from services.ingest.kafka import PRODUCE_BATCH_BYTES, KafkaLink
+from services.ingest.store import ACCEPTED_LOOKUP
 from tests.integration.ingest_support import (
     auth,
     ingest_client,
@@ -514,3 +516,42 @@ async def test_concurrent_record_batches_take_turns_and_all_go_through(stack: St
         await link.stop()
     assert failed == []
     assert len(await _read_all(stack, topic, 40 * 300)) == 40 * 300
+
+
+OLD_ACCEPTED_LOOKUP = (
+    "SELECT reporter, event_id FROM accepted_events WHERE (reporter, event_id) IN"
+    " (SELECT * FROM unnest($1::text[], $2::uuid[]))"
+)
+
+
+@pytest.mark.parametrize(("lookup", "scans"), [(ACCEPTED_LOOKUP, False), (OLD_ACCEPTED_LOOKUP, True)])
+async def test_accepted_ids_are_looked_up_by_key_not_by_scanning_the_table(
+    stack: StackSettings, lookup: str, scans: bool
+) -> None:
+    """A batch's 500 ids against 50,000 accepted ones: 500 index lookups, never a pass over the table.
+
+    The query before (the second case, kept to show the test can fail) scanned the table.
+    """
+    admin = await asyncpg.connect(stack.database_url)
+    database = f"lookup_{uuid.uuid4().hex[:12]}"
+    await admin.execute(f"CREATE DATABASE {database}")
+    try:
+        dsn = stack.database_url.rsplit("/", 1)[0] + f"/{database}"
+        await apply_migrations(dsn)
+        connection = await asyncpg.connect(dsn)
+        try:
+            await connection.execute(
+                "INSERT INTO accepted_events (reporter, event_id)"
+                " SELECT 'province:' || (n % 63), gen_random_uuid() FROM generate_series(1, 50000) AS n"
+            )
+            await connection.execute("ANALYZE accepted_events")
+            keys = [(f"province:{n % 63}", uuid.uuid4()) for n in range(500)]
+            plan = await connection.fetchval(
+                f"EXPLAIN (FORMAT JSON) {lookup}", [k[0] for k in keys], [k[1] for k in keys]
+            )
+        finally:
+            await connection.close()
+    finally:
+        await admin.execute(f"DROP DATABASE {database}")
+        await admin.close()
+    assert ('"Seq Scan"' in plan) is scans, plan
