@@ -496,13 +496,13 @@ async def end_to_end_latency(bench: Bench, rate_override: float | None) -> None:
     Single reports are offered at the size's rate unless the machine's single-report ingest,
     measured earlier in the run, is lower (then 70% of it); batches always at the size's rate.
     """
-    rate = rate_override or float(bench.size.latency_rate)
-    note = ""
+    offered = rate_override or float(bench.size.latency_rate)
+    rate, note = offered, ""
     if rate_override is None and bench.ingest_rate is not None and bench.ingest_rate * 0.7 < rate:
         rate = round(bench.ingest_rate * 0.7)
         note = f"{bench.size.latency_rate:,}/s is beyond this machine's single-report ingest; 70% of it. "
     await _latency(bench, rate, 1, note)
-    await _latency(bench, rate_override or float(bench.size.latency_rate), LATENCY_BATCH, "")
+    await _latency(bench, offered, LATENCY_BATCH, "")
 
 
 LATENCY_BATCH = 10
@@ -511,18 +511,18 @@ LATENCY_BATCH = 10
 
 async def _latency(bench: Bench, rate: float, batch: int, note: str) -> None:
     """One latency run: ``rate`` reports/s in requests of ``batch`` reports (1: ``POST /v1/reports``)."""
-    requests = max(1, int(rate * bench.size.latency_seconds) // batch)
-    count = requests * batch
-    offset = 20_000_000 if batch == 1 else 25_000_000  # seqs of their own: no report is a duplicate
-    reporters = sorted(bench.workload.reporters)
-    if batch == 1:
-        reports = [bench.workload.report(offset + i) for i in range(count)]
-    else:  # a token sends as its own reporter only: one reporter's reports per request
-        sender = [reporters[i // batch % len(reporters)] for i in range(count)]
-        reports = [bench.workload.reporter_report(sender[i], offset + i) for i in range(count)]
     path = "/v1/reports" if batch == 1 else batch_path()
     if path is None:
         return  # a checkout without the batch endpoint
+    requests = max(1, int(rate * bench.size.latency_seconds) // batch)
+    count = requests * batch
+    offset = 20_000_000 if batch == 1 else 25_000_000  # seqs of their own: no report is a duplicate
+    if batch == 1:
+        reports = [bench.workload.report(offset + i) for i in range(count)]
+    else:  # a token sends as its own reporter only: one reporter's reports per request
+        reporters = sorted(bench.workload.reporters)
+        sender = [reporters[i // batch % len(reporters)] for i in range(count)]
+        reports = [bench.workload.reporter_report(sender[i], offset + i) for i in range(count)]
     bodies = [
         reports[i].model_dump_json().encode()
         if batch == 1
