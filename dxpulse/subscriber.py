@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import time
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -19,10 +20,54 @@ from schemas import AlertEvent, Report, Rollup
 Event = TypeVar("Event", bound=BaseModel)
 
 
-async def read_records(
-    bootstrap: str, topic: str, *, timeout_s: float = 30.0
-) -> list[ConsumerRecord[bytes, bytes]]:
-    """Every message on ``topic`` from its first offset up to its end when called, in order per partition."""
+class Pacer:
+    """Keeps a background read to a share of its event loop's time, so that the loop's own work
+    (an aggregator's batches) waits for it a little at a time.
+
+    ``rest()`` after each step sleeps long enough that the time since the previous rest is at most
+    ``busy_share`` of the time between the two rests. That time counts any wait inside the step as
+    busy too, so the read takes at most its share, and sometimes less.
+    """
+
+    def __init__(
+        self,
+        busy_share: float,
+        *,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        if not 0 < busy_share <= 1:
+            raise ValueError(f"busy_share must be in (0, 1], not {busy_share}")
+        self.busy_share = busy_share
+        self._sleep = sleep
+        self._clock = clock
+        self._since = clock()
+
+    async def rest(self) -> None:
+        busy = self._clock() - self._since
+        if self.busy_share < 1 and busy > 0:
+            await self._sleep(busy * (1 - self.busy_share) / self.busy_share)
+        self._since = self._clock()
+
+
+READ_CHUNK = 500
+"""Records taken from the consumer at a time: the step between two rests of a paced read."""
+
+
+async def record_chunks(
+    bootstrap: str,
+    topic: str,
+    *,
+    timeout_s: float = 30.0,
+    pacer: Pacer | None = None,
+    chunk: int = READ_CHUNK,
+) -> AsyncGenerator[list[ConsumerRecord[bytes, bytes]], None]:
+    """Every message on ``topic`` from its first offset up to its end when called, in order per
+    partition, a chunk of at most ``chunk`` at a time; ``pacer`` rests after each chunk.
+
+    Raises TimeoutError when no message arrives for ``timeout_s`` while some are still due: a large
+    topic read slowly (or paced) is not an error, a stuck one is.
+    """
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
     )
@@ -40,20 +85,58 @@ async def read_records(
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
         pending = {tp for tp in partitions if ends[tp] > 0}
-        records: list[ConsumerRecord[bytes, bytes]] = []
-        async with asyncio.timeout(timeout_s):
-            while pending:
-                batches = await consumer.getmany(*pending, timeout_ms=500)
-                for tp, messages in batches.items():
-                    records.extend(messages)
-                    if messages and messages[-1].offset + 1 >= ends[tp]:
-                        pending.discard(tp)
-                for tp in list(pending):
-                    if await consumer.position(tp) >= ends[tp]:
-                        pending.discard(tp)
-        return records
+        loop = asyncio.get_running_loop()
+        progressed = loop.time()
+        while pending:
+            batches = await consumer.getmany(*pending, timeout_ms=500, max_records=chunk)
+            records: list[ConsumerRecord[bytes, bytes]] = []
+            for tp, messages in batches.items():
+                records.extend(messages)
+                if messages and messages[-1].offset + 1 >= ends[tp]:
+                    pending.discard(tp)
+            for tp in list(pending):
+                if await consumer.position(tp) >= ends[tp]:
+                    pending.discard(tp)
+            if records:
+                yield records
+                if pacer is not None:
+                    await pacer.rest()
+                progressed = loop.time()
+            elif pending and loop.time() - progressed > timeout_s:
+                raise TimeoutError(
+                    f"nothing read from {topic} for {timeout_s:g} s, {len(pending)} partitions still due"
+                )
     finally:
         await consumer.stop()
+
+
+async def read_records(
+    bootstrap: str, topic: str, *, timeout_s: float = 30.0
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every message on ``topic`` from its first offset up to its end when called, in order per
+    partition (``record_chunks``, all at once)."""
+    return [
+        record async for records in record_chunks(bootstrap, topic, timeout_s=timeout_s) for record in records
+    ]
+
+
+async def latest_values(chunks: AsyncIterable[list[ConsumerRecord[bytes, bytes]]]) -> dict[bytes, bytes]:
+    """Each key's latest value in ``chunks`` of a compacted topic (``record_chunks``), as a new
+    subscriber sees it once the topic is compacted: a tombstone (no value) removes its key.
+
+    Holds one value per key while reading, never the whole topic: its open segment is not
+    compacted, and may hold weeks of figures.
+    """
+    latest: dict[bytes, bytes] = {}
+    async for records in chunks:
+        for record in records:
+            if record.key is None:
+                continue
+            if record.value is None:
+                latest.pop(record.key, None)
+            else:
+                latest[record.key] = record.value
+    return latest
 
 
 async def read_topic(
@@ -71,17 +154,21 @@ async def read_topic(
     ]
 
 
-async def latest_rollups(bootstrap: str, *, timeout_s: float = 30.0) -> dict[str, Rollup]:
+async def latest_rollups(
+    bootstrap: str, *, timeout_s: float = 30.0, pacer: Pacer | None = None
+) -> dict[str, Rollup]:
     """The current rollup per key (``indicator|period|scope``), as a new subscriber sees it.
 
-    Only each key's latest rollup is parsed: the topic's open segment is not compacted yet, and a
-    worker that just worked through a backlog leaves several rollups of ~40 KB per key there.
+    Only each key's latest rollup is parsed (``latest_values``); ``pacer`` rests between reading
+    chunks and between parsing them, for a worker reading this beside its own work.
     """
-    latest: dict[bytes, bytes] = {}
-    for record in await read_records(bootstrap, ROLLUPS, timeout_s=timeout_s):
-        if record.key is not None and record.value is not None:
-            latest[record.key] = record.value
-    return {key.decode(): Rollup.model_validate_json(value) for key, value in latest.items()}
+    latest = await latest_values(record_chunks(bootstrap, ROLLUPS, timeout_s=timeout_s, pacer=pacer))
+    rollups: dict[str, Rollup] = {}
+    for key, value in latest.items():
+        rollups[key.decode()] = Rollup.model_validate_json(value)
+        if pacer is not None and len(rollups) % READ_CHUNK == 0:
+            await pacer.rest()
+    return rollups
 
 
 async def alert_events(bootstrap: str, *, timeout_s: float = 30.0) -> list[AlertEvent]:

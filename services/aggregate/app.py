@@ -36,7 +36,7 @@ from dxpulse.periods import Period
 from dxpulse.registry import Registry, default_registry
 from dxpulse.rollup import PeriodState, step_many
 from dxpulse.state_records import StoredRecords, snapshots_in, stored_records, writes_of
-from dxpulse.subscriber import latest_rollups
+from dxpulse.subscriber import Pacer, latest_rollups
 from dxpulse.topics import DEAD_LETTERS, REPORTS, ROLLUPS, TopicSpec, changelog
 from dxpulse.validation import Problem, validate_report
 from schemas import DeadLetter, Report, Rollup
@@ -152,6 +152,17 @@ def group_snapshot_records(items: Iterable[tuple[str, Any]]) -> dict[str, Stored
         else:
             stored.singles[name] = value
     return grouped
+
+
+GAUGE_REREAD_SHARE = 0.2
+"""The most of the worker's event loop the gauges' re-read of the rollup topic takes.
+
+The re-read comes with every (re)assignment, when the worker is busiest, and reads every rollup
+the topic still holds uncompacted (~90,000 after 30 s at 2,000 reports/s). Unpaced, it took the
+loop for 2.5 s after a start and the reports waited: p99 latency 255-305 ms at 2,000 reports/s,
+74 ms without it (BENCHMARKS.md, session 13). Paced, the gauges of unchanged figures come a few
+seconds later; the figures a batch changes are exported at once either way.
+"""
 
 
 def worker_topics(settings: AggregateSettings) -> tuple[TopicSpec, ...]:
@@ -369,7 +380,7 @@ def create_app(
             await gauges_stale.wait()
             gauges_stale.clear()
             try:
-                current = await latest_rollups(settings.kafka_bootstrap)
+                current = await latest_rollups(settings.kafka_bootstrap, pacer=Pacer(GAUGE_REREAD_SHARE))
             except Exception as error:  # Kafka hiccup: gauges stay as they are, try again shortly
                 log.warning("could not re-read rollups for the gauges: %r", error)
                 await asyncio.sleep(5)
