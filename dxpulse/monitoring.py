@@ -26,6 +26,7 @@ CONTRACT: Mapping[str, str] = {
     "dxpulse_rollup_value": "aggregate",
     "dxpulse_rollup_attainment": "aggregate",
     "dxpulse_rollup_completeness": "aggregate",
+    "dxpulse_rollup_gauges_reread_seconds": "aggregate",
     "dxpulse_alert_transitions_total": "alerts",
     "dxpulse_alerts_firing": "alerts",
     "dxpulse_alertmanager_pushes_total": "alerts",

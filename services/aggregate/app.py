@@ -75,6 +75,14 @@ class AggregateMetrics:
             buckets=END_TO_END_BUCKETS,
             registry=self.registry,
         )
+        self.gauges_reread = Histogram(
+            "dxpulse_rollup_gauges_reread_seconds",
+            "How long re-reading the rollup topic for the business gauges took after an assignment"
+            " (paced: at most GAUGE_REREAD_SHARE of the worker's time); growing means a topic that"
+            " is not compacting",
+            buckets=REREAD_BUCKETS,
+            registry=self.registry,
+        )
         self.gauges = gauges
         self.registry.register(gauges)
 
@@ -94,6 +102,10 @@ class AggregateMetrics:
 
 # Reports queue behind outages and rebalances, so the tail reaches well past a minute.
 END_TO_END_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600)
+
+
+# The re-read is paced, so a large uncompacted rollup topic takes minutes.
+REREAD_BUCKETS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900)
 
 
 STATE_TABLE = "period-state"
@@ -379,6 +391,7 @@ def create_app(
         while True:
             await gauges_stale.wait()
             gauges_stale.clear()
+            started = time.perf_counter()
             try:
                 current = await latest_rollups(settings.kafka_bootstrap, pacer=Pacer(GAUGE_REREAD_SHARE))
             except Exception as error:  # Kafka hiccup: gauges stay as they are, try again shortly
@@ -387,6 +400,7 @@ def create_app(
                 gauges_stale.set()
                 continue
             metrics.gauges.observe(current.values())
+            metrics.gauges_reread.observe(time.perf_counter() - started)
 
     app.task(refresh_gauges)
 

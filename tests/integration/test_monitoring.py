@@ -125,6 +125,11 @@ async def _send_scenario_and_a_bad_message(settings: StackSettings) -> None:
 @pytest.fixture(scope="module")
 def scraped(pipeline: StackSettings) -> StackSettings:
     """The pipeline after the sample scenario (and one bad message), with Prometheus having seen it."""
+    # Scraped once before the scenario, so that rates and quantiles see its traffic as an increase
+    # (a series whose first sample already counts it has no rate). Earlier tests of a whole run
+    # usually gave Prometheus that time; this file alone did not.
+    wait_for_data(pipeline, "dxpulse_ingest_produce_seconds_count")
+    wait_for_data(pipeline, "dxpulse_end_to_end_seconds_count")
     asyncio.run(_send_scenario_and_a_bad_message(pipeline))
     wait_for_data(pipeline, 'dxpulse_rollup_value{scope="national"} > 0')
     return pipeline
@@ -156,6 +161,8 @@ def values(result: list[dict[str, Any]]) -> list[float]:
         'dxpulse_rollup_value{scope="national"}',
         'dxpulse_rollup_attainment{scope="national"}',
         'dxpulse_rollup_completeness{scope="national"}',
+        # the gauges' re-read of the rollup topic at the worker's first assignment ended
+        "dxpulse_rollup_gauges_reread_seconds_count",
         # consumer lag per partition: back to 0 once settled, so its peak while the scenario went through
         f'max_over_time(dxpulse_consumer_lag{{app="dxpulse-aggregate",topic="{REPORTS}"}}[1h])',
         f'max_over_time(dxpulse_consumer_lag{{app="dxpulse-alerts",topic="{ROLLUPS}"}}[1h])',
