@@ -143,6 +143,9 @@ async def aggregator(bench: Bench) -> None:
             first_rollup = bench.workload.expected_revisions(0, 1)
             ready = await _watch(bench, watcher, worker, first_rollup, "empty worker: first rollup", 300)
             cold_start_s = ready - worker.started
+            # Its start-up work done before the timing: the gauges' re-read of the rollup topic,
+            # which earlier scenarios filled, is not what this figure is about (it is paced anyway).
+            reread_s = await _gauges_reread(worker)
             empty_kib = worker.rss_kib()
             expected = bench.workload.expected_revisions(0, n)
             began = time.perf_counter()
@@ -170,7 +173,8 @@ async def aggregator(bench: Bench) -> None:
             ">= 50,000/s and >= 0.40 of raw",
             rate >= 50_000 and rate >= 0.4 * raw_rate,
             f"{n:,} reports over {keys:,} reporter-keys; {published:,.0f} rollups published;"
-            f" {rate / ceiling_rate:.2f} of the faust ceiling below",
+            f" {rate / ceiling_rate:.2f} of the faust ceiling below"
+            + ("" if reread_s is None else f"; timed after the worker's gauge re-read ({reread_s:.1f} s)"),
         )
     )
     bench.add(
@@ -279,6 +283,23 @@ def _published_rollups(worker: Child) -> float:
     if published not in figures:
         raise RuntimeError(f"{worker.name}'s /metrics has no {published}; see {worker.log}")
     return figures[published]
+
+
+async def _gauges_reread(worker: Child) -> float | None:
+    """Wait until a worker has re-read the rollup topic for its gauges; how long that took (None:
+    a checkout without the re-read's metric)."""
+    reread = "dxpulse_rollup_gauges_reread_seconds"
+    give_up = time.perf_counter() + 600
+    while True:
+        worker.check_alive()
+        if time.perf_counter() > give_up:
+            raise RuntimeError(f"{worker.name} never finished re-reading the rollup topic; see {worker.log}")
+        figures = _metrics(worker, (f"{reread}_count", f"{reread}_sum"))
+        if f"{reread}_count" not in figures:
+            return None
+        if figures[f"{reread}_count"] >= 1:
+            return figures[f"{reread}_sum"]
+        await asyncio.sleep(0.2)
 
 
 def _metrics(worker: Child, names: tuple[str, ...]) -> dict[str, float]:
