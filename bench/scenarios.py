@@ -145,7 +145,7 @@ async def aggregator(bench: Bench) -> None:
             cold_start_s = ready - worker.started
             # Its start-up work done before the timing: the gauges' re-read of the rollup topic,
             # which earlier scenarios filled, is not what this figure is about (it is paced anyway).
-            reread_s = await _gauges_reread(worker)
+            reread_s = await _gauges_reread(bench, worker)
             empty_kib = worker.rss_kib()
             expected = bench.workload.expected_revisions(0, n)
             began = time.perf_counter()
@@ -285,21 +285,14 @@ def _published_rollups(worker: Child) -> float:
     return figures[published]
 
 
-async def _gauges_reread(worker: Child) -> float | None:
+async def _gauges_reread(bench: Bench, worker: Child) -> float | None:
     """Wait until a worker has re-read the rollup topic for its gauges; how long that took (None:
     a checkout without the re-read's metric)."""
-    reread = "dxpulse_rollup_gauges_reread_seconds"
-    give_up = time.perf_counter() + 600
-    while True:
-        worker.check_alive()
-        if time.perf_counter() > give_up:
-            raise RuntimeError(f"{worker.name} never finished re-reading the rollup topic; see {worker.log}")
-        figures = _metrics(worker, (f"{reread}_count", f"{reread}_sum"))
-        if f"{reread}_count" not in figures:
-            return None
-        if figures[f"{reread}_count"] >= 1:
-            return figures[f"{reread}_sum"]
-        await asyncio.sleep(0.2)
+    count, took = "dxpulse_rollup_gauges_reread_seconds_count", "dxpulse_rollup_gauges_reread_seconds_sum"
+    if count not in _metrics(worker, (count,)):
+        return None
+    _, figures = await _counted(bench, worker, count, 1, "worker: gauges' re-read", 600, 0.2, (took,))
+    return figures[took]
 
 
 def _metrics(worker: Child, names: tuple[str, ...]) -> dict[str, float]:
