@@ -27,6 +27,8 @@ from faust.transport.producer import ProducerBuffer
 from faust.types import TP, Message
 from faust.types.transports import ConductorT, ConsumerCallback, ConsumerT, ProducerT
 from faust.types.tuples import FutureMessage
+from faust.web.base import Web
+from faust.web.drivers.aiohttp import Web as AiohttpWeb
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from dxpulse.faust_batches import MessageBatches, start_inline
@@ -470,8 +472,23 @@ class FlushWhatIsBuffered(ProducerBuffer):
             await self.wait_first(asyncio.wait([newest]))
 
 
+class DxpulseWeb(AiohttpWeb):
+    """faust's aiohttp web server without its index page, ``{"status": "OK"}`` at /.
+
+    faust serves that page whenever its statistics page (at / too) is off: with
+    ``DXPULSE_WORKER_DEBUG_PAGES`` off a worker serves only dxpulse's own pages.
+    """
+
+    production_blueprints = ()
+
+
 class DxpulseApp(faust.App):
-    """A faust app whose consumer is :class:`FromStartConsumer`."""
+    """A faust app whose consumer is :class:`FromStartConsumer` and web server :class:`DxpulseWeb`."""
+
+    def _new_web(self) -> Web:
+        # faust picks the driver named by its ``web`` setting, aiohttp's unless set, and dxpulse
+        # never sets it.
+        return DxpulseWeb(self)
 
     def _new_producer(self) -> ProducerT:
         producer = super()._new_producer()
@@ -535,9 +552,19 @@ def new_faust_app(app_id: str, settings: WorkerSettings, *, web_port: int) -> fa
         # Without it a worker loses the reports fetched while it finishes a rebalance.
         TableManager=DxpulseTableManager,
         web_enabled=True,
+        # faust listens on web_bind (0.0.0.0 by default); web_host is only the name it advertises.
+        web_bind=settings.worker_web_host,
         web_host=settings.worker_web_host,
         web_port=web_port,
         web_in_thread=False,
+        # faust's own pages are unauthenticated and show what a worker holds: /table the tables'
+        # keys and values (every reporter's figures), /router and the statistics the cluster's
+        # workers and partitions. Off unless an operator turns them on to debug.
+        web_tables_enabled=settings.worker_debug_pages,
+        web_router_enabled=settings.worker_debug_pages,  # dxpulse uses no table_route
+        web_stats_enabled=settings.worker_debug_pages,
+        web_graph_enabled=settings.worker_debug_pages,
+        web_metrics_enabled=settings.worker_debug_pages,
     )
     add_stall_watchdog(app)
     return app
@@ -894,6 +921,8 @@ def run_worker(
         "worker",
         "--loglevel",
         loglevel,
+        "--web-bind",
+        str(app.conf.web_bind),
         "--web-host",
         str(app.conf.web_host),
         "--web-port",

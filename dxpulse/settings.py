@@ -26,8 +26,8 @@ class CommonSettings(BaseSettings):
     worker_web_host: str = Field(
         default="127.0.0.1",
         description=(
-            "DXPULSE_WORKER_WEB_HOST: address the faust workers' web server (/metrics) binds to;"
-            " 0.0.0.0 in containers."
+            "DXPULSE_WORKER_WEB_HOST: the only address the faust workers' web server (/metrics)"
+            " listens on; 0.0.0.0 in containers."
         ),
     )
     topic_partitions: int = Field(
@@ -64,5 +64,13 @@ class WorkerSettings(ServiceSettings):
         description=(
             "DXPULSE_SESSION_TIMEOUT_S: Kafka consumer session timeout; a crashed worker's partitions"
             " move to the others after this long."
+        ),
+    )
+    worker_debug_pages: bool = Field(
+        default=False,
+        description=(
+            "DXPULSE_WORKER_DEBUG_PAGES: true to serve faust's own pages on the worker's web server"
+            " (/table with the tables' keys and values, /router, /graph, /performance, statistics at /);"
+            " unauthenticated, so for debugging only."
         ),
     )
