@@ -19,7 +19,7 @@ CONTRACT: Mapping[str, str] = {
     "dxpulse_ingest_produce_seconds": "ingest",
     "dxpulse_ingest_batch_size": "ingest",
     "dxpulse_aggregate_reports_processed_total": "aggregate",
-    "dxpulse_dead_letters_total": "aggregate",
+    "dxpulse_dead_letters_total": "aggregate,alerts,history",
     "dxpulse_aggregate_rollups_published_total": "aggregate",
     "dxpulse_end_to_end_seconds": "aggregate",
     "dxpulse_consumer_lag": "aggregate,alerts,history",

@@ -12,7 +12,7 @@ from dxpulse.catalog import Catalog
 from dxpulse.periods import Period, PeriodError, parse_period
 from dxpulse.registry import Registry
 from schemas import Report
-from schemas.events import SCHEMA_VERSION
+from schemas.events import MAX_AMOUNT, SCHEMA_VERSION
 
 CLOCK_SKEW = timedelta(minutes=5)
 """How far in the future an observation time may be before it is refused (reporters' clocks drift)."""
@@ -145,7 +145,7 @@ def _field(loc: tuple[int | str, ...]) -> str:
 def schema_problem(error: ValidationError) -> Problem:
     """The most precise problem for a report that does not parse or does not match the schema.
 
-    Malformed JSON, an unsupported schema version and negative amounts get their own types
+    Malformed JSON, an unsupported schema version and negative or too large amounts get their own types
     (a vendor fixes each differently); anything else is ``invalid-report`` listing every field.
     """
     errors = error.errors(include_url=False)
@@ -168,6 +168,16 @@ def schema_problem(error: ValidationError) -> Problem:
                 "negative-value",
                 "Negative amount",
                 f"{field} is {e.get('input')!r}; counts, numerators and denominators cannot be negative",
+                field,
+            )
+    for e in errors:
+        if e["type"] == "less_than_equal" and e["loc"][:1] == ("value",):
+            field = _field(e["loc"])
+            return Problem(
+                "value-too-large",
+                "Amount too large",
+                f"{field} is {e.get('input')!r}; counts, numerators and denominators are at most"
+                f" {MAX_AMOUNT} (10^15), far above any real figure: check the unit",
                 field,
             )
     details = "; ".join(f"{_field(e['loc']) or 'body'}: {e['msg']}" for e in errors[:20])

@@ -6,13 +6,23 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 SCHEMA_VERSION = 1
 """The version of every event model here; a breaking change adds a new topic suffix."""
 
-Amount = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-"""A finite, non-negative figure: one infinite report would make a national sum infinite."""
+MAX_AMOUNT = 10**15
+"""The largest count, numerator or denominator a report may carry.
+
+No real figure comes near it: the largest national counts are in the hundreds of millions (citizens'
+records, transactions per year), and 10^15 leaves six orders of magnitude above that. It keeps every
+amount below 2^53, so whole amounts are exact as JSON numbers in any language, and keeps a sum over
+even a million reporters (10^21) far inside a float's range, so no rollup can overflow.
+"""
+
+Amount = Annotated[float, Field(ge=0, le=MAX_AMOUNT, allow_inf_nan=False, strict=True)]
+"""A finite figure from 0 to ``MAX_AMOUNT``; a JSON number only (``"12"`` or ``true`` is refused, not
+converted), as the JSON Schema says."""
 
 REPORTER_PATTERN = r"^(province|ministry|national):[A-Za-z0-9_-]{1,32}$"
 
@@ -35,7 +45,7 @@ class FlagValue(_Value):
     """A yes/no fact, e.g. "our procedure system is connected to EMC"."""
 
     kind: Literal["flag"] = "flag"
-    value: bool
+    value: bool = Field(strict=True)
 
 
 class RatioValue(_Value):
@@ -57,16 +67,33 @@ class CatalogValue(_Value):
     """Which items of the indicator's fixed list are done, by item id."""
 
     kind: Literal["catalog"] = "catalog"
-    done: list[str] = Field(max_length=10_000)
+    done: list[Annotated[str, Field(strict=True, max_length=64)]] = Field(max_length=10_000)
 
 
 ReportValue = Annotated[FlagValue | RatioValue | CountValue | CatalogValue, Field(discriminator="kind")]
 
 
+def _not_boolean(value: Any) -> Any:
+    # Python's True equals 1, so the literal alone would take a JSON true as version 1.
+    if isinstance(value, bool):
+        raise ValueError("schema_version must be the number 1")
+    return value
+
+
+def _text_only(value: Any) -> Any:
+    # pydantic reads a number as Unix time; the schema says an RFC 3339 string, and a reporter
+    # sending seconds, or milliseconds, most likely sent the wrong field.
+    if isinstance(value, int | float):
+        raise ValueError("observed_at must be an RFC 3339 date-time string such as 2024-06-30T10:00:00Z")
+    return value
+
+
 class Report(_Event):
     """One reporter's snapshot: as of ``observed_at``, its value for an indicator and period."""
 
-    schema_version: Literal[1] = Field(default=1, description="Event schema version; only 1 exists.")
+    schema_version: Annotated[Literal[1], BeforeValidator(_not_boolean)] = Field(
+        default=1, description="Event schema version; only 1 exists."
+    )
     event_id: UUID = Field(description="Unique per report; a resend with the same id is a duplicate.")
     reporter: str = Field(
         pattern=REPORTER_PATTERN,
@@ -77,7 +104,7 @@ class Report(_Event):
         pattern=r"^[0-9]{4}(-(H[12]|Q[1-4]|0[1-9]|1[0-2]))?$",
         description="2024, 2024-H1, 2024-Q3 or 2024-07.",
     )
-    observed_at: AwareDatetime = Field(
+    observed_at: Annotated[AwareDatetime, BeforeValidator(_text_only)] = Field(
         description="When the value was true; the newest observation per reporter wins."
     )
     value: ReportValue
@@ -220,8 +247,23 @@ class DeadLetter(_Event):
     schema_version: Literal[1] = 1
     reason: str
     detail: str
-    original: str = Field(description="The original message value, base64 encoded.")
-    original_key: str | None
+    original: str = Field(
+        description="The original message value, base64 encoded (its first bytes when original_truncated)."
+    )
+    original_key: str | None = Field(description="The original key as text (its first 1,024 bytes).")
+    original_size: int | None = Field(
+        default=None, ge=0, description="The original value's size in bytes. Absent on older letters."
+    )
+    original_sha256: str | None = Field(
+        default=None, description="SHA-256 of the whole original value, hex. Absent on older letters."
+    )
+    original_truncated: bool = Field(
+        default=False,
+        description=(
+            "The original did not fit Kafka's record size as base64: original holds its first bytes"
+            " (or none); original_size and original_sha256 describe all of it."
+        ),
+    )
     source_topic: str
     source_partition: int
     source_offset: int

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -17,9 +17,9 @@ import faust
 from aiokafka.errors import KafkaError
 from faust.types import Message
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from pydantic import ValidationError
 
 from dxpulse.catalog import Catalog, default_catalog
+from dxpulse.dead_letters import DeadLetters, Refused
 from dxpulse.faust_support import (
     JSON_TABLE_SERIALIZER,
     add_metrics_page,
@@ -33,13 +33,14 @@ from dxpulse.kafka_batches import Handed, PartitionTurns, send_as_batches
 from dxpulse.kafka_batches import Message as KafkaMessage
 from dxpulse.monitoring import RollupGauges
 from dxpulse.periods import Period
+from dxpulse.poison import apply_isolating
 from dxpulse.registry import Registry, default_registry
 from dxpulse.rollup import PeriodState, step_many
-from dxpulse.state_records import StoredRecords, snapshots_in, stored_records, writes_of
+from dxpulse.state_records import StoredRecords, Write, snapshots_in, stored_records, writes_of
 from dxpulse.subscriber import Pacer, latest_rollups
 from dxpulse.topics import DEAD_LETTERS, REPORTS, ROLLUPS, TopicSpec, changelog
-from dxpulse.validation import Problem, validate_report
-from schemas import DeadLetter, Report, Rollup
+from dxpulse.validation import Accepted, Problem, parse_report, validate_report
+from schemas import Report, Rollup
 from schemas.events import report_key
 from services.aggregate.settings import AggregateSettings
 
@@ -65,9 +66,6 @@ class AggregateMetrics:
         )
         self.published = Counter(
             "dxpulse_aggregate_rollups_published", "Rollups published", registry=self.registry
-        )
-        self.dead_letters = Counter(
-            "dxpulse_dead_letters", "Reports dead-lettered, by reason", ["reason"], registry=self.registry
         )
         self.end_to_end = Histogram(
             "dxpulse_end_to_end_seconds",
@@ -109,6 +107,16 @@ REREAD_BUCKETS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900)
 
 
 STATE_TABLE = "period-state"
+
+INVALID_REPORT = "invalid-report"
+PROCESSING_FAILED = "processing-failed"
+"""Dead-letter reason of a report that passed validation but raised while being rolled up."""
+
+Stepped = tuple[
+    list[tuple[Message, Report, Period]], PeriodState, list[Rollup], int, tuple[list[Write], StoredRecords]
+]
+"""A batch's reports of one (indicator, period), the new state, its rollups, how many reports
+changed it, and the changelog writes that take the table there (``writes_of``)."""
 
 
 @dataclass(frozen=True)
@@ -202,39 +210,39 @@ def create_app(
     )
     add_metrics_page(app, metrics.registry)
     reports_topic = raw_topic(app, REPORTS)
-    dead_letters = raw_topic(app, DEAD_LETTERS)
+    dead_letters_topic = raw_topic(app, DEAD_LETTERS)
     # Per (indicator, period): a record of what was published and the offset of the last change,
     # and bucket and delta records of the reporters' latest snapshots (dxpulse.state_records.writes_of).
     states = json_table(app, STATE_TABLE, settings.topic_partitions)
 
-    async def dead_letter(message: Message, reason: str, detail: str) -> None:
-        letter = DeadLetter(
-            reason=reason,
-            detail=detail,
-            original=base64.b64encode(message.value or b"").decode(),
-            original_key=message.key.decode(errors="replace") if message.key else None,
-            source_topic=message.topic,
-            source_partition=message.partition,
-            source_offset=message.offset,
-            failed_at=clock(),
-        )
-        metrics.processed.labels(outcome="dead_letter").inc()
-        metrics.dead_letters.labels(reason=reason).inc()
-        log.warning("dead-lettered %s@%s: %s", message.partition, message.offset, detail)
+    async def send_dead_letter(key: bytes | None, value: bytes) -> None:
         # Acknowledged before the report is: a batch's reports are acked once Kafka has what they made.
-        await (await dead_letters.send(key=message.key, value=letter.model_dump_json().encode()))
+        await (await dead_letters_topic.send(key=key, value=value))
+
+    dead_letters = DeadLetters(
+        send_dead_letter,
+        metrics.registry,
+        clock,
+        reasons=(INVALID_REPORT, PROCESSING_FAILED),
+        on_letter=lambda reason: metrics.processed.labels(outcome="dead_letter").inc(),
+    )
+
+    async def dead_letter(message: Message, reason: str, detail: str) -> None:
+        refused = Refused(message.key, message.value, message.topic, message.partition, message.offset)
+        await dead_letters.send(refused, reason, detail)
 
     async def accepted(message: Message, now: datetime) -> tuple[str, Report, Period] | None:
         """The table key, report and period of a valid message; None once a refused one is dead-lettered."""
         try:
-            report = Report.model_validate_json(message.value or b"")
-        except ValidationError as error:
-            await dead_letter(message, "invalid-report", str(error).replace("\n", " "))
+            verdict = judged(message.value, now)
+        except Exception as error:  # a report no check foresaw must not stop the worker (docs: dead letters)
+            log.exception("judging %s@%s failed", message.partition, message.offset)
+            await dead_letter(message, PROCESSING_FAILED, f"judging the report failed: {error!r}")
             return None
-        verdict = validate_report(report, catalog, registry, now)
         if isinstance(verdict, Problem):
             await dead_letter(message, verdict.type, verdict.detail)
             return None
+        report = verdict.report
         key = report_key(report.indicator, report.period)
         if message.key is None or message.key.decode(errors="replace") != key:
             # The table is partitioned by this key: a report on another partition would start a
@@ -242,6 +250,12 @@ def create_app(
             await dead_letter(message, "wrong-key", f"reports must be keyed {key!r} (indicator|period)")
             return None
         return key, report, verdict.period
+
+    def judged(value: bytes | None, now: datetime) -> Accepted | Problem:
+        parsed = parse_report(value or b"")
+        if isinstance(parsed, Problem):
+            return parsed
+        return validate_report(parsed, catalog, registry, now)
 
     # The table holds one small record per (indicator, period) and its snapshots in bucket and
     # delta records (see dxpulse.state_records.writes_of). Decoded states per (indicator, period)
@@ -325,23 +339,20 @@ def create_app(
                 by_key.setdefault(key, []).append((message, report, period))
         out = Outgoing()
         done: list[tuple[list[Message], list[Rollup], int]] = []
-        for key, items in by_key.items():
-            first_message, first, period = items[0]
+        for key, found in by_key.items():
             held = load(key)
-            reports = [report for _, report, _ in items]
-            new_state, rollups, changed = step_many(
-                held.state,
-                reports,
-                catalog[first.indicator],
-                period,
-                registry,
-                now,
-                [message.offset for message, _, _ in items],
-            )
+            # Rolling up is pure: a report that raises is left out and dead-lettered (docs: dead letters).
+            isolated = apply_isolating(found, functools.partial(stepped, held, now=now))
+            for (message, _, _), error in isolated.failed:
+                log.error("rolling up %s@%s failed: %r", message.partition, message.offset, error)
+                await dead_letter(message, PROCESSING_FAILED, f"rolling the report up failed: {error!r}")
+            if isolated.result is None:
+                continue
+            items, new_state, rollups, changed, (writes, stored) = isolated.result
+            first_message = items[0][0]
             if new_state is not held.state:
                 partition = first_message.partition
                 # In order (see writes_of): the period record, then snapshot records, then deletions.
-                writes, stored = writes_of(held.state, new_state, [r.reporter for r in reports], held.stored)
                 for name, value in writes:
                     if name is None:
                         write(out, partition, key, value)
@@ -363,6 +374,21 @@ def create_app(
         sent = time.time()
         for key_messages, rollups, changed in done:
             metrics.batch_done(key_messages, rollups, sent, changed=changed)
+
+    def stepped(held: Decoded, items: list[tuple[Message, Report, Period]], now: datetime) -> Stepped:
+        _, first, period = items[0]
+        reports = [report for _, report, _ in items]
+        new_state, rollups, changed = step_many(
+            held.state,
+            reports,
+            catalog[first.indicator],
+            period,
+            registry,
+            now,
+            [message.offset for message, _, _ in items],
+        )
+        writes = writes_of(held.state, new_state, [r.reporter for r in reports], held.stored)
+        return items, new_state, rollups, changed, writes
 
     # Batches: one state write and one rollup per scope per (indicator, period) and batch; a batch
     # is what arrived while the previous one was processed (dxpulse.faust_batches.MessageBatches).

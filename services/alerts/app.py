@@ -12,8 +12,10 @@ import faust
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from pydantic import ValidationError
 
 from dxpulse.catalog import Catalog, Severity, default_catalog
+from dxpulse.dead_letters import DeadLetters, Refused
 from dxpulse.faust_support import (
     add_history_writer,
     add_metrics_page,
@@ -24,7 +26,7 @@ from dxpulse.faust_support import (
 )
 from dxpulse.registry import Registry, default_registry
 from dxpulse.rules import RULES, AlertState, due_keys, firing_alerts, judge_key
-from dxpulse.topics import ALERTS, ROLLUPS, TopicSpec, changelog, partition_of
+from dxpulse.topics import ALERTS, DEAD_LETTERS, ROLLUPS, TopicSpec, changelog, partition_of
 from schemas import AlertEvent, Rollup
 from services.alerts.alertmanager import AlertmanagerPusher
 from services.alerts.settings import AlertsSettings
@@ -43,6 +45,13 @@ def _utcnow() -> datetime:
 
 
 STATE_TABLE = "alert-state"
+
+INVALID_ROLLUP = "invalid-rollup"
+"""Dead-letter reason of a rollup-topic message that is not a rollup (only the aggregator writes it)."""
+PROCESSING_FAILED = "processing-failed"
+
+Judged = tuple[str, AlertState, AlertState, list[AlertEvent]]
+"""A rollup's key, its alert state before and after judging, and the transitions to publish."""
 
 SEVERITIES: tuple[Severity, ...] = ("critical", "warning", "info")
 
@@ -187,15 +196,43 @@ def create_app(
         else None
     )
 
+    dead_letters_topic = raw_topic(app, DEAD_LETTERS)
+
+    async def send_dead_letter(key: bytes | None, value: bytes) -> None:
+        await (await dead_letters_topic.send(key=key, value=value))
+
+    dead_letters = DeadLetters(
+        send_dead_letter, metrics.registry, clock, reasons=(INVALID_ROLLUP, PROCESSING_FAILED)
+    )
+
+    def judged(
+        key: bytes | None, value: bytes | None
+    ) -> tuple[str, AlertState, AlertState, list[AlertEvent]]:
+        rollup_key = (key or b"").decode()
+        state = AlertState.from_json(states.get(rollup_key))
+        rollup = None if value == TICK else Rollup.model_validate_json(value or b"")
+        new_state, events = judge_key(
+            state, rollup_key, rollup, clock(), catalog, registry, hold_down, resolve_hold_down
+        )
+        return rollup_key, state, new_state, events
+
     @app.agent(inputs)
     async def judge(stream: Any) -> AsyncIterator[None]:
-        async for key, value in stream.items():
-            rollup_key = key.decode()
-            state = AlertState.from_json(states.get(rollup_key))
-            rollup = None if value == TICK else Rollup.model_validate_json(value)
-            new_state, events = judge_key(
-                state, rollup_key, rollup, clock(), catalog, registry, hold_down, resolve_hold_down
-            )
+        async for event in stream.events():
+            message = event.message
+            try:
+                rollup_key, state, new_state, events = judged(message.key, message.value)
+            except Exception as error:  # one message must not stop the worker (docs: dead letters)
+                unreadable = isinstance(error, ValidationError | UnicodeDecodeError)
+                if not unreadable:
+                    log.exception("judging %s %s@%s failed", message.topic, message.partition, message.offset)
+                await dead_letters.send(
+                    Refused(message.key, message.value, message.topic, message.partition, message.offset),
+                    INVALID_ROLLUP if unreadable else PROCESSING_FAILED,
+                    f"not judged for alerts: {error}".replace("\n", " "),
+                )
+                yield None
+                continue
             for alert in events:
                 log.info("alert %s %s: %s", alert.status, alert.transition_id, alert.summary)
                 metrics.transitions.labels(rule=alert.rule, status=alert.status).inc()

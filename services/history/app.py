@@ -7,6 +7,7 @@ outage, never holds back the rollups, and the aggregator's throughput is the sam
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -14,14 +15,17 @@ from typing import Any, TypeVar
 
 import asyncpg
 import faust
+from faust.types import Message
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from dxpulse.catalog import Catalog, default_catalog
+from dxpulse.dead_letters import DeadLetters, Refused
 from dxpulse.faust_support import add_metrics_page, new_faust_app, raw_topic, take_batches
 from dxpulse.migrations import open_pool
 from dxpulse.registry import Registry, default_registry
 from dxpulse.retry import RETRY_DELAYS_S, until_done
-from dxpulse.topics import REPORTS, ROLLUPS
+from dxpulse.topics import DEAD_LETTERS, REPORTS, ROLLUPS
+from schemas import Report
 from services.history.core import (
     BATCH,
     accepted_report,
@@ -31,9 +35,14 @@ from services.history.core import (
 )
 from services.history.settings import HistorySettings
 
+log = logging.getLogger(__name__)
+
 Clock = Callable[[], datetime]
 T = TypeVar("T")
 
+
+WRITE_FAILED = "history-write-failed"
+"""Dead-letter reason of a message PostgreSQL refused to store (not an outage: those are waited out)."""
 
 TABLES = ("rollup_history", "reporter_latest")
 """The tables the writer's metrics are labelled with."""
@@ -140,21 +149,54 @@ def create_app(
     rollup_batches = take_batches(app, raw_topic(app, ROLLUPS), BATCH)
     report_batches = take_batches(app, raw_topic(app, REPORTS), BATCH)
 
+    dead_letters_topic = raw_topic(app, DEAD_LETTERS)
+
+    async def send_dead_letter(key: bytes | None, value: bytes) -> None:
+        await (await dead_letters_topic.send(key=key, value=value))
+
+    dead_letters = DeadLetters(send_dead_letter, metrics.registry, clock, reasons=(WRITE_FAILED,))
+
+    async def written_or_dead_lettered(
+        pool: asyncpg.Pool,
+        table: str,
+        write: Callable[[Any, Sequence[T]], Awaitable[int]],
+        pairs: Sequence[tuple[Message, T]],
+    ) -> int:
+        """``written``, leaving out and dead-lettering what PostgreSQL refuses (an outage is waited
+        out by ``written``; any other error is about the data): a bad row must not stop history."""
+        try:
+            return await written(pool, table, write, [item for _, item in pairs])
+        except Exception:
+            if not pairs:
+                raise
+            log.exception("writing %d rows to %s failed; writing each alone", len(pairs), table)
+        count = 0
+        for message, item in pairs:
+            try:
+                count += await written(pool, table, write, [item])
+            except Exception as error:
+                await dead_letters.send(
+                    Refused(message.key, message.value, message.topic, message.partition, message.offset),
+                    WRITE_FAILED,
+                    f"not written to {table}: {error!r}",
+                )
+        return count
+
     async def record_history() -> None:
         pool = await connected("rollup_history")
         try:
             async with contextlib.aclosing(aiter(rollup_batches)) as taken:
                 async for batch in taken:
-                    messages = [
-                        m
+                    pairs = [
+                        (message, m)
                         for message in batch
                         if (m := parse_published(message.partition, message.offset, message.value))
                         is not None
                     ]
-                    added = await written(pool, "rollup_history", write_rollups, messages)
+                    added = await written_or_dead_lettered(pool, "rollup_history", write_rollups, pairs)
                     metrics.rollups.labels(outcome="added").inc(added)
-                    metrics.rollups.labels(outcome="known").inc(len(messages) - added)
-                    metrics.rollups.labels(outcome="unreadable").inc(len(batch) - len(messages))
+                    metrics.rollups.labels(outcome="known").inc(len(pairs) - added)
+                    metrics.rollups.labels(outcome="unreadable").inc(len(batch) - len(pairs))
         finally:
             await pool.close()
 
@@ -164,17 +206,19 @@ def create_app(
             async with contextlib.aclosing(aiter(report_batches)) as taken:
                 async for batch in taken:
                     now = clock()
-                    reports = [
-                        r
-                        for message in batch
-                        if (r := accepted_report(message.key, message.value or b"", catalog, registry, now))
-                        is not None
-                    ]
-                    recorded = await written(pool, "reporter_latest", write_latest, reports)
+                    reports = [(message, r) for message in batch if (r := judged(message, now)) is not None]
+                    recorded = await written_or_dead_lettered(pool, "reporter_latest", write_latest, reports)
                     metrics.reports.labels(outcome="recorded").inc(recorded)
                     metrics.reports.labels(outcome="refused").inc(len(batch) - recorded)
         finally:
             await pool.close()
+
+    def judged(message: Message, now: datetime) -> Report | None:
+        try:
+            return accepted_report(message.key, message.value or b"", catalog, registry, now)
+        except Exception:  # the aggregator dead-letters such a report (processing-failed)
+            log.exception("judging report %s@%s failed; not recorded", message.partition, message.offset)
+            return None
 
     app.task(record_history)
     app.task(record_latest)

@@ -201,7 +201,9 @@ def test_value_union_refuses_unknown_kind_or_missing_fields(text: str) -> None:
 def test_value_kind_decides_the_model_even_when_fields_would_fit_another() -> None:
     # {"value": 1} fits both flag and count; the discriminator picks count.
     assert isinstance(VALUES.validate_json('{"kind": "count", "value": 1}'), CountValue)
-    assert isinstance(VALUES.validate_json('{"kind": "flag", "value": 1}'), FlagValue)
+    assert isinstance(VALUES.validate_json('{"kind": "flag", "value": true}'), FlagValue)
+    with pytest.raises(ValidationError):  # a flag is a JSON boolean, never a number read as one
+        VALUES.validate_json('{"kind": "flag", "value": 1}')
 
 
 def test_message_keys() -> None:
