@@ -20,7 +20,7 @@ DEAD_LETTER_MAX_BYTES = 900_000
 """The largest dead-letter record value. Kafka's defaults (a producer request of 1 MiB, a broker
 message of 1 MiB + 12 bytes) leave room beside it for the key and the record batch's headers. The
 original of a message near the broker's limit, base64-encoded (4/3 of its size), would not fit:
-such a letter keeps the original's first bytes, its size and its SHA-256 (docs: design, dead letters)."""
+such a letter keeps the original's first bytes, its size and its SHA-256 (docs/design/dead-letters.md)."""
 
 DETAIL_MAX_CHARS = 4_000
 """The longest ``detail`` kept: a validation error of a huge message can be as long as the message."""

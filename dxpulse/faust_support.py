@@ -31,6 +31,7 @@ from faust.web.base import Web
 from faust.web.drivers.aiohttp import Web as AiohttpWeb
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from dxpulse.dead_letters import DeadLetters, Refused
 from dxpulse.faust_batches import MessageBatches, start_inline
 from dxpulse.gc_tuning import tune_gc
 from dxpulse.migrations import open_pool
@@ -551,6 +552,7 @@ def new_faust_app(app_id: str, settings: WorkerSettings, *, web_port: int) -> fa
         producer_acks=-1,
         # Without it a worker loses the reports fetched while it finishes a rebalance.
         TableManager=DxpulseTableManager,
+        Worker="dxpulse.faust_logging:ThrottledWorker",  # throttles repeated log lines (log_throttle)
         web_enabled=True,
         # faust listens on web_bind (0.0.0.0 by default); web_host is only the name it advertises.
         web_bind=settings.worker_web_host,
@@ -988,19 +990,33 @@ def add_history_writer(
     insert: str,
     row: Callable[[bytes], Sequence[Any]],
     name: str = "record_history",
+    *,
+    dead_letters: DeadLetters | None = None,
 ) -> None:
     """An agent writing every message of ``topic`` to PostgreSQL with ``insert``, in batches.
 
     ``insert`` must be idempotent (ON CONFLICT DO NOTHING on the event's identity), so a replay
     of the topic stores nothing twice. While PostgreSQL is unreachable a batch is tried again
-    (``dxpulse.retry``), and its messages are acknowledged only once it is written.
+    (``dxpulse.retry``), and its messages are acknowledged only once it is written. A message
+    ``row`` cannot read goes to ``dead_letters``.
     """
 
     async def record_history(stream: Any) -> AsyncIterator[None]:
         pool = await until_done(lambda: open_pool(database_url), f"{name}: opening the database")
         try:
-            async for values in stream.take(500, within=1.0):
-                rows = [row(v) for v in values]
+            async for events in stream.take_events(500, within=1.0):
+                rows = []
+                for event in events:
+                    message = event.message
+                    try:
+                        rows.append(row(message.value))
+                    except Exception as error:  # not an event this topic should hold: never stop on it
+                        if dead_letters is None:
+                            raise
+                        refused = Refused(
+                            message.key, message.value, message.topic, message.partition, message.offset
+                        )
+                        await dead_letters.send(refused, "invalid-event", f"not recorded by {name}: {error}")
                 write = functools.partial(pool.executemany, insert, rows)
                 await until_done(write, f"{name}: writing a batch")
                 yield None

@@ -116,7 +116,7 @@ def raw_reports(
     period = draw(periods[chosen.period_type]) if periods else draw(ANY_PERIOD)
     return {
         "event_id": str(draw(st.uuids())),
-        "reporter": draw(reporters or st.sampled_from(REPORTERS)),
+        "reporter": draw(reporters if reporters is not None else st.sampled_from(REPORTERS)),
         "indicator": chosen.id,
         "period": period,
         "observed_at": draw(INSTANTS),

@@ -235,7 +235,8 @@ def create_app(
         """The table key, report and period of a valid message; None once a refused one is dead-lettered."""
         try:
             verdict = judged(message.value, now)
-        except Exception as error:  # a report no check foresaw must not stop the worker (docs: dead letters)
+        # A report no check foresaw must not stop the worker (docs/design/dead-letters.md).
+        except Exception as error:
             log.exception("judging %s@%s failed", message.partition, message.offset)
             await dead_letter(message, PROCESSING_FAILED, f"judging the report failed: {error!r}")
             return None
@@ -341,7 +342,8 @@ def create_app(
         done: list[tuple[list[Message], list[Rollup], int]] = []
         for key, found in by_key.items():
             held = load(key)
-            # Rolling up is pure: a report that raises is left out and dead-lettered (docs: dead letters).
+            # Rolling up is pure: a report that raises is left out and dead-lettered
+            # (docs/design/dead-letters.md).
             isolated = apply_isolating(found, functools.partial(stepped, held, now=now))
             for (message, _, _), error in isolated.failed:
                 log.error("rolling up %s@%s failed: %r", message.partition, message.offset, error)

@@ -48,6 +48,8 @@ STATE_TABLE = "alert-state"
 
 INVALID_ROLLUP = "invalid-rollup"
 """Dead-letter reason of a rollup-topic message that is not a rollup (only the aggregator writes it)."""
+INVALID_EVENT = "invalid-event"
+"""Dead-letter reason of an alerts-topic message that is not an alert event."""
 PROCESSING_FAILED = "processing-failed"
 
 Judged = tuple[str, AlertState, AlertState, list[AlertEvent]]
@@ -202,7 +204,7 @@ def create_app(
         await (await dead_letters_topic.send(key=key, value=value))
 
     dead_letters = DeadLetters(
-        send_dead_letter, metrics.registry, clock, reasons=(INVALID_ROLLUP, PROCESSING_FAILED)
+        send_dead_letter, metrics.registry, clock, reasons=(INVALID_ROLLUP, INVALID_EVENT, PROCESSING_FAILED)
     )
 
     def judged(
@@ -222,7 +224,7 @@ def create_app(
             message = event.message
             try:
                 rollup_key, state, new_state, events = judged(message.key, message.value)
-            except Exception as error:  # one message must not stop the worker (docs: dead letters)
+            except Exception as error:  # one message must not stop the worker (docs/design/dead-letters.md)
                 unreadable = isinstance(error, ValidationError | UnicodeDecodeError)
                 if not unreadable:
                     log.exception("judging %s %s@%s failed", message.topic, message.partition, message.offset)
@@ -276,6 +278,7 @@ def create_app(
             settings.database_url,
             INSERT_HISTORY,
             lambda value: history_row(AlertEvent.model_validate_json(value)),
+            dead_letters=dead_letters,
         )
 
     return app
