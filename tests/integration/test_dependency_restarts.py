@@ -1,0 +1,139 @@
+"""Kafka, then PostgreSQL, stopped and started under a running pipeline: every service recovers by itself.
+
+No service process is restarted. After each outage a report sent over HTTP is accepted again within
+30 s, reaches its rollup on the topic, and through the history writer the query API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from dxpulse.stack.settings import StackSettings
+from dxpulse.stack.stack import Stack
+from dxpulse.stack.testing import running_stack
+from dxpulse.subscriber import latest_rollups
+from tests.integration.ingest_support import auth, new_token, report
+
+pytestmark = pytest.mark.integration
+
+SERVICES = ("ingest", "aggregate", "alerts", "history", "query")
+INDICATOR, PERIOD, SCOPE = "digital_tech_enterprises", "2025-H2", "provinces"
+OUTAGE_S = 30.0
+RECOVERY_S = 30.0
+"""How soon after a dependency is back the ingest must accept reports again."""
+
+
+def _pids(stack: Stack) -> dict[str, int | None]:
+    return {status.name: status.pid for status in stack.status() if status.name in SERVICES}
+
+
+def _alive(pid: int | None) -> bool:
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def _until(check: Callable[[], Awaitable[bool]], what: str, timeout_s: float) -> float:
+    """Seconds until ``check()`` holds, failing with ``what`` after ``timeout_s``."""
+    started = time.monotonic()
+    while not await check():
+        assert time.monotonic() - started < timeout_s, what
+        await asyncio.sleep(0.5)
+    return time.monotonic() - started
+
+
+class Reporter:
+    """province:01 sending a count for one figure, each report a new value."""
+
+    def __init__(self, settings: StackSettings, token: str) -> None:
+        self.settings = settings
+        self.token = token
+        self.value = 0
+        self.ingest = httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.ingest_port}", timeout=30)
+        self.query = httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.query_port}", timeout=30)
+
+    async def send(self) -> int:
+        """Send the next value; the status answered (never a 2xx unless Kafka has it)."""
+        body = report("province:01", INDICATOR, PERIOD, {"kind": "count", "value": self.value + 1})
+        body["observed_at"] = datetime.now(UTC).isoformat()
+        try:
+            response = await self.ingest.post("/v1/reports", json=body, headers=auth(self.token))
+        except httpx.TransportError:
+            return 0
+        assert response.status_code in (202, 503), response.text
+        if response.status_code == 202:
+            self.value += 1
+        return response.status_code
+
+    async def accepted(self) -> bool:
+        return await self.send() == 202
+
+    async def rolled_up(self) -> bool:
+        rollups = await latest_rollups(self.settings.kafka_bootstrap)
+        figure = rollups.get(f"{INDICATOR}|{PERIOD}|{SCOPE}")
+        return figure is not None and figure.numerator == self.value
+
+    async def in_history(self) -> bool:
+        try:
+            response = await self.query.get(
+                "/v1/rollups", params={"indicator": INDICATOR, "period": PERIOD, "scope": SCOPE}
+            )
+        except httpx.TransportError:
+            return False
+        if response.status_code != 200:
+            assert response.status_code == 503, response.text
+            return False
+        items = response.json()["items"]
+        return bool(items) and items[0]["rollup"]["numerator"] == self.value
+
+    async def all_through(self, after: str) -> None:
+        await _until(self.rolled_up, f"no rollup of the report sent after {after}", 120)
+        await _until(self.in_history, f"the query API did not show the report sent after {after}", 120)
+
+    async def close(self) -> None:
+        await self.ingest.aclose()
+        await self.query.aclose()
+
+
+async def test_services_recover_from_kafka_and_postgres_restarts(tmp_path: Path) -> None:
+    with running_stack(tmp_path, with_services=True) as settings:
+        stack = Stack(settings, report=lambda _: None)
+        before = _pids(stack)
+        reporter = Reporter(settings, await new_token(settings.database_url, "province:01"))
+        try:
+            await _until(reporter.accepted, "the first report was not accepted", 60)
+            await reporter.all_through("the start")
+
+            stack.stop_kafka()
+            down_until = time.monotonic() + OUTAGE_S
+            while time.monotonic() < down_until:
+                assert await reporter.send() in (0, 503)
+                await asyncio.sleep(1)
+            stack.start_kafka()
+            await _until(reporter.accepted, f"not accepting {RECOVERY_S} s after Kafka came back", RECOVERY_S)
+            await reporter.all_through("Kafka's restart")
+
+            stack.stop_postgres()
+            await asyncio.sleep(OUTAGE_S)
+            stack.start_postgres()
+            await _until(
+                reporter.accepted, f"not accepting {RECOVERY_S} s after PostgreSQL came back", RECOVERY_S
+            )
+            await reporter.all_through("PostgreSQL's restart")
+        finally:
+            await reporter.close()
+        after = _pids(stack)
+        assert after == before, "a service was restarted"
+        assert all(_alive(pid) for pid in after.values()), after
