@@ -7,16 +7,20 @@ import logging
 import uvicorn
 
 from dxpulse.gc_tuning import tune_gc
+from dxpulse.log_throttle import install_log_throttle, throttled_uvicorn_log_config
 from services.ingest.app import create_app
 from services.ingest.settings import IngestSettings
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    install_log_throttle()
     settings = IngestSettings()
     app = create_app(settings)
     tune_gc(settings.gc_thresholds)
-    uvicorn.run(app, host=settings.ingest_host, port=settings.ingest_port)
+    # uvicorn sets up its own handlers (its access log's too) as it starts: with the throttle on them.
+    log_config = throttled_uvicorn_log_config()
+    uvicorn.run(app, host=settings.ingest_host, port=settings.ingest_port, log_config=log_config)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from pydantic.json_schema import models_json_schema
 
 from dxpulse.catalog import Catalog, default_catalog
+from dxpulse.http.handlers import install_problem_handlers
 from dxpulse.kafka_batches import Handed, send_as_batches
 from dxpulse.registry import Registry, default_registry
 from dxpulse.tokens import bearer_token, may_report, reporter_group
@@ -298,6 +299,8 @@ def create_app(
                     await asyncio.wait(batches)
         except TimeoutError:
             pass  # the reports not acknowledged by now are answered unavailable
+        # Per partition, for readiness and to replace a producer that can no longer send there.
+        kafka.observe(producer, [key for key, _ in messages], handed)
         # One future per record batch, observed once per report it carries; the callback also reads
         # a failure (aiokafka leaves that to the future's holder), of a batch still unacknowledged too.
         carried = collections.Counter(o for o in handed if isinstance(o, asyncio.Future))
@@ -554,11 +557,17 @@ def create_app(
         """Liveness: the process answers (Kafka may still be down)."""
         return {"status": "ok"}
 
-    @app.get("/readyz", responses={503: {"description": "not connected to Kafka yet"}})
+    @app.get(
+        "/readyz",
+        responses={
+            503: {"description": "not connected to Kafka, or some partitions of the report topic fail"}
+        },
+    )
     async def ready() -> JSONResponse:
-        """Readiness: connected to Kafka, so reports can be accepted."""
-        if kafka.producer is None:
-            return JSONResponse({"status": "waiting for Kafka"}, status_code=503, headers=retry_after)
+        """Readiness: Kafka answers and acknowledges reports on every partition of the report topic."""
+        reason = kafka.not_ready()
+        if reason is not None:
+            return JSONResponse(reason, status_code=503, headers=retry_after)
         return JSONResponse({"status": "ready"})
 
     @app.get("/metrics", include_in_schema=False)
@@ -593,6 +602,7 @@ def create_app(
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    install_problem_handlers(app, body_read_timeout_s=settings.body_read_timeout_s)
     return app
 
 

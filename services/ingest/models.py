@@ -6,20 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from dxpulse.http.problems import ProblemDetails as ProblemDetails  # the ingest app imports it from here
 from schemas import Report
 from services.ingest.settings import MAX_BATCH_ITEMS
-
-
-class ProblemDetails(BaseModel):
-    """An RFC 9457 problem: ``type`` is https://dxpulse.dev/problems/<slug>; ``detail`` says what to fix."""
-
-    model_config = ConfigDict(extra="allow")
-
-    type: str
-    title: str
-    status: int
-    detail: str
-    field: str | None = Field(default=None, description="The report field at fault, where there is one.")
 
 
 class Outcome(BaseModel):
@@ -64,4 +53,4 @@ class BatchResult(BaseModel):
 class BatchUnavailable(ProblemDetails):
     """503 for a batch: reports Kafka acknowledged are listed accepted; resend the batch for the rest."""
 
-    results: list[ItemResult] = []
+    results: list[ItemResult] = Field(default=[])  # pydantic copies it per instance

@@ -1,4 +1,4 @@
-"""RFC 9457 problem responses: every refusal says what is wrong and what to fix."""
+"""The ingest's problem slugs and responses; every refusal says what is wrong and what to fix."""
 
 from __future__ import annotations
 
@@ -6,10 +6,8 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
+from dxpulse.http.problems import PROBLEM_BASE, problem
 from dxpulse.validation import Problem
-
-PROBLEM_BASE = "https://dxpulse.dev/problems/"
-"""Problem type URIs are this base plus a slug documented in README.md."""
 
 STATUS: dict[str, int] = {
     "malformed-json": 400,
@@ -48,26 +46,15 @@ def problem_response(
     found: Problem, *, headers: dict[str, str] | None = None, **extensions: Any
 ) -> JSONResponse:
     """A problem as an ``application/problem+json`` response."""
-    return JSONResponse(
-        problem_body(found, **extensions),
-        status_code=status_of(found.type),
+    return problem(
+        status_of(found.type),
+        found.type,
+        found.title,
+        found.detail,
+        field=found.field,
         headers=headers,
-        media_type="application/problem+json",
+        **extensions,
     )
-
-
-def problem(
-    status: int,
-    slug: str,
-    title: str,
-    detail: str,
-    *,
-    headers: dict[str, str] | None = None,
-    **extensions: Any,
-) -> JSONResponse:
-    """A problem+json response from its parts (the query API uses this)."""
-    body = {"type": PROBLEM_BASE + slug, "title": title, "status": status, "detail": detail, **extensions}
-    return JSONResponse(body, status_code=status, headers=headers, media_type="application/problem+json")
 
 
 UNAUTHORIZED = Problem(

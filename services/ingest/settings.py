@@ -22,6 +22,14 @@ class IngestSettings(ServiceSettings):
         gt=0,
         description="DXPULSE_MAX_BODY_BYTES: larger request bodies (single or batch) are refused with 413.",
     )
+    body_read_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "DXPULSE_BODY_READ_TIMEOUT_S: a request body must arrive whole within this long of the"
+            " API starting to read it, or the request is answered 408 and its connection closed."
+        ),
+    )
     max_batch_items: int = Field(
         default=MAX_BATCH_ITEMS,
         ge=1,

@@ -7,16 +7,20 @@ import logging
 import uvicorn
 
 from dxpulse.gc_tuning import tune_gc
+from dxpulse.log_throttle import install_log_throttle, throttled_uvicorn_log_config
 from services.query.app import create_app
 from services.query.settings import QuerySettings
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    install_log_throttle()
     settings = QuerySettings()
     app = create_app(settings)
     tune_gc(settings.gc_thresholds)
-    uvicorn.run(app, host=settings.query_host, port=settings.query_port)
+    # uvicorn sets up its own handlers as it starts: with the throttle on them (a PostgreSQL outage).
+    log_config = throttled_uvicorn_log_config()
+    uvicorn.run(app, host=settings.query_host, port=settings.query_port, log_config=log_config)
 
 
 if __name__ == "__main__":

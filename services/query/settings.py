@@ -6,6 +6,9 @@ from pydantic import Field
 
 from dxpulse.settings import ServiceSettings
 
+LARGEST_PAGE = 10_000
+"""No setting may make a page larger: a page is one JSON answer held in memory."""
+
 
 class QuerySettings(ServiceSettings):
     """Where the query API listens, its page sizes and its database pool."""
@@ -17,12 +20,17 @@ class QuerySettings(ServiceSettings):
     query_page_size: int = Field(
         default=100,
         ge=1,
+        le=LARGEST_PAGE,
         description="DXPULSE_QUERY_PAGE_SIZE: items per page when a request gives no limit.",
     )
     query_max_page_size: int = Field(
         default=500,
         ge=1,
-        description="DXPULSE_QUERY_MAX_PAGE_SIZE: the largest limit a request may ask for (422 above).",
+        le=LARGEST_PAGE,
+        description=(
+            "DXPULSE_QUERY_MAX_PAGE_SIZE: the largest limit a request may ask for (422 above);"
+            f" at most {LARGEST_PAGE:,}."
+        ),
     )
     query_pool_size: int = Field(
         default=4, ge=1, description="DXPULSE_QUERY_POOL_SIZE: PostgreSQL connections at most."
@@ -30,8 +38,17 @@ class QuerySettings(ServiceSettings):
     query_statement_timeout_ms: int = Field(
         default=5000,
         ge=1,
+        le=2**31 - 1,  # PostgreSQL's statement_timeout is an int4 of milliseconds
         description=(
             "DXPULSE_QUERY_STATEMENT_TIMEOUT_MS: PostgreSQL cancels a query running longer, so one"
             " expensive request cannot hold a connection."
+        ),
+    )
+    query_body_read_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "DXPULSE_QUERY_BODY_READ_TIMEOUT_S: a request body must arrive whole within this long of"
+            " the API starting to read it, or the request is answered 408 and its connection closed."
         ),
     )

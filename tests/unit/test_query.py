@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 from uuid import uuid4
 
+import asyncpg
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from dxpulse.catalog import Catalog
 from dxpulse.periods import parse_period
 from dxpulse.registry import Registry
 from dxpulse.stack.testing import free_ports
 from schemas import FlagValue
-from services.query.app import create_app
+from services.query.app import MAX_OFFSET, create_app
 from services.query.core import ReporterRef, ReporterValue, page_of, reporting_status, scope_groups
 from services.query.settings import QuerySettings
 
@@ -86,20 +89,32 @@ def test_scopes_are_the_indicator_groups_and_national(catalog: Catalog) -> None:
         reporting_status(emc, parse_period("2024-H1"), "ministries", Registry({}, {}), {})
 
 
-@pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    """The API, lifespan included, pointed at a port where nothing listens: every query fails."""
+def _offline_app() -> FastAPI:
+    """The API pointed at a port where nothing listens: every query fails to connect."""
     (port,) = free_ports(1)
     settings = QuerySettings(
         database_url=f"postgresql://dxpulse:dxpulse@127.0.0.1:{port}/dxpulse",
         query_max_page_size=50,
     )
-    app = create_app(settings)
+    return create_app(settings)
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    """The offline API, lifespan included."""
+    app = _offline_app()
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://query") as http,
     ):
         yield http
+
+
+def _problem(response: httpx.Response) -> tuple[int, str, str | None]:
+    """(status, slug, field) of a problem+json answer."""
+    assert response.headers["content-type"] == "application/problem+json", response.text
+    body = response.json()
+    return response.status_code, body["type"].rsplit("/", 1)[-1], body.get("field")
 
 
 async def test_openapi_documents_every_endpoint_and_the_page_limit(client: httpx.AsyncClient) -> None:
@@ -147,3 +162,120 @@ async def test_requests_are_counted_by_route_template_and_status(client: httpx.A
     assert 'dxpulse_query_requests_total{endpoint="/v1/rollups",status="422"} 1.0' in text
     assert 'dxpulse_query_requests_total{endpoint="/v1/reporters/{reporter}/values",status="404"} 2.0' in text
     assert 'dxpulse_query_requests_total{endpoint="unmatched",status="404"} 1.0' in text
+
+
+async def test_out_of_range_paging_is_refused_before_postgresql(client: httpx.AsyncClient) -> None:
+    # PostgreSQL is unreachable here: a request reaching it would be answered 503.
+    cases: list[tuple[dict[str, int | str], str]] = [
+        ({"offset": 9223372036854775808}, "offset"),
+        ({"offset": 9223372036854775807}, "offset"),
+        ({"offset": MAX_OFFSET + 1}, "offset"),
+        ({"offset": -1}, "offset"),
+        ({"limit": 0}, "limit"),
+        ({"limit": 51}, "limit"),
+        ({"limit": 2**64}, "limit"),
+        ({"limit": "ten"}, "limit"),
+    ]
+    for params, field in cases:
+        for path in ("/v1/rollups", "/v1/reporters/province:79/values"):
+            response = await client.get(path, params=params)
+            assert _problem(response) == (422, "invalid-request", field), (path, params)
+    history = await client.get(
+        "/v1/rollups/emc_connection/2024-H1/national/history", params={"offset": 2**63}
+    )
+    assert _problem(history) == (422, "invalid-request", "offset")
+
+
+async def test_text_postgresql_cannot_take_is_refused(client: httpx.AsyncClient) -> None:
+    for params, field in [
+        ({"indicator": "emc\x00connection"}, "indicator"),
+        ({"period": "2024-H1\x00"}, "period"),
+        ({"scope": "x" * 100}, "scope"),
+        ({"period": "2024-H3"}, "period"),
+    ]:
+        assert _problem(await client.get("/v1/rollups", params=params)) == (422, "invalid-request", field)
+    reporter = await client.get("/v1/reporters/province%0079/values")
+    assert _problem(reporter) == (422, "invalid-request", "reporter")
+
+
+async def test_unknown_ids_are_404_naming_the_field(client: httpx.AsyncClient) -> None:
+    cases = {
+        "/v1/reporting/no_such_indicator/2024-H1": "indicator",
+        "/v1/rollups/emc_connection/2024-H1/ministries/history": "scope",
+        "/v1/reporters/province:99/values": "reporter",
+    }
+    for path, field in cases.items():
+        assert _problem(await client.get(path)) == (404, "not-found", field), path
+    period = await client.get("/v1/reporting/emc_connection/2024-Q1")
+    assert _problem(period) == (422, "invalid-period", "period")
+
+
+async def test_unknown_paths_and_methods_are_problems(client: httpx.AsyncClient) -> None:
+    assert _problem(await client.get("/v1/rollup")) == (404, "not-found", None)
+    assert _problem(await client.get("/v1/reporters/province:79/x/values")) == (404, "not-found", None)
+    wrong = await client.post("/v1/rollups", content=b"{}")
+    assert _problem(wrong) == (405, "method-not-allowed", None)
+    assert wrong.headers["allow"] == "GET"
+
+
+class _FailingPool:
+    """Stands in for the asyncpg pool: every query raises ``error``."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    async def fetch(self, *args: Any) -> list[Any]:
+        raise self.error
+
+    async def fetchval(self, *args: Any) -> Any:
+        raise self.error
+
+    async def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (ConnectionRefusedError(111, "refused"), 503),
+        (TimeoutError(), 503),
+        (asyncpg.CannotConnectNowError("the database system is starting up"), 503),
+        (asyncpg.QueryCanceledError("canceling statement due to statement timeout"), 503),
+        (asyncpg.TooManyConnectionsError("too many clients"), 503),
+        (asyncpg.ConnectionDoesNotExistError("connection was closed"), 503),
+        (asyncpg.UndefinedTableError('relation "rollup_current" does not exist'), 503),
+        # Not PostgreSQL being away: bugs, answered 500 and logged with their traceback.
+        (asyncpg.DataError("invalid input for query argument $5"), 500),
+        (asyncpg.UndefinedColumnError('column "nope" does not exist'), 500),
+        (asyncpg.InterfaceError("cannot perform operation: another operation is in progress"), 500),
+    ],
+)
+async def test_only_postgresql_being_away_is_503(error: Exception, status: int) -> None:
+    app = _offline_app()
+    async with app.router.lifespan_context(app):
+        await app.state.pool.close()
+        app.state.pool = _FailingPool(error)
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://query") as http:
+            response = await http.get("/v1/rollups")
+    slug = "database-unavailable" if status == 503 else "internal-error"
+    assert _problem(response) == (status, slug, None)
+    assert ("retry-after" in response.headers) == (status == 503)
+
+
+async def test_openapi_says_what_every_refusal_is(client: httpx.AsyncClient) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    problem_json = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}}
+    for path, item in spec["paths"].items():
+        responses = item["get"]["responses"]
+        for status, entry in responses.items():
+            if status != "200":
+                assert entry["content"] == problem_json, (path, status)
+        assert "503" in responses, path
+        assert ("404" in responses) == ("{" in path), path
+        assert ("422" in responses) == (path != "/healthz"), path
+    assert not {"HTTPValidationError", "ValidationError"} & set(spec["components"]["schemas"])
+    parameters = {p["name"]: p for p in spec["paths"]["/v1/rollups"]["get"]["parameters"]}
+    assert parameters["offset"]["schema"]["maximum"] == MAX_OFFSET < 2**63
+    assert parameters["limit"]["schema"]["maximum"] == 50
+    assert "pattern" in parameters["indicator"]["schema"]["anyOf"][0]

@@ -1,0 +1,21 @@
+"""The faust worker the dxpulse workers run: faust's own, with the log throttle on its log handlers."""
+
+from __future__ import annotations
+
+import logging
+
+import faust
+
+from dxpulse.log_throttle import install_log_throttle
+
+
+class ThrottledWorker(faust.Worker):
+    """faust's worker, putting ``install_log_throttle`` on the handlers mode has just set up.
+
+    mode replaces the root logger's handlers when the worker starts, after anything a service's
+    ``__main__`` could configure: this hook is the first moment the handlers in use exist.
+    """
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        super().on_setup_root_logger(logger, level)
+        install_log_throttle()
