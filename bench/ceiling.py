@@ -7,8 +7,8 @@ import time
 import faust
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from dxpulse.faust_support import add_metrics_page, new_faust_app, raw_topic, take_batches
-from dxpulse.topics import REPORTS
+from dxpulse.faust_engine.support import add_metrics_page, new_faust_app, raw_topic, take_batches
+from dxpulse.kafka.topics import REPORTS
 from schemas import Report
 from services.aggregate.settings import AggregateSettings
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
-from dxpulse.topics import ROLLUPS
+from dxpulse.kafka.topics import ROLLUPS
 from schemas import Report
 
 Advance = Callable[[int], None]

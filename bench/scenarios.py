@@ -32,9 +32,9 @@ from bench.kafka import (
 )
 from bench.results import Figure
 from bench.synthetic import OBSERVED_BASE, Size, Workload
-from dxpulse.migrations import apply_migrations
-from dxpulse.token_store import create_tokens
-from dxpulse.topics import REPORTS, ROLLUPS
+from dxpulse.kafka.topics import REPORTS, ROLLUPS
+from dxpulse.postgres.migrations import apply_migrations
+from dxpulse.postgres.token_store import create_tokens
 from schemas import Report
 from schemas.events import report_key
 from services.aggregate.settings import AggregateSettings

@@ -24,13 +24,13 @@ def main(argv: list[str]) -> int:
     # Each imports only what its service imports, so start-up (part of recovery) is the service's own.
     if argv[0] == "ceiling":
         from bench.ceiling import create_ceiling_app
-        from dxpulse.faust_support import run_worker
+        from dxpulse.faust_engine.support import run_worker
         from services.aggregate.settings import AggregateSettings
 
         settings = AggregateSettings()
         run_worker(create_ceiling_app(settings), settings, (), loglevel="info")
     elif argv[0] == "aggregate":
-        from dxpulse.faust_support import run_worker
+        from dxpulse.faust_engine.support import run_worker
         from services.aggregate.app import create_app, worker_topics
         from services.aggregate.settings import AggregateSettings
 
@@ -41,7 +41,7 @@ def main(argv: list[str]) -> int:
         # formatted (~6% of the aggregator and ~10% of a recovery, measured with --profile).
         run_worker(app, settings, worker_topics(settings), loglevel="info")
     elif argv[0] == "history":
-        from dxpulse.faust_support import run_worker
+        from dxpulse.faust_engine.support import run_worker
         from services.history.app import create_app as create_history
         from services.history.settings import HistorySettings
 

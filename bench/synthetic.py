@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
 
-from dxpulse.catalog import Catalog, Indicator, IndicatorKind, Target
-from dxpulse.periods import parse_period
-from dxpulse.registry import Group, Registry, Reporter
-from dxpulse.rollup import Snapshot, compute_rollups
+from dxpulse.domain.catalog import Catalog, Indicator, IndicatorKind, Target
+from dxpulse.domain.periods import parse_period
+from dxpulse.domain.registry import Group, Registry, Reporter
+from dxpulse.domain.rollup import Snapshot, compute_rollups
 from schemas import CatalogValue, CountValue, FlagValue, RatioValue, Report, ReportValue
 from schemas.events import report_key
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 from pydantic_settings import BaseSettings
 
+from dxpulse.cli.main import app as cli_app
 from dxpulse.settings import CommonSettings, ServiceSettings, WorkerSettings
 from dxpulse.stack.settings import StackSettings
 from services.aggregate.settings import AggregateSettings
@@ -27,9 +27,6 @@ from services.query.settings import QuerySettings
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "reference" / "configuration.md"
 """Where the generated page is committed; tests/unit/test_docs.py checks it is up to date."""
-
-CLI_MODULES = ("dxpulse.cli.main", "dxpulse.cli")
-"""Where the ``dxpulse`` command's typer app (``app``) is defined; the first that has one is used."""
 
 
 @dataclass(frozen=True)
@@ -202,20 +199,6 @@ def settings_table(section: Section) -> list[str]:
     return [*lines, ""]
 
 
-def _cli_app() -> typer.Typer:
-    for name in CLI_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as error:
-            if error.name is not None and name.startswith(error.name):
-                continue
-            raise
-        app = getattr(module, "app", None)
-        if isinstance(app, typer.Typer):
-            return app
-    raise LookupError(f"no typer app named `app` in {', '.join(CLI_MODULES)}")
-
-
 def _options(command: Any, path: str) -> Iterator[tuple[str, str, str, str]]:
     """(variable, option, command, help) of every option of ``command`` and its subcommands that
     takes its default from an environment variable."""
@@ -230,7 +213,7 @@ def _options(command: Any, path: str) -> Iterator[tuple[str, str, str, str]]:
 def cli_table() -> list[str]:
     """The command-line options that environment variables set, one row per variable."""
     by_variable: dict[str, tuple[set[str], list[str], set[str]]] = {}
-    for envvar, option, command, help_text in _options(typer.main.get_command(_cli_app()), "dxpulse"):
+    for envvar, option, command, help_text in _options(typer.main.get_command(cli_app), "dxpulse"):
         options, commands, helps = by_variable.setdefault(envvar, (set(), [], set()))
         options.add(option)
         commands.append(command)
@@ -292,7 +275,7 @@ def render() -> str:
 def variables() -> set[str]:
     """Every variable the page documents."""
     names = {env_name(s.settings, field) for s in SECTIONS for field, _ in own_fields(s.settings)}
-    names |= {envvar for envvar, *_ in _options(typer.main.get_command(_cli_app()), "dxpulse")}
+    names |= {envvar for envvar, *_ in _options(typer.main.get_command(cli_app), "dxpulse")}
     return names | {name for name, *_ in EXTRA_VARIABLES}
 
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from dxpulse.periods import PeriodError, parse_period
-from dxpulse.topics import partition_of
+from dxpulse.domain.periods import PeriodError, parse_period
+from dxpulse.kafka.topics import partition_of
 from schemas import Rollup
 from schemas.events import report_key
 

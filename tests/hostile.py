@@ -9,8 +9,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from dxpulse.catalog import default_catalog
-from dxpulse.registry import default_registry
+from dxpulse.domain.catalog import default_catalog
+from dxpulse.domain.registry import default_registry
 from schemas.events import MAX_AMOUNT
 
 CATALOG = default_catalog()

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from aiokafka.errors import KafkaError
 
+from dxpulse.kafka.topics import ensure_topics
 from dxpulse.stack.config import (
     KAFKA,
     StackPaths,
@@ -33,7 +34,6 @@ from dxpulse.stack.process import (
     write_pid_file,
 )
 from dxpulse.stack.settings import StackSettings
-from dxpulse.topics import ensure_topics
 
 Report = Callable[[str], None]
 

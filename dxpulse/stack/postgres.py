@@ -14,7 +14,7 @@ from pathlib import Path
 
 import asyncpg
 
-from dxpulse.migrations import apply_migrations
+from dxpulse.postgres.migrations import apply_migrations
 from dxpulse.stack.config import INCLUDE_LINE, POSTGRES, StackPaths, postgres_conf
 from dxpulse.stack.errors import StackError
 from dxpulse.stack.install import is_root, require_postgres

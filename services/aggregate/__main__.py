@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dxpulse.faust_support import run_worker
+from dxpulse.faust_engine.support import run_worker
 from services.aggregate.app import create_app, worker_topics
 from services.aggregate.settings import AggregateSettings
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -18,9 +17,23 @@ from aiokafka.errors import KafkaError
 from faust.types import Message
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from dxpulse.catalog import Catalog, default_catalog
-from dxpulse.dead_letters import DeadLetters, Refused
-from dxpulse.faust_support import (
+from dxpulse.domain.catalog import Catalog, default_catalog
+from dxpulse.domain.periods import Period
+from dxpulse.domain.poison import apply_isolating
+from dxpulse.domain.registry import Registry, default_registry
+from dxpulse.domain.rollup import PeriodState, step_many
+from dxpulse.domain.state_records import (
+    StoredRecords,
+    StoredSnapshots,
+    Write,
+    group_snapshot_records,
+    snapshot_key,
+    snapshots_in,
+    stored_records,
+    writes_of,
+)
+from dxpulse.domain.validation import Accepted, Problem, parse_report, validate_report
+from dxpulse.faust_engine.support import (
     JSON_TABLE_SERIALIZER,
     add_metrics_page,
     assigned_partitions,
@@ -29,17 +42,12 @@ from dxpulse.faust_support import (
     raw_topic,
     take_batches,
 )
-from dxpulse.kafka_batches import Handed, PartitionTurns, send_as_batches
-from dxpulse.kafka_batches import Message as KafkaMessage
+from dxpulse.kafka.batches import Handed, PartitionTurns, send_as_batches
+from dxpulse.kafka.batches import Message as KafkaMessage
+from dxpulse.kafka.dead_letters import DeadLetters, Refused
+from dxpulse.kafka.subscriber import Pacer, latest_rollups
+from dxpulse.kafka.topics import DEAD_LETTERS, REPORTS, ROLLUPS, TopicSpec, changelog
 from dxpulse.monitoring import RollupGauges
-from dxpulse.periods import Period
-from dxpulse.poison import apply_isolating
-from dxpulse.registry import Registry, default_registry
-from dxpulse.rollup import PeriodState, step_many
-from dxpulse.state_records import StoredRecords, Write, snapshots_in, stored_records, writes_of
-from dxpulse.subscriber import Pacer, latest_rollups
-from dxpulse.topics import DEAD_LETTERS, REPORTS, ROLLUPS, TopicSpec, changelog
-from dxpulse.validation import Accepted, Problem, parse_report, validate_report
 from schemas import Report, Rollup
 from schemas.events import report_key
 from services.aggregate.settings import AggregateSettings
@@ -137,43 +145,6 @@ class Outgoing:
     rollups: list[KafkaMessage] = field(default_factory=list)
 
 
-@dataclass
-class StoredSnapshots:
-    """An (indicator, period)'s snapshot records as found in the table."""
-
-    buckets: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Bucket or delta record name ("#07", "#+3") → reporter → snapshot."""
-    singles: dict[str, Any] = field(default_factory=dict)
-    """Reporter → snapshot, from the one-record-per-reporter format before buckets."""
-
-
-def snapshot_key(period_key: str, name: str) -> str:
-    """The table key of a bucket of snapshots ("indicator|period|#07"), or of one reporter's snapshot
-    ("indicator|period|province:79", the format before buckets)."""
-    return f"{period_key}|{name}"
-
-
-def group_snapshot_records(items: Iterable[tuple[str, Any]]) -> dict[str, StoredSnapshots]:
-    """The table's snapshot records, by their (indicator, period) key.
-
-    A bucket this worker wrote is held as it went to the changelog (JSON bytes: ``bucket_record``);
-    one recovered from the changelog, as faust decoded it.
-    """
-    grouped: dict[str, StoredSnapshots] = {}
-    for key, value in items:
-        period_key, _, name = key.rpartition("|")
-        if period_key.count("|") != 1 or value is None:  # period keys have one "|"
-            continue
-        if isinstance(value, bytes):
-            value = json.loads(value)
-        stored = grouped.setdefault(period_key, StoredSnapshots())
-        if name.startswith("#"):
-            stored.buckets[name] = value
-        else:
-            stored.singles[name] = value
-    return grouped
-
-
 GAUGE_REREAD_SHARE = 0.2
 """The most of the worker's event loop the gauges' re-read of the rollup topic takes.
 
@@ -212,7 +183,8 @@ def create_app(
     reports_topic = raw_topic(app, REPORTS)
     dead_letters_topic = raw_topic(app, DEAD_LETTERS)
     # Per (indicator, period): a record of what was published and the offset of the last change,
-    # and bucket and delta records of the reporters' latest snapshots (dxpulse.state_records.writes_of).
+    # and bucket and delta records of the reporters' latest snapshots
+    # (dxpulse.domain.state_records.writes_of).
     states = json_table(app, STATE_TABLE, settings.topic_partitions)
 
     async def send_dead_letter(key: bytes | None, value: bytes) -> None:
@@ -259,7 +231,7 @@ def create_app(
         return validate_report(parsed, catalog, registry, now)
 
     # The table holds one small record per (indicator, period) and its snapshots in bucket and
-    # delta records (see dxpulse.state_records.writes_of). Decoded states per (indicator, period)
+    # delta records (see dxpulse.domain.state_records.writes_of). Decoded states per (indicator, period)
     # are kept here, built from the table on first use after each recovery, when the table may hold
     # other records.
     decoded: dict[str, Decoded] = {}
@@ -393,7 +365,7 @@ def create_app(
         return items, new_state, rollups, changed, writes
 
     # Batches: one state write and one rollup per scope per (indicator, period) and batch; a batch
-    # is what arrived while the previous one was processed (dxpulse.faust_batches.MessageBatches).
+    # is what arrived while the previous one was processed (dxpulse.faust_engine.batches.MessageBatches).
     batches = take_batches(
         app, reports_topic, settings.aggregate_batch_max, linger_s=settings.aggregate_batch_within_s
     )

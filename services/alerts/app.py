@@ -14,9 +14,10 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from pydantic import ValidationError
 
-from dxpulse.catalog import Catalog, Severity, default_catalog
-from dxpulse.dead_letters import DeadLetters, Refused
-from dxpulse.faust_support import (
+from dxpulse.domain.catalog import Catalog, Severity, default_catalog
+from dxpulse.domain.registry import Registry, default_registry
+from dxpulse.domain.rules import RULES, AlertState, due_keys, firing_alerts, judge_key
+from dxpulse.faust_engine.support import (
     add_history_writer,
     add_metrics_page,
     assigned_partitions,
@@ -24,9 +25,8 @@ from dxpulse.faust_support import (
     new_faust_app,
     raw_topic,
 )
-from dxpulse.registry import Registry, default_registry
-from dxpulse.rules import RULES, AlertState, due_keys, firing_alerts, judge_key
-from dxpulse.topics import ALERTS, DEAD_LETTERS, ROLLUPS, TopicSpec, changelog, partition_of
+from dxpulse.kafka.dead_letters import DeadLetters, Refused
+from dxpulse.kafka.topics import ALERTS, DEAD_LETTERS, ROLLUPS, TopicSpec, changelog, partition_of
 from schemas import AlertEvent, Rollup
 from services.alerts.alertmanager import AlertmanagerPusher
 from services.alerts.settings import AlertsSettings

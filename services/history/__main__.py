@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dxpulse.faust_support import run_worker
+from dxpulse.faust_engine.support import run_worker
 from services.history.app import create_app
 from services.history.settings import HistorySettings
 

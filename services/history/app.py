@@ -18,13 +18,13 @@ import faust
 from faust.types import Message
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from dxpulse.catalog import Catalog, default_catalog
-from dxpulse.dead_letters import DeadLetters, Refused
-from dxpulse.faust_support import add_metrics_page, new_faust_app, raw_topic, take_batches
-from dxpulse.migrations import open_pool
-from dxpulse.registry import Registry, default_registry
-from dxpulse.retry import RETRY_DELAYS_S, until_done
-from dxpulse.topics import DEAD_LETTERS, REPORTS, ROLLUPS
+from dxpulse.domain.catalog import Catalog, default_catalog
+from dxpulse.domain.registry import Registry, default_registry
+from dxpulse.faust_engine.support import add_metrics_page, new_faust_app, raw_topic, take_batches
+from dxpulse.kafka.dead_letters import DeadLetters, Refused
+from dxpulse.kafka.topics import DEAD_LETTERS, REPORTS, ROLLUPS
+from dxpulse.postgres.migrations import open_pool
+from dxpulse.postgres.retry import RETRY_DELAYS_S, until_done
 from schemas import Report
 from services.history.core import (
     BATCH,
@@ -143,7 +143,7 @@ def create_app(
             delays_s=retry_delays_s,
         )
 
-    # Batches straight from the consumer (dxpulse.faust_batches), not agents: faust's per-message
+    # Batches straight from the consumer (dxpulse.faust_engine.batches), not agents: faust's per-message
     # streams held the writer to ~7,500 reports/s here, PostgreSQL taking ~40,000 rows/s
     # (BENCHMARKS.md, session 11). A batch is acked, so committed, once its transaction is.
     rollup_batches = take_batches(app, raw_topic(app, ROLLUPS), BATCH)

@@ -16,12 +16,12 @@ from typing import Any
 import asyncpg
 from pydantic import ValidationError
 
-from dxpulse.catalog import Catalog
-from dxpulse.migrations import open_pool
-from dxpulse.registry import Registry
-from dxpulse.subscriber import read_records
-from dxpulse.topics import ROLLUPS
-from dxpulse.validation import Problem, validate_report
+from dxpulse.domain.catalog import Catalog
+from dxpulse.domain.registry import Registry
+from dxpulse.domain.validation import Problem, validate_report
+from dxpulse.kafka.subscriber import read_records
+from dxpulse.kafka.topics import ROLLUPS
+from dxpulse.postgres.migrations import open_pool
 from schemas import Report, Rollup
 from schemas.events import report_key
 

@@ -23,13 +23,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from pydantic import ValidationError
 from pydantic.json_schema import models_json_schema
 
-from dxpulse.catalog import Catalog, default_catalog
+from dxpulse.domain.catalog import Catalog, default_catalog
+from dxpulse.domain.registry import Registry, default_registry
+from dxpulse.domain.tokens import bearer_token, may_report, reporter_group
+from dxpulse.domain.validation import Problem, parse_report, validate_report
 from dxpulse.http.handlers import install_problem_handlers
-from dxpulse.kafka_batches import Handed, send_as_batches
-from dxpulse.registry import Registry, default_registry
-from dxpulse.tokens import bearer_token, may_report, reporter_group
-from dxpulse.topics import REPORTS
-from dxpulse.validation import Problem, parse_report, validate_report
+from dxpulse.kafka.batches import Handed, send_as_batches
+from dxpulse.kafka.topics import REPORTS
 from schemas import Report
 from schemas.events import report_key
 from services.ingest import problems

@@ -6,7 +6,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
-from dxpulse.tokens import hash_token
+from dxpulse.domain.tokens import hash_token
 
 Lookup = Callable[[str], Awaitable[str | None]]
 

@@ -28,8 +28,8 @@ from aiokafka.errors import (
 )
 from aiokafka.structs import TopicPartition
 
-from dxpulse.kafka_batches import BATCH_BYTES, Handed, PartitionTurns, keyed_partition
-from dxpulse.topics import REPORTS
+from dxpulse.kafka.batches import BATCH_BYTES, Handed, PartitionTurns, keyed_partition
+from dxpulse.kafka.topics import REPORTS
 
 log = logging.getLogger(__name__)
 

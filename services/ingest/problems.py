@@ -6,8 +6,8 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
+from dxpulse.domain.validation import Problem
 from dxpulse.http.problems import PROBLEM_BASE, problem
-from dxpulse.validation import Problem
 
 STATUS: dict[str, int] = {
     "malformed-json": 400,

@@ -10,8 +10,8 @@ from uuid import UUID
 
 import asyncpg
 
-from dxpulse.migrations import apply_migrations
-from dxpulse.token_store import subject_of
+from dxpulse.postgres.migrations import apply_migrations
+from dxpulse.postgres.token_store import subject_of
 
 EventKey = tuple[str, UUID]
 """(reporter, event_id): event ids are unique per reporter."""

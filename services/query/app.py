@@ -18,11 +18,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, g
 from pydantic import TypeAdapter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from dxpulse.catalog import Catalog, Indicator, default_catalog
+from dxpulse.domain.catalog import Catalog, Indicator, default_catalog
+from dxpulse.domain.periods import Period, PeriodError, parse_period
+from dxpulse.domain.registry import Registry, default_registry
 from dxpulse.http.handlers import install_problem_handlers
 from dxpulse.http.problems import problem, problem_doc
-from dxpulse.periods import Period, PeriodError, parse_period
-from dxpulse.registry import Registry, default_registry
 from schemas import Report, ReportValue, Rollup
 from schemas.events import REPORTER_PATTERN
 from services.query.core import (

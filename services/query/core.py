@@ -9,10 +9,10 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dxpulse.catalog import Indicator
-from dxpulse.periods import Period
-from dxpulse.registry import Registry
-from dxpulse.rollup import NATIONAL_SCOPE, scopes_of
+from dxpulse.domain.catalog import Indicator
+from dxpulse.domain.periods import Period
+from dxpulse.domain.registry import Registry
+from dxpulse.domain.rollup import NATIONAL_SCOPE, scopes_of
 from schemas import ReportValue, Rollup
 
 Item = TypeVar("Item", bound=BaseModel)

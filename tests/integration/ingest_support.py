@@ -16,11 +16,11 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
+from dxpulse.kafka.subscriber import read_topic
+from dxpulse.kafka.topics import REPORTS
+from dxpulse.postgres.token_store import create_token
 from dxpulse.stack.settings import StackSettings
 from dxpulse.stack.testing import free_ports
-from dxpulse.subscriber import read_topic
-from dxpulse.token_store import create_token
-from dxpulse.topics import REPORTS
 from schemas import Report
 from services.ingest.app import create_app
 from services.ingest.settings import IngestSettings

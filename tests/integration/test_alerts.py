@@ -23,19 +23,19 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
-from dxpulse.catalog import default_catalog
-from dxpulse.periods import parse_period
-from dxpulse.registry import default_registry
-from dxpulse.rollup import Snapshot, compute_rollups
-from dxpulse.rules import AlertState, due_periods, evaluate, fingerprint
+from dxpulse.domain.catalog import default_catalog
+from dxpulse.domain.periods import parse_period
+from dxpulse.domain.registry import default_registry
+from dxpulse.domain.rollup import Snapshot, compute_rollups
+from dxpulse.domain.rules import AlertState, due_periods, evaluate, fingerprint
+from dxpulse.kafka.subscriber import alert_events
+from dxpulse.kafka.topics import ALERTS as ALERTS_TOPIC
+from dxpulse.kafka.topics import ROLLUPS
 from dxpulse.stack.config import ALERTS, ServiceSpec, service_env
 from dxpulse.stack.process import port_open, wait_for
 from dxpulse.stack.settings import StackSettings
 from dxpulse.stack.stack import Stack
 from dxpulse.stack.testing import free_ports, running_stack
-from dxpulse.subscriber import alert_events
-from dxpulse.topics import ALERTS as ALERTS_TOPIC
-from dxpulse.topics import ROLLUPS
 from schemas import AlertEvent, FlagValue, RatioValue, Rollup
 
 pytestmark = pytest.mark.integration

@@ -11,9 +11,9 @@ import uuid
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from dxpulse.kafka.subscriber import latest_rollups, read_records
+from dxpulse.kafka.topics import DEAD_LETTERS, REPORTS
 from dxpulse.stack.settings import StackSettings
-from dxpulse.subscriber import latest_rollups, read_records
-from dxpulse.topics import DEAD_LETTERS, REPORTS
 from schemas import DeadLetter
 from tests.integration.ingest_support import report
 

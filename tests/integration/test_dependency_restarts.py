@@ -16,10 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from dxpulse.kafka.subscriber import latest_rollups
 from dxpulse.stack.settings import StackSettings
 from dxpulse.stack.stack import Stack
 from dxpulse.stack.testing import running_stack
-from dxpulse.subscriber import latest_rollups
 from tests.integration.ingest_support import auth, new_token, report
 
 pytestmark = pytest.mark.integration

@@ -23,20 +23,20 @@ from aiokafka.errors import KafkaError
 from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
-from dxpulse.catalog import default_catalog
-from dxpulse.cli import app as cli_app
-from dxpulse.periods import parse_period
-from dxpulse.registry import default_registry
-from dxpulse.rollup import Snapshot, compute_rollups
-from dxpulse.scenario import sample_reports
+from dxpulse.cli.main import app as cli_app
+from dxpulse.domain.catalog import default_catalog
+from dxpulse.domain.periods import parse_period
+from dxpulse.domain.registry import default_registry
+from dxpulse.domain.rollup import Snapshot, compute_rollups
+from dxpulse.domain.scenario import sample_reports
+from dxpulse.domain.state_records import bucket_of
+from dxpulse.kafka.subscriber import latest_rollups, read_records, read_topic
+from dxpulse.kafka.topics import DEAD_LETTERS, REPORTS, changelog, ensure_topics, partition_of
 from dxpulse.stack.config import service_env
 from dxpulse.stack.process import live_pid
 from dxpulse.stack.settings import StackSettings
 from dxpulse.stack.stack import Stack
 from dxpulse.stack.testing import free_ports, running_stack
-from dxpulse.state_records import bucket_of
-from dxpulse.subscriber import latest_rollups, read_records, read_topic
-from dxpulse.topics import DEAD_LETTERS, REPORTS, changelog, ensure_topics, partition_of
 from schemas import DeadLetter, FlagValue, Report, Rollup
 from schemas.events import report_key
 from services.aggregate.app import STATE_TABLE

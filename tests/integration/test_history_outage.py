@@ -15,13 +15,13 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from dxpulse.registry import default_registry
+from dxpulse.domain.registry import default_registry
+from dxpulse.kafka.subscriber import latest_rollups
+from dxpulse.kafka.topics import REPORTS
 from dxpulse.stack.config import AGGREGATE, HISTORY
 from dxpulse.stack.settings import StackSettings
 from dxpulse.stack.stack import Stack
 from dxpulse.stack.testing import running_stack
-from dxpulse.subscriber import latest_rollups
-from dxpulse.topics import REPORTS
 from schemas import FlagValue, Report
 from schemas.events import report_key
 

@@ -15,12 +15,12 @@ import httpx
 import pytest
 
 from dxpulse.client import IngestClient
-from dxpulse.registry import default_registry
-from dxpulse.scenario import sample_reports
+from dxpulse.domain.registry import default_registry
+from dxpulse.domain.scenario import sample_reports
+from dxpulse.kafka.subscriber import latest_rollups, read_records
+from dxpulse.kafka.topics import ROLLUPS
+from dxpulse.postgres.token_store import temporary_tokens
 from dxpulse.stack.settings import StackSettings
-from dxpulse.subscriber import latest_rollups, read_records
-from dxpulse.token_store import temporary_tokens
-from dxpulse.topics import ROLLUPS
 from schemas import FlagValue, RatioValue, Report, ReportValue, Rollup
 from services.history.core import new_revisions, parse_published, replay_rollups
 

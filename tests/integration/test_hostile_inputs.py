@@ -24,13 +24,13 @@ from aiokafka import AIOKafkaProducer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dxpulse.catalog import default_catalog
-from dxpulse.registry import default_registry
+from dxpulse.domain.catalog import default_catalog
+from dxpulse.domain.registry import default_registry
+from dxpulse.domain.validation import Problem, parse_report, validate_report
+from dxpulse.kafka.subscriber import latest_rollups, read_records
+from dxpulse.kafka.topics import DEAD_LETTERS, REPORTS
 from dxpulse.stack.settings import StackSettings
 from dxpulse.stack.stack import Stack
-from dxpulse.subscriber import latest_rollups, read_records
-from dxpulse.topics import DEAD_LETTERS, REPORTS
-from dxpulse.validation import Problem, parse_report, validate_report
 from schemas import DeadLetter
 from schemas.events import report_key
 from tests.hostile import JSON, as_json, raw_reports, sized_bytes

@@ -28,11 +28,11 @@ from schemathesis import GenerationMode
 from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from dxpulse.catalog import default_catalog
-from dxpulse.periods import parse_period
-from dxpulse.registry import default_registry
-from dxpulse.rollup import Snapshot, apply, compute_rollups, scopes_of
-from dxpulse.scenario import sample_reports
+from dxpulse.domain.catalog import default_catalog
+from dxpulse.domain.periods import parse_period
+from dxpulse.domain.registry import default_registry
+from dxpulse.domain.rollup import Snapshot, apply, compute_rollups, scopes_of
+from dxpulse.domain.scenario import sample_reports
 from dxpulse.stack.stack import Stack
 from dxpulse.stack.testing import free_ports, stack_settings_for_tests
 from services.history.core import Published, write_latest, write_rollups

@@ -20,14 +20,14 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from rich.console import Console
 from typer.testing import CliRunner
 
-from dxpulse import cli_ingest
-from dxpulse.cli import app as cli_app
-from dxpulse.kafka_batches import Handed, send_as_batches
-from dxpulse.migrations import apply_migrations
+from dxpulse.cli import ingest as cli_ingest
+from dxpulse.cli.main import app as cli_app
+from dxpulse.domain.tokens import hash_token, token_id_of
+from dxpulse.kafka.batches import Handed, send_as_batches
+from dxpulse.postgres.migrations import apply_migrations
+from dxpulse.postgres.token_store import revoke_tokens
 from dxpulse.stack.settings import StackSettings
 from dxpulse.stack.testing import running_stack
-from dxpulse.token_store import revoke_tokens
-from dxpulse.tokens import hash_token, token_id_of
 from services.ingest.kafka import PRODUCE_BATCH_BYTES, KafkaLink
 from services.ingest.store import ACCEPTED_LOOKUP
 from tests.integration.ingest_support import (

@@ -17,12 +17,12 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from dxpulse.kafka_batches import keyed_partition
-from dxpulse.registry import default_registry
+from dxpulse.domain.registry import default_registry
+from dxpulse.kafka.batches import keyed_partition
+from dxpulse.kafka.topics import REPORTS, TOPICS
 from dxpulse.stack.config import INGEST
 from dxpulse.stack.stack import Stack
 from dxpulse.stack.testing import running_stack
-from dxpulse.topics import REPORTS, TOPICS
 from schemas.events import report_key
 from tests.integration.ingest_support import (
     auth,

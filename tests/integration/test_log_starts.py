@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic, RecordsToDelete
 from faust.types import TP
 
-from dxpulse.faust_support import FromStartConsumer, new_faust_app
+from dxpulse.faust_engine.support import FromStartConsumer, new_faust_app
 from dxpulse.settings import WorkerSettings
 from dxpulse.stack.settings import StackSettings
 

@@ -16,11 +16,11 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from dxpulse.client import send_as_reporters
+from dxpulse.domain.scenario import PERIOD, sample_reports
+from dxpulse.kafka.topics import REPORTS, ROLLUPS
 from dxpulse.monitoring import CONTRACT
-from dxpulse.scenario import PERIOD, sample_reports
+from dxpulse.postgres.token_store import temporary_tokens
 from dxpulse.stack.settings import StackSettings
-from dxpulse.token_store import temporary_tokens
-from dxpulse.topics import REPORTS, ROLLUPS
 from tests.integration.test_pipeline import _rollups_when_settled
 from tests.unit.test_monitoring_config import panels
 

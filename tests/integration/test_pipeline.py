@@ -10,12 +10,12 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from dxpulse.cli import app as cli_app
+from dxpulse.cli.main import app as cli_app
 from dxpulse.client import send_as_reporters
-from dxpulse.scenario import sample_reports
+from dxpulse.domain.scenario import sample_reports
+from dxpulse.kafka.subscriber import alert_events, latest_rollups
+from dxpulse.postgres.token_store import temporary_tokens
 from dxpulse.stack.settings import StackSettings
-from dxpulse.subscriber import alert_events, latest_rollups
-from dxpulse.token_store import temporary_tokens
 from schemas import AlertEvent, Rollup
 
 pytestmark = pytest.mark.integration

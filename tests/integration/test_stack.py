@@ -12,11 +12,11 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from dxpulse.kafka.topics import ROLLUPS, TOPICS
 from dxpulse.stack import ServiceSpec, Stack, StackError, StackSettings
 from dxpulse.stack.config import KAFKA
 from dxpulse.stack.process import is_alive, port_open, read_pid_file
 from dxpulse.stack.testing import free_ports, running_stack
-from dxpulse.topics import ROLLUPS, TOPICS
 
 pytestmark = pytest.mark.integration
 

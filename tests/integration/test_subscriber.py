@@ -10,8 +10,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from dxpulse.kafka.subscriber import Pacer, latest_values, read_records, record_chunks
 from dxpulse.stack.settings import StackSettings
-from dxpulse.subscriber import Pacer, latest_values, read_records, record_chunks
 
 pytestmark = pytest.mark.integration
 

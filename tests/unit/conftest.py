@@ -11,11 +11,11 @@ from uuid import UUID, uuid4
 import faust
 import pytest
 
-from dxpulse.catalog import Catalog, default_catalog
-from dxpulse.faust_support import new_faust_app
-from dxpulse.periods import parse_period
-from dxpulse.registry import Registry, default_registry
-from dxpulse.rollup import PeriodState, step
+from dxpulse.domain.catalog import Catalog, default_catalog
+from dxpulse.domain.periods import parse_period
+from dxpulse.domain.registry import Registry, default_registry
+from dxpulse.domain.rollup import PeriodState, step
+from dxpulse.faust_engine.support import new_faust_app
 from dxpulse.settings import WorkerSettings
 from schemas import CatalogValue, CountValue, FlagValue, RatioValue, Report, ReportValue, Rollup
 

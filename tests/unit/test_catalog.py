@@ -11,9 +11,9 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from dxpulse.catalog import Catalog, IndicatorKind, load_catalog
-from dxpulse.periods import PeriodType
-from dxpulse.registry import Registry
+from dxpulse.domain.catalog import Catalog, IndicatorKind, load_catalog
+from dxpulse.domain.periods import PeriodType
+from dxpulse.domain.registry import Registry
 
 SEED_INDICATORS: dict[str, tuple[IndicatorKind, PeriodType]] = {
     "emc_connection": ("flag", "half"),

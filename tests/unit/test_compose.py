@@ -25,11 +25,11 @@ import pytest
 import yaml
 from fastapi.routing import APIRoute
 
-import dxpulse.topics
+import dxpulse.kafka.topics
+from dxpulse.kafka.topics import TopicSpec
 from dxpulse.settings import CommonSettings
 from dxpulse.stack.config import StackPaths, kafka_server_properties
 from dxpulse.stack.settings import StackSettings
-from dxpulse.topics import TopicSpec
 from services.aggregate.app import worker_topics as aggregate_topics
 from services.aggregate.settings import AggregateSettings
 from services.alerts.app import worker_topics as alerts_topics
@@ -258,7 +258,7 @@ def test_kafka_init_creates_every_topic_up_front(
         calls.append((bootstrap, partitions, extra))
         return []
 
-    monkeypatch.setattr(dxpulse.topics, "ensure_topics", fake_ensure_topics)
+    monkeypatch.setattr(dxpulse.kafka.topics, "ensure_topics", fake_ensure_topics)
     for var, value in environment(init).items():
         monkeypatch.setenv(var, value)
     exec(compile(command[2], "<kafka-init>", "exec"), {"__name__": "__kafka_init__"})

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
-from dxpulse.dead_letters import DEAD_LETTER_MAX_BYTES, DeadLetters, Refused, letter_of
+from dxpulse.kafka.dead_letters import DEAD_LETTER_MAX_BYTES, DeadLetters, Refused, letter_of
 from schemas import DeadLetter
 
 AT = datetime(2026, 12, 6, tzinfo=UTC)

@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
-from dxpulse.catalog import AlertRules, Catalog, Indicator, MissingReportsRule
-from dxpulse.periods import parse_period
-from dxpulse.registry import Registry
-from dxpulse.rollup import NATIONAL_SCOPE, Snapshot, compute_rollups
-from dxpulse.rules import AlertState, due_keys, due_periods, judge_key, unreported_figure
-from dxpulse.topics import partition_of
+from dxpulse.domain.catalog import AlertRules, Catalog, Indicator, MissingReportsRule
+from dxpulse.domain.periods import parse_period
+from dxpulse.domain.registry import Registry
+from dxpulse.domain.rollup import NATIONAL_SCOPE, Snapshot, compute_rollups
+from dxpulse.domain.rules import AlertState, due_keys, due_periods, judge_key, unreported_figure
+from dxpulse.kafka.topics import partition_of
 from schemas import AlertEvent, FlagValue, Rollup
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)

@@ -11,12 +11,12 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dxpulse.catalog import default_catalog
-from dxpulse.periods import parse_period
-from dxpulse.registry import default_registry
-from dxpulse.rollup import PeriodState, Snapshot, step_many
-from dxpulse.state_records import StoredRecords, writes_of
-from dxpulse.validation import Accepted, Problem, parse_report, validate_report
+from dxpulse.domain.catalog import default_catalog
+from dxpulse.domain.periods import parse_period
+from dxpulse.domain.registry import default_registry
+from dxpulse.domain.rollup import PeriodState, Snapshot, step_many
+from dxpulse.domain.state_records import StoredRecords, writes_of
+from dxpulse.domain.validation import Accepted, Problem, parse_report, validate_report
 from schemas import Report, Rollup
 from schemas.events import MAX_AMOUNT
 from tests.hostile import raw_reports

@@ -14,8 +14,8 @@ from faust.transport.producer import ProducerBuffer
 from faust.types import TP, ConsumerMessage, Message
 from prometheus_client import CollectorRegistry, generate_latest
 
-from dxpulse.faust_batches import messages_in, messages_out
-from dxpulse.faust_support import (
+from dxpulse.faust_engine.batches import messages_in, messages_out
+from dxpulse.faust_engine.support import (
     CONSUMER_FETCH_BYTES,
     PRODUCER_BATCH_BYTES,
     BatchPrometheusMonitor,
@@ -25,7 +25,7 @@ from dxpulse.faust_support import (
     FromStartConsumer,
     add_metrics_page,
 )
-from dxpulse.topics import ROLLUPS
+from dxpulse.kafka.topics import ROLLUPS
 
 REPORTS_TP = TP("reports", 0)
 

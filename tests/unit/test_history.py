@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from dxpulse.catalog import Catalog
-from dxpulse.registry import Registry
+from dxpulse.domain.catalog import Catalog
+from dxpulse.domain.registry import Registry
 from schemas import Rollup
 from services.history.core import (
     INSERT_HISTORY,

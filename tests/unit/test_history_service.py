@@ -9,7 +9,7 @@ from typing import Any, cast
 import faust
 import pytest
 
-from dxpulse.topics import REPORTS, ROLLUPS
+from dxpulse.kafka.topics import REPORTS, ROLLUPS
 from services.aggregate.app import create_app as create_aggregate_app
 from services.aggregate.settings import AggregateSettings
 from services.history.app import create_app as create_history_app

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from dxpulse.cli import app as cli_app
+from dxpulse.cli.main import app as cli_app
 from dxpulse.stack.testing import free_ports
 
 CSV = (

@@ -8,9 +8,9 @@ import uuid
 
 import pytest
 
-from dxpulse.registry import Registry
-from dxpulse.report_files import derived_event_id, format_of, read_csv, read_jsonl
-from dxpulse.tokens import (
+from dxpulse.cli.report_files import derived_event_id, format_of, read_csv, read_jsonl
+from dxpulse.domain.registry import Registry
+from dxpulse.domain.tokens import (
     bearer_token,
     hash_token,
     may_report,
@@ -19,7 +19,7 @@ from dxpulse.tokens import (
     subject_error,
     token_id_of,
 )
-from dxpulse.validation import Problem, parse_report
+from dxpulse.domain.validation import Problem, parse_report
 from services.ingest.auth import TokenCache
 from services.ingest.ratelimit import Bucket, take
 from services.ingest.settings import IngestSettings

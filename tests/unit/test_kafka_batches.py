@@ -10,7 +10,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dxpulse.kafka_batches import Handed, PartitionTurns, keyed_partition, send_as_batches
+from dxpulse.kafka.batches import Handed, PartitionTurns, keyed_partition, send_as_batches
 
 
 @given(st.binary(min_size=1, max_size=40), st.integers(min_value=1, max_value=64))

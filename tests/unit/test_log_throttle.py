@@ -257,7 +257,7 @@ def test_uvicorn_access_lines_are_their_message(shared: LogThrottle) -> None:
 FAUST_WORKER_LOGGING = """
 import logging, sys
 from pathlib import Path
-from dxpulse.faust_support import new_faust_app
+from dxpulse.faust_engine.support import new_faust_app
 from dxpulse.settings import WorkerSettings
 app = new_faust_app("log-throttle", WorkerSettings(state_dir=Path(sys.argv[1])), web_port=6066)
 app.conf.Worker(app, loglevel="info")._setup_logging()  # what the worker does as it starts

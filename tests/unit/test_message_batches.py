@@ -12,8 +12,8 @@ import faust
 import pytest
 from faust.types import TP, ConsumerMessage, Message
 
-from dxpulse.faust_batches import MessageBatches, behind_on, start_inline
-from dxpulse.faust_support import _held_offsets, raw_topic, take_batches
+from dxpulse.faust_engine.batches import MessageBatches, behind_on, start_inline
+from dxpulse.faust_engine.support import _held_offsets, raw_topic, take_batches
 
 TOPIC = "dxpulse.reports.v1"
 REPORTS = TP(TOPIC, 0)

@@ -9,7 +9,10 @@ from pathlib import Path
 from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client import CollectorRegistry, generate_latest
 
-from dxpulse.catalog import Catalog
+from dxpulse.domain.catalog import Catalog
+from dxpulse.domain.periods import period_of, shifted
+from dxpulse.domain.rollup import scopes_of
+from dxpulse.kafka.topics import partition_of
 from dxpulse.monitoring import (
     ROLLUP_GAUGES,
     ConsumerLagCollector,
@@ -20,9 +23,6 @@ from dxpulse.monitoring import (
     merge_rollups,
     newest_periods,
 )
-from dxpulse.periods import period_of, shifted
-from dxpulse.rollup import scopes_of
-from dxpulse.topics import partition_of
 from schemas import Rollup
 from schemas.events import report_key
 from services.aggregate.settings import AggregateSettings

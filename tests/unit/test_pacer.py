@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dxpulse.subscriber import Pacer
+from dxpulse.kafka.subscriber import Pacer
 
 
 class FakeTime:

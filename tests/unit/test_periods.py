@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from dxpulse.periods import PeriodError, PeriodType, parse_period, period_of, period_type_of, shifted
+from dxpulse.domain.periods import PeriodError, PeriodType, parse_period, period_of, period_type_of, shifted
 
 
 @pytest.mark.parametrize(

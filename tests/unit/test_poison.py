@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dxpulse.poison import apply_isolating
+from dxpulse.domain.poison import apply_isolating
 
 
 def _sum_refusing_negatives(items: list[int]) -> int:

@@ -18,7 +18,7 @@ from aiokafka.errors import (
     UnknownProducerId,
 )
 
-from dxpulse.kafka_batches import keyed_partition
+from dxpulse.kafka.batches import keyed_partition
 from services.ingest.kafka import KafkaLink, Outcome, ProducerHealth, outcome_of
 
 

@@ -12,9 +12,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from dxpulse.catalog import Catalog
-from dxpulse.periods import parse_period
-from dxpulse.registry import Registry
+from dxpulse.domain.catalog import Catalog
+from dxpulse.domain.periods import parse_period
+from dxpulse.domain.registry import Registry
 from dxpulse.stack.testing import free_ports
 from schemas import FlagValue
 from services.query.app import MAX_OFFSET, create_app

@@ -14,7 +14,7 @@ from aiokafka.consumer.fetcher import Fetcher, FetchResult
 from faust.tables.recovery import Recovery
 from faust.types import TP
 
-from dxpulse.faust_support import (
+from dxpulse.faust_engine.support import (
     FETCH_WAIT_MS,
     RECOVERY_FETCH_WAIT_MS,
     DxpulseTableManager,

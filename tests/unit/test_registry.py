@@ -9,7 +9,7 @@ from importlib import resources
 
 import pytest
 
-from dxpulse.registry import (
+from dxpulse.domain.registry import (
     MINISTRIES_MERGED_ON,
     PROVINCES_MERGED_ON,
     Registry,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import date
 
-from dxpulse.catalog import Catalog
-from dxpulse.periods import parse_period
-from dxpulse.registry import Registry
-from dxpulse.remap import on_map_of, predecessors_on
-from dxpulse.scenario import sample_reports
+from dxpulse.domain.catalog import Catalog
+from dxpulse.domain.periods import parse_period
+from dxpulse.domain.registry import Registry
+from dxpulse.domain.remap import on_map_of, predecessors_on
+from dxpulse.domain.scenario import sample_reports
 from tests.unit.conftest import COMPUTED_AT, feed, flag, make_report, ratio
 
 NEW_MAP = date(2025, 7, 1)

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 import pytest
 
-from dxpulse.retry import until_done
+from dxpulse.postgres.retry import until_done
 
 Attempt = Callable[[], Awaitable[str]]
 
@@ -49,7 +49,7 @@ async def test_the_waits_grow_and_then_repeat_the_last(monkeypatch: pytest.Monke
     async def no_sleep(delay: float) -> None:
         waits.append(delay)
 
-    monkeypatch.setattr("dxpulse.retry.asyncio.sleep", no_sleep)
+    monkeypatch.setattr("dxpulse.postgres.retry.asyncio.sleep", no_sleep)
     _, attempt = _failing([OSError("unreachable") for _ in range(5)])
     await until_done(attempt, "writing", delays_s=(1.0, 2.0, 5.0))
     assert waits == [1.0, 2.0, 5.0, 5.0, 5.0]

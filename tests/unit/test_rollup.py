@@ -8,10 +8,10 @@ from uuid import uuid4
 
 import pytest
 
-from dxpulse.catalog import Catalog
-from dxpulse.periods import parse_period
-from dxpulse.registry import Group, Registry, Reporter
-from dxpulse.rollup import NATIONAL_SCOPE, PeriodState, Snapshot, apply, compute_rollups, scopes_of
+from dxpulse.domain.catalog import Catalog
+from dxpulse.domain.periods import parse_period
+from dxpulse.domain.registry import Group, Registry, Reporter
+from dxpulse.domain.rollup import NATIONAL_SCOPE, PeriodState, Snapshot, apply, compute_rollups, scopes_of
 from schemas import FlagValue, Report, Rollup
 from schemas.events import ROLLUP_NAMES_LIMIT
 from tests.unit.conftest import (

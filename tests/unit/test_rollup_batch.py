@@ -12,27 +12,28 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from dxpulse.catalog import default_catalog
-from dxpulse.periods import parse_period
-from dxpulse.registry import default_registry
-from dxpulse.rollup import PeriodState, Snapshot, apply, apply_all, compute_rollups, step_many
-from dxpulse.state_records import (
+from dxpulse.domain.catalog import default_catalog
+from dxpulse.domain.periods import parse_period
+from dxpulse.domain.registry import default_registry
+from dxpulse.domain.rollup import PeriodState, Snapshot, apply, apply_all, compute_rollups, step_many
+from dxpulse.domain.state_records import (
     DELTAS_AT_MOST,
     SNAPSHOT_BUCKETS,
     StoredRecords,
     bucket_of,
     bucket_record,
+    group_snapshot_records,
     holds_snapshots,
     is_delta,
     misplaced,
     records_of,
+    snapshot_key,
     snapshots_in,
     stored_records,
     writes_of,
 )
-from dxpulse.state_records import Write as RecordWrite
+from dxpulse.domain.state_records import Write as RecordWrite
 from schemas import Report, Rollup
-from services.aggregate.app import group_snapshot_records, snapshot_key
 from tests.unit.conftest import COMPUTED_AT, feed, flag, last_per_scope, make_report, ratio
 from tests.unit.test_rollup_properties import (
     PERIOD,

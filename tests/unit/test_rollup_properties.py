@@ -1,7 +1,7 @@
 """Property tests: feeding reports one by one through ``step`` equals a simple batch recomputation.
 
 Sequences contain duplicates (the same event re-sent), late older observations, restatements and
-ties on observation time, in any order. The oracle below does not use dxpulse.rollup.
+ties on observation time, in any order. The oracle below does not use dxpulse.domain.rollup.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from uuid import UUID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dxpulse.rollup import PeriodState
+from dxpulse.domain.rollup import PeriodState
 from schemas import FlagValue, RatioValue, Report, ReportValue, Rollup
 from tests.unit.conftest import OBSERVED, feed, last_per_scope
 

@@ -6,12 +6,12 @@ import json
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
-from dxpulse.catalog import AlertRules, BelowTargetRule, Catalog, default_catalog
-from dxpulse.periods import parse_period
-from dxpulse.presentation import distinct_transitions
-from dxpulse.registry import Registry, default_registry
-from dxpulse.rollup import NATIONAL_SCOPE, Snapshot, compute_rollups
-from dxpulse.rules import (
+from dxpulse.cli.presentation import distinct_transitions
+from dxpulse.domain.catalog import AlertRules, BelowTargetRule, Catalog, default_catalog
+from dxpulse.domain.periods import parse_period
+from dxpulse.domain.registry import Registry, default_registry
+from dxpulse.domain.rollup import NATIONAL_SCOPE, Snapshot, compute_rollups
+from dxpulse.domain.rules import (
     AlertState,
     count_by_kind,
     evaluate,

@@ -10,7 +10,7 @@ import faust
 import pytest
 from faust.types import TP
 
-from dxpulse.faust_support import StallWatchdog
+from dxpulse.faust_engine.support import StallWatchdog
 
 TOPIC = "dxpulse.reports.v1"
 REPORTS = TP(TOPIC, 0)

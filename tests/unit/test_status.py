@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from dxpulse.status import by_severity, summary
+from dxpulse.cli.status import by_severity, summary
 from schemas import AlertEvent
 from tests.unit.conftest import feed, flag, make_report
 

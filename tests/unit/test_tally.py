@@ -11,10 +11,17 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dxpulse.catalog import default_catalog
-from dxpulse.periods import parse_period
-from dxpulse.registry import default_registry
-from dxpulse.rollup import PeriodState, Tally, canonical_json, compute_rollups, scope_tallies, step_many
+from dxpulse.domain.catalog import default_catalog
+from dxpulse.domain.periods import parse_period
+from dxpulse.domain.registry import default_registry
+from dxpulse.domain.rollup import (
+    PeriodState,
+    Tally,
+    canonical_json,
+    compute_rollups,
+    scope_tallies,
+    step_many,
+)
 from schemas import CatalogValue, CountValue, FlagValue, RatioValue, Report, ReportValue
 from schemas.events import MAX_AMOUNT
 from tests.unit.conftest import COMPUTED_AT, OBSERVED, make_report, ratio

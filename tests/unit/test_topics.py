@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-import dxpulse.topics
-from dxpulse.topics import TOPICS, TopicSpec, ensure_topics
+import dxpulse.kafka.topics
+from dxpulse.kafka.topics import TOPICS, TopicSpec, ensure_topics
 
 
 @dataclass
@@ -48,7 +48,7 @@ class _Admin:
 
 async def test_created_topics_are_in_the_metadata_before_it_returns(monkeypatch: pytest.MonkeyPatch) -> None:
     broker = _Broker()
-    monkeypatch.setattr(dxpulse.topics, "AIOKafkaAdminClient", broker.admin)
+    monkeypatch.setattr(dxpulse.kafka.topics, "AIOKafkaAdminClient", broker.admin)
     extra = TopicSpec("dxpulse-test-table-changelog", compacted=True)
     created = await ensure_topics("kafka:9092", 6, extra=(extra,))
     assert created == [*(t.name for t in TOPICS), extra.name]

@@ -7,9 +7,9 @@ from datetime import date, timedelta
 import pytest
 from pydantic import ValidationError
 
-from dxpulse.catalog import Catalog
-from dxpulse.registry import Registry
-from dxpulse.validation import CLOCK_SKEW, Accepted, Problem, validate_report
+from dxpulse.domain.catalog import Catalog
+from dxpulse.domain.registry import Registry
+from dxpulse.domain.validation import CLOCK_SKEW, Accepted, Problem, validate_report
 from schemas import Report, ReportValue
 from tests.unit.conftest import NOW, count, done, flag, make_report, ratio
 

@@ -11,7 +11,7 @@ import faust
 import pytest
 from prometheus_client import CollectorRegistry
 
-from dxpulse.faust_support import add_metrics_page, new_faust_app
+from dxpulse.faust_engine.support import add_metrics_page, new_faust_app
 from dxpulse.settings import WorkerSettings
 from services.aggregate.app import create_app as create_aggregate
 from services.aggregate.settings import AggregateSettings

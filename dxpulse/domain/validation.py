@@ -8,9 +8,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from dxpulse.catalog import Catalog
-from dxpulse.periods import Period, PeriodError, parse_period
-from dxpulse.registry import Registry
+from dxpulse.domain.catalog import Catalog
+from dxpulse.domain.periods import Period, PeriodError, parse_period
+from dxpulse.domain.registry import Registry
 from schemas import Report
 from schemas.events import MAX_AMOUNT, SCHEMA_VERSION
 

@@ -10,9 +10,9 @@ import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 
-from dxpulse.catalog import Catalog, default_catalog
-from dxpulse.periods import parse_period
-from dxpulse.registry import Registry, default_registry
+from dxpulse.domain.catalog import Catalog, default_catalog
+from dxpulse.domain.periods import parse_period
+from dxpulse.domain.registry import Registry, default_registry
 from schemas import CatalogValue, CountValue, FlagValue, RatioValue, Report, ReportValue
 
 PERIOD = "2024-H1"

@@ -31,10 +31,10 @@ from faust.web.base import Web
 from faust.web.drivers.aiohttp import Web as AiohttpWeb
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from dxpulse.dead_letters import DeadLetters, Refused
-from dxpulse.faust_batches import MessageBatches, start_inline
+from dxpulse.faust_engine.batches import MessageBatches, start_inline
 from dxpulse.gc_tuning import tune_gc
-from dxpulse.migrations import open_pool
+from dxpulse.kafka.dead_letters import DeadLetters, Refused
+from dxpulse.kafka.topics import COMPACTED, TopicSpec, ensure_topics
 from dxpulse.monitoring import (
     ConsumerLagCollector,
     PartitionLag,
@@ -42,9 +42,9 @@ from dxpulse.monitoring import (
     lost_heads,
     stalled_partitions,
 )
-from dxpulse.retry import until_done
+from dxpulse.postgres.migrations import open_pool
+from dxpulse.postgres.retry import until_done
 from dxpulse.settings import WorkerSettings
-from dxpulse.topics import COMPACTED, TopicSpec, ensure_topics
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +192,7 @@ class FromStartConsumer(AIOKafkaConsumer):
       log: the one at the committed offset, everything before the first processed message when
       nothing was committed yet, and any "gap" between two messages it read. On a topic that is
       never compacted and never written in transactions (all of dxpulse's own, see
-      ``dxpulse.topics``) the log has no holes, so such a gap is a message faust skipped: here a
+      ``dxpulse.kafka.topics``) the log has no holes, so such a gap is a message faust skipped: here a
       commit on those topics only ever covers a contiguous run of processed offsets from the
       committed one. A skipped message then stops the commits instead of being lost, and the
       stall watchdog seeks the partition back to it.
@@ -552,7 +552,8 @@ def new_faust_app(app_id: str, settings: WorkerSettings, *, web_port: int) -> fa
         producer_acks=-1,
         # Without it a worker loses the reports fetched while it finishes a rebalance.
         TableManager=DxpulseTableManager,
-        Worker="dxpulse.faust_logging:ThrottledWorker",  # throttles repeated log lines (log_throttle)
+        # Throttles repeated log lines (dxpulse.log_throttle).
+        Worker="dxpulse.faust_engine.worker_logging:ThrottledWorker",
         web_enabled=True,
         # faust listens on web_bind (0.0.0.0 by default); web_host is only the name it advertises.
         web_bind=settings.worker_web_host,
@@ -997,7 +998,7 @@ def add_history_writer(
 
     ``insert`` must be idempotent (ON CONFLICT DO NOTHING on the event's identity), so a replay
     of the topic stores nothing twice. While PostgreSQL is unreachable a batch is tried again
-    (``dxpulse.retry``), and its messages are acknowledged only once it is written. A message
+    (``dxpulse.postgres.retry``), and its messages are acknowledged only once it is written. A message
     ``row`` cannot read goes to ``dead_letters``.
     """
 

@@ -9,7 +9,7 @@ from datetime import datetime
 
 import asyncpg
 
-from dxpulse.tokens import MintedToken, hash_token, mint_token
+from dxpulse.domain.tokens import MintedToken, hash_token, mint_token
 
 
 @dataclass(frozen=True)

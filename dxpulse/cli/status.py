@@ -11,9 +11,9 @@ import typer
 from aiokafka.errors import KafkaError
 from rich.console import Console
 
-from dxpulse.presentation import alert_table, firing, rollup_table
+from dxpulse.cli.presentation import alert_table, firing, rollup_table
+from dxpulse.kafka.subscriber import alert_events, latest_rollups
 from dxpulse.stack.settings import StackSettings
-from dxpulse.subscriber import alert_events, latest_rollups
 from schemas import AlertEvent, Rollup
 
 _SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}

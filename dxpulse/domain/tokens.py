@@ -6,7 +6,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
-from dxpulse.registry import Registry
+from dxpulse.domain.registry import Registry
 
 TOKEN_PREFIX = "dxp_"  # noqa: S105 (a prefix, not a secret)
 """Every token starts with this, so secret scanners and humans recognise a leaked one."""

@@ -6,10 +6,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from dxpulse.catalog import Indicator
-from dxpulse.periods import Period
-from dxpulse.registry import Registry
-from dxpulse.rollup import Snapshot, apply_all, rollup_for
+from dxpulse.domain.catalog import Indicator
+from dxpulse.domain.periods import Period
+from dxpulse.domain.registry import Registry
+from dxpulse.domain.rollup import Snapshot, apply_all, rollup_for
 from schemas import Report, Rollup
 
 

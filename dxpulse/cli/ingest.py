@@ -16,12 +16,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from dxpulse.cli.report_files import FileItem, format_of, read_reports
 from dxpulse.client import IngestClient, ItemOutcome
-from dxpulse.registry import default_registry
-from dxpulse.report_files import FileItem, format_of, read_reports
+from dxpulse.domain.registry import default_registry
+from dxpulse.domain.tokens import subject_error, token_id_of
+from dxpulse.postgres.token_store import create_token, list_tokens, revoke_tokens
 from dxpulse.stack.settings import StackSettings
-from dxpulse.token_store import create_token, list_tokens, revoke_tokens
-from dxpulse.tokens import subject_error, token_id_of
 
 T = TypeVar("T")
 

@@ -7,8 +7,8 @@ from collections.abc import Iterable
 
 from rich.table import Table
 
-from dxpulse.remap import RemappedFigure
-from dxpulse.rollup import NATIONAL_SCOPE
+from dxpulse.domain.remap import RemappedFigure
+from dxpulse.domain.rollup import NATIONAL_SCOPE
 from schemas import AlertEvent, Rollup
 
 

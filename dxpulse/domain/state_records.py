@@ -7,10 +7,10 @@ import functools
 import json
 import zlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from dxpulse.rollup import PeriodState, Snapshot
+from dxpulse.domain.rollup import PeriodState, Snapshot
 
 SNAPSHOT_BUCKETS = 8
 """How many bucket records hold the reporters' snapshots of one (indicator, period).
@@ -213,3 +213,40 @@ def snapshots_in(
             if known is None or Snapshot.from_json(known).order < Snapshot.from_json(raw).order:
                 found[reporter] = raw
     return found
+
+
+@dataclass
+class StoredSnapshots:
+    """An (indicator, period)'s snapshot records as found in the table."""
+
+    buckets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Bucket or delta record name ("#07", "#+3") → reporter → snapshot."""
+    singles: dict[str, Any] = field(default_factory=dict)
+    """Reporter → snapshot, from the one-record-per-reporter format before buckets."""
+
+
+def snapshot_key(period_key: str, name: str) -> str:
+    """The table key of a bucket of snapshots ("indicator|period|#07"), or of one reporter's snapshot
+    ("indicator|period|province:79", the format before buckets)."""
+    return f"{period_key}|{name}"
+
+
+def group_snapshot_records(items: Iterable[tuple[str, Any]]) -> dict[str, StoredSnapshots]:
+    """The table's snapshot records, by their (indicator, period) key.
+
+    A bucket this worker wrote is held as it went to the changelog (JSON bytes: ``bucket_record``);
+    one recovered from the changelog, as faust decoded it.
+    """
+    grouped: dict[str, StoredSnapshots] = {}
+    for key, value in items:
+        period_key, _, name = key.rpartition("|")
+        if period_key.count("|") != 1 or value is None:  # period keys have one "|"
+            continue
+        if isinstance(value, bytes):
+            value = json.loads(value)
+        stored = grouped.setdefault(period_key, StoredSnapshots())
+        if name.startswith("#"):
+            stored.buckets[name] = value
+        else:
+            stored.singles[name] = value
+    return grouped

@@ -13,20 +13,20 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 
-from dxpulse.catalog import default_catalog
-from dxpulse.cli_ingest import register as register_ingest_commands
+from dxpulse.cli.history import history_app
+from dxpulse.cli.ingest import register as register_ingest_commands
+from dxpulse.cli.presentation import alert_table, distinct_transitions, firing, remap_table, rollup_table
+from dxpulse.cli.status import status
 from dxpulse.client import send_as_reporters
-from dxpulse.history_cli import history_app
-from dxpulse.periods import parse_period
-from dxpulse.presentation import alert_table, distinct_transitions, firing, remap_table, rollup_table
-from dxpulse.registry import default_registry
-from dxpulse.remap import latest_snapshots, on_map_of
-from dxpulse.scenario import EXPECTED_FIGURES, sample_reports
+from dxpulse.domain.catalog import default_catalog
+from dxpulse.domain.periods import parse_period
+from dxpulse.domain.registry import default_registry
+from dxpulse.domain.remap import latest_snapshots, on_map_of
+from dxpulse.domain.scenario import EXPECTED_FIGURES, sample_reports
+from dxpulse.kafka.subscriber import alert_events, latest_rollups, valid_reports
+from dxpulse.postgres.token_store import temporary_tokens
 from dxpulse.stack.cli import stack_app
 from dxpulse.stack.settings import StackSettings
-from dxpulse.status import status
-from dxpulse.subscriber import alert_events, latest_rollups, valid_reports
-from dxpulse.token_store import temporary_tokens
 from schemas import Report, Rollup
 
 app = typer.Typer(

@@ -19,9 +19,9 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
-from dxpulse.catalog import Indicator
-from dxpulse.periods import Period
-from dxpulse.registry import Registry
+from dxpulse.domain.catalog import Indicator
+from dxpulse.domain.periods import Period
+from dxpulse.domain.registry import Registry
 from schemas import Report, ReportValue, Rollup, RollupTarget
 from schemas.events import ROLLUP_NAMES_LIMIT
 
@@ -105,7 +105,7 @@ class PeriodState:
 
     In the changelog it is one small period record (``period_record``: revisions published and the
     last offset) plus the reporters' snapshots in bucket and delta records, so a write costs about
-    what changed, not every reporter's snapshot (``dxpulse.state_records``). ``to_json`` is
+    what changed, not every reporter's snapshot (``dxpulse.domain.state_records``). ``to_json`` is
     the whole state as one document: the record format before that split, still read
     (``from_records``) so existing changelogs recover.
     """
@@ -610,7 +610,7 @@ def _rollups(
 
 def _later(kept: int | None, offset: int | None) -> int | None:
     """The offset to keep as ``last_offset``: offsets only grow, except when a crash cut a batch's
-    records short (see ``dxpulse.state_records.writes_of``). The period record then already names
+    records short (see ``dxpulse.domain.state_records.writes_of``). The period record then already names
     the batch's last change, and an earlier report of the batch, redelivered and changing a snapshot
     that did not get through, must not take that mark away, or the report at the mark would
     re-send nothing."""

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
-from dxpulse.catalog import Catalog, Indicator, Severity
-from dxpulse.periods import Period, PeriodError, parse_period, period_of, shifted
-from dxpulse.registry import Registry
-from dxpulse.rollup import NATIONAL_SCOPE, compute_rollups
+from dxpulse.domain.catalog import Catalog, Indicator, Severity
+from dxpulse.domain.periods import Period, PeriodError, parse_period, period_of, shifted
+from dxpulse.domain.registry import Registry
+from dxpulse.domain.rollup import NATIONAL_SCOPE, compute_rollups
 from schemas import AlertEvent, Rollup
 from schemas.events import rollup_key
 

@@ -11,10 +11,10 @@ from typing import TypeVar
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from pydantic import BaseModel, ValidationError
 
-from dxpulse.catalog import Catalog
-from dxpulse.registry import Registry
-from dxpulse.topics import ALERTS, REPORTS, ROLLUPS
-from dxpulse.validation import Problem, validate_report
+from dxpulse.domain.catalog import Catalog
+from dxpulse.domain.registry import Registry
+from dxpulse.domain.validation import Problem, validate_report
+from dxpulse.kafka.topics import ALERTS, REPORTS, ROLLUPS
 from schemas import AlertEvent, Report, Rollup
 
 Event = TypeVar("Event", bound=BaseModel)

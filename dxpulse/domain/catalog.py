@@ -11,7 +11,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from dxpulse.periods import PeriodError, PeriodType, parse_period
+from dxpulse.domain.periods import PeriodError, PeriodType, parse_period
 
 IndicatorKind = Literal["flag", "ratio", "count", "catalog"]
 Severity = Literal["critical", "warning", "info"]

@@ -1,0 +1,1 @@
+"""The ``dxpulse`` command and its subcommands."""

@@ -1,0 +1,1 @@
+"""Kafka helpers every service shares: topics, record batches, subscribers, dead letters."""

@@ -1,0 +1,1 @@
+"""PostgreSQL: migrations, the token store, and retrying through an outage."""
