@@ -6,6 +6,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Set
 from dataclasses import dataclass
 
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -40,6 +41,23 @@ CONTRACT: Mapping[str, str] = {
 
 Dashboards and alerting rules may use only these names (and Prometheus's own ``up``); a test checks.
 """
+
+class ServiceMetrics:
+    """The base of each service's metrics: a registry of its own, served at its ``/metrics``.
+
+    A registry per service object, not prometheus_client's global one, so that tests can build a
+    service twice in one process.
+    """
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+
+    def exposition(self) -> bytes:
+        """The registry in Prometheus's text format (``CONTENT_TYPE``)."""
+        return generate_latest(self.registry)
+
+    CONTENT_TYPE = CONTENT_TYPE_LATEST
+
 
 LAG_METRIC = "dxpulse_consumer_lag"
 ROLLUP_GAUGES = ("dxpulse_rollup_value", "dxpulse_rollup_attainment", "dxpulse_rollup_completeness")

@@ -7,9 +7,9 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, cast
 
 import faust
@@ -18,6 +18,7 @@ from faust.types import Message
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from dxpulse.domain.catalog import Catalog, default_catalog
+from dxpulse.domain.clock import Clock, utcnow
 from dxpulse.domain.periods import Period
 from dxpulse.domain.poison import apply_isolating
 from dxpulse.domain.registry import Registry, default_registry
@@ -53,12 +54,6 @@ from schemas.events import report_key
 from services.aggregate.settings import AggregateSettings
 
 log = logging.getLogger(__name__)
-
-Clock = Callable[[], datetime]
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class AggregateMetrics:
@@ -166,7 +161,7 @@ def create_app(
     *,
     catalog: Catalog | None = None,
     registry: Registry | None = None,
-    clock: Clock = _utcnow,
+    clock: Clock = utcnow,
 ) -> faust.App:
     """Build the aggregator worker (start it with ``app.main()`` or ``faust -A``)."""
     catalog = catalog or default_catalog()

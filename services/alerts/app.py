@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections import Counter as Tally
 from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import faust
@@ -15,6 +15,7 @@ from prometheus_client.registry import Collector
 from pydantic import ValidationError
 
 from dxpulse.domain.catalog import Catalog, Severity, default_catalog
+from dxpulse.domain.clock import Clock, utcnow
 from dxpulse.domain.registry import Registry, default_registry
 from dxpulse.domain.rules import RULES, AlertState, due_keys, firing_alerts, judge_key
 from dxpulse.faust_engine.support import (
@@ -33,15 +34,10 @@ from services.alerts.settings import AlertsSettings
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 
 TICK = b"tick"
 """Value of the internal messages that make a rollup be judged again as time passes. A tick for a
 key with no state yet is a due period nobody has reported for (see ``rules.due_keys``)."""
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 STATE_TABLE = "alert-state"
@@ -139,7 +135,7 @@ def create_app(
     *,
     catalog: Catalog | None = None,
     registry: Registry | None = None,
-    clock: Clock = _utcnow,
+    clock: Clock = utcnow,
 ) -> faust.App:
     """Build the alerts worker (start it with ``app.main()``)."""
     catalog = catalog or default_catalog()

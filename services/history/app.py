@@ -10,7 +10,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 import asyncpg
@@ -19,6 +19,7 @@ from faust.types import Message
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from dxpulse.domain.catalog import Catalog, default_catalog
+from dxpulse.domain.clock import Clock, utcnow
 from dxpulse.domain.registry import Registry, default_registry
 from dxpulse.faust_engine.support import add_metrics_page, new_faust_app, raw_topic, take_batches
 from dxpulse.kafka.dead_letters import DeadLetters, Refused
@@ -37,7 +38,6 @@ from services.history.settings import HistorySettings
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 T = TypeVar("T")
 
 
@@ -46,10 +46,6 @@ WRITE_FAILED = "history-write-failed"
 
 TABLES = ("rollup_history", "reporter_latest")
 """The tables the writer's metrics are labelled with."""
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class HistoryMetrics:
@@ -100,7 +96,7 @@ def create_app(
     *,
     catalog: Catalog | None = None,
     registry: Registry | None = None,
-    clock: Clock = _utcnow,
+    clock: Clock = utcnow,
     retry_delays_s: tuple[float, ...] = RETRY_DELAYS_S,
 ) -> faust.App:
     """Build the history writer (start it with ``app.main()``, or ``python -m services.history``).

@@ -9,10 +9,10 @@ import json
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiokafka.errors import KafkaError
@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from pydantic.json_schema import models_json_schema
 
 from dxpulse.domain.catalog import Catalog, default_catalog
+from dxpulse.domain.clock import Clock, utcnow
 from dxpulse.domain.registry import Registry, default_registry
 from dxpulse.domain.tokens import bearer_token, may_report, reporter_group
 from dxpulse.domain.validation import Problem, parse_report, validate_report
@@ -49,12 +50,6 @@ from services.ingest.settings import IngestSettings
 from services.ingest.store import STORE_ERRORS, AcceptedIds, EventKey, Store
 
 log = logging.getLogger(__name__)
-
-Clock = Callable[[], datetime]
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class IngestMetrics:
@@ -142,7 +137,7 @@ def create_app(
     *,
     catalog: Catalog | None = None,
     registry: Registry | None = None,
-    clock: Clock = _utcnow,
+    clock: Clock = utcnow,
 ) -> FastAPI:
     """Build the ingest API; Kafka and PostgreSQL are connected lazily, so it starts without them."""
     catalog = catalog or default_catalog()

@@ -39,7 +39,7 @@ def _python_files(*folders: str) -> list[Path]:
 
 
 def test_the_domain_imports_only_the_standard_library_pydantic_yaml_and_itself() -> None:
-    wrong = {}
+    wrong: dict[str, list[str]] = {}
     for path in _python_files("dxpulse/domain", "schemas"):
         for module in _imports(path):
             root = module.partition(".")[0]
