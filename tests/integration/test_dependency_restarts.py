@@ -1,4 +1,4 @@
-"""Kafka, then PostgreSQL, stopped and started under a running pipeline: every service recovers by itself.
+"""Kafka under load, then PostgreSQL, stopped and started under a running pipeline: all recover by themselves.
 
 No service process is restarted. After each outage a report sent over HTTP is accepted again within
 30 s, reaches its rollup on the topic, and through the history writer the query API.
@@ -7,6 +7,7 @@ No service process is restarted. After each outage a report sent over HTTP is ac
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -15,8 +16,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
+from dxpulse.domain.catalog import default_catalog
+from dxpulse.domain.periods import parse_period
+from dxpulse.domain.registry import default_registry
 from dxpulse.kafka.subscriber import latest_rollups
+from dxpulse.kafka.topics import REPORTS
 from dxpulse.stack.settings import StackSettings
 from dxpulse.stack.stack import Stack
 from dxpulse.stack.testing import running_stack
@@ -52,6 +59,72 @@ async def _until(check: Callable[[], Awaitable[bool]], what: str, timeout_s: flo
         assert time.monotonic() - started < timeout_s, what
         await asyncio.sleep(0.5)
     return time.monotonic() - started
+
+
+LOAD_INDICATOR, LOAD_PERIOD = "digital_tech_enterprises", "2025-H1"
+
+
+class Load:
+    """Every province restating its count for one figure, straight to Kafka, as fast as Kafka takes it,
+    so that the workers are busy sending when Kafka stops."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+        self.provinces = sorted(
+            default_registry().expected(
+                ("provinces",), parse_period(LOAD_PERIOD, default_catalog()[LOAD_INDICATOR].period_type).end
+            )
+        )
+        self.sent = 0
+        self._stop = asyncio.Event()
+
+    def _report(self, reporter: str, value: int) -> bytes:
+        body = report(reporter, LOAD_INDICATOR, LOAD_PERIOD, {"kind": "count", "value": value})
+        body["observed_at"] = datetime.now(UTC).isoformat()
+        return json.dumps(body).encode()
+
+    async def run(self) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", request_timeout_ms=5_000)
+        await producer.start()
+        key = f"{LOAD_INDICATOR}|{LOAD_PERIOD}".encode()
+        try:
+            while not self._stop.is_set():
+                # Kafka away: the sends fail, and the load goes on trying, as a busy producer would.
+                try:
+                    sends = [
+                        await producer.send(REPORTS, key=key, value=self._report(reporter, self.sent + n))
+                        for n, reporter in enumerate(self.provinces)
+                    ]
+                except KafkaError:
+                    await asyncio.sleep(0.5)
+                    continue
+                await asyncio.gather(*sends, return_exceptions=True)
+                self.sent += len(sends)
+                await asyncio.sleep(0.01)
+        finally:
+            await producer.stop()
+
+    async def close(self) -> int:
+        """Stop, then send each province's final value; the figure those make."""
+        self._stop.set()
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all")
+        await producer.start()
+        key = f"{LOAD_INDICATOR}|{LOAD_PERIOD}".encode()
+        try:
+            for number, reporter in enumerate(self.provinces):
+                await producer.send_and_wait(REPORTS, key=key, value=self._report(reporter, number))
+        finally:
+            await producer.stop()
+        return sum(range(len(self.provinces)))
+
+    async def settled_on(self, figure: int) -> bool:
+        rollups = await latest_rollups(self.bootstrap)
+        rollup = rollups.get(f"{LOAD_INDICATOR}|{LOAD_PERIOD}|provinces")
+        return rollup is not None and rollup.numerator == figure
+
+
+async def _after(value: bool) -> bool:
+    return value
 
 
 class Reporter:
@@ -116,14 +189,21 @@ async def test_services_recover_from_kafka_and_postgres_restarts(tmp_path: Path)
             await _until(reporter.accepted, "the first report was not accepted", 60)
             await reporter.all_through("the start")
 
-            stack.stop_kafka()
+            load = Load(settings.kafka_bootstrap)
+            loading = asyncio.create_task(load.run())
+            await _until(lambda: _after(load.sent > 2_000), "the load did not start", 60)
+            # Stopped while the load runs: the workers' producers are mid-send when the broker goes.
+            await asyncio.to_thread(stack.stop_kafka)
             down_until = time.monotonic() + OUTAGE_S
             while time.monotonic() < down_until:
                 assert await reporter.send() in (0, 503)
                 await asyncio.sleep(1)
-            stack.start_kafka()
+            await asyncio.to_thread(stack.start_kafka)
             await _until(reporter.accepted, f"not accepting {RECOVERY_S} s after Kafka came back", RECOVERY_S)
             await reporter.all_through("Kafka's restart")
+            figure = await load.close()
+            await loading
+            await _until(lambda: load.settled_on(figure), "the figure under load is not exact", 180)
 
             stack.stop_postgres()
             await asyncio.sleep(OUTAGE_S)
