@@ -22,7 +22,7 @@ from dxpulse.monitoring import CONTRACT
 from dxpulse.postgres.token_store import temporary_tokens
 from dxpulse.stack.settings import StackSettings
 from tests.integration.test_pipeline import _rollups_when_settled
-from tests.unit.test_monitoring_config import panels
+from tests.unit.deploy.test_monitoring_config import panels
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ from dxpulse.monitoring import CONTRACT
 from dxpulse.stack.config import PROMETHEUS_RULES, ServiceSpec, StackPaths, prometheus_config, service_specs
 from dxpulse.stack.settings import StackSettings
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
 RULE_FILES = sorted(PROMETHEUS_RULES.glob("*.yml"))
 RULES_TEST = PROMETHEUS_DIR / "tests" / "dxpulse-alerts.test.yml"

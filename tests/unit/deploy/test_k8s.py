@@ -10,10 +10,10 @@ import pytest
 import yaml
 
 from dxpulse.settings import CommonSettings
-from tests.unit.test_compose import SERVICES, env_names
-from tests.unit.test_compose import SETTINGS_OF as COMPOSE_SETTINGS_OF
+from tests.unit.deploy.test_compose import SERVICES, env_names
+from tests.unit.deploy.test_compose import SETTINGS_OF as COMPOSE_SETTINGS_OF
 
-K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
+K8S = Path(__file__).resolve().parents[3] / "deploy" / "k8s"
 KUBERNETES_VERSION = "1.30"
 """The oldest Kubernetes release still widely supported; the manifests use nothing newer."""
 SETTINGS_OF: dict[str, type[CommonSettings]] = {name: COMPOSE_SETTINGS_OF[name] for name in SERVICES}

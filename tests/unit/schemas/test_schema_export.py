@@ -6,7 +6,7 @@ from pathlib import Path
 
 from schemas.export import schema_documents
 
-JSON_DIR = Path(__file__).resolve().parents[2] / "schemas" / "json"
+JSON_DIR = Path(__file__).resolve().parents[3] / "schemas" / "json"
 
 
 def test_committed_json_schemas_match_the_models() -> None:

@@ -39,7 +39,7 @@ from services.ingest.app import create_app as create_ingest_app
 from services.ingest.settings import IngestSettings
 from services.query.settings import QuerySettings
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"

@@ -35,7 +35,7 @@ from dxpulse.domain.state_records import (
 from dxpulse.domain.state_records import Write as RecordWrite
 from schemas import Report, Rollup
 from tests.unit.conftest import COMPUTED_AT, feed, flag, last_per_scope, make_report, ratio
-from tests.unit.test_rollup_properties import (
+from tests.unit.domain.test_rollup_properties import (
     PERIOD,
     PROPERTY_SETTINGS,
     _deliveries,

@@ -1,0 +1,1 @@
+"""Unit tests of dxpulse's faust_engine layer."""
