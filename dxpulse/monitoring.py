@@ -42,6 +42,7 @@ CONTRACT: Mapping[str, str] = {
 Dashboards and alerting rules may use only these names (and Prometheus's own ``up``); a test checks.
 """
 
+
 class ServiceMetrics:
     """The base of each service's metrics: a registry of its own, served at its ``/metrics``.
 

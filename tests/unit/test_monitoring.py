@@ -27,7 +27,7 @@ from schemas import Rollup
 from schemas.events import report_key
 from services.aggregate.settings import AggregateSettings
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+OPERATORS_GUIDE = Path(__file__).resolve().parents[2] / "docs" / "guide" / "operators.md"
 
 T0 = datetime(2024, 7, 1, tzinfo=UTC)
 
@@ -157,4 +157,4 @@ def test_gauge_series_stay_within_the_bound_the_readme_states(catalog: Catalog) 
     bound = sum(len(scopes_of(i)) for i in catalog.indicators) * periods
     exported = gauge_samples(gauges.exported())
     assert {name: len(exported[name]) for name in ROLLUP_GAUGES} == dict.fromkeys(ROLLUP_GAUGES, bound)
-    assert re.search(rf"\b{bound} series per gauge and aggregator worker", README.read_text())
+    assert re.search(rf"\b{bound} series per gauge and aggregator worker", OPERATORS_GUIDE.read_text())
