@@ -1,1 +1,1 @@
-"""Benchmarks of the dxpulse pipeline against raw Kafka clients (issue 7); run ``python -m bench``."""
+"""Benchmarks of the dxpulse pipeline against raw Kafka clients; run ``python -m bench``."""

@@ -130,7 +130,8 @@ def main(
     reporter-keys.
 
     Each figure is printed beside a baseline measured in the same run, with the ratio and the target
-    of issue 7. Needs the local stack's prerequisites (Java and the Kafka jars, PostgreSQL): see README.
+    of BENCHMARKS.md. Needs the local stack's prerequisites (Java and the Kafka jars, PostgreSQL):
+    see docs/guide/developers.md.
     """
     # aiokafka logs errors while Kafka creates __consumer_offsets on first use, and retries by itself.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)

@@ -88,7 +88,7 @@ def start_child(
                 "--rate",
                 "200",
                 # Read without stopping the process: a sample taken as the process exited once left
-                # it a zombie that py-spy held and the bench waited for forever (session 12).
+                # it a zombie that py-spy held and the bench waited for forever.
                 "--nonblocking",
                 "--output",
                 str(work_dir / f"{name}.profile.txt"),

@@ -44,7 +44,7 @@ from services.ingest.app import create_app as create_ingest
 from services.ingest.settings import IngestSettings
 
 BATCH = 500
-"""Reports per HTTP batch (issue 7)."""
+"""Reports per HTTP batch: the batch size local systems are advised to send."""
 HTTP_CONCURRENCY = 32
 
 

@@ -10,7 +10,7 @@ DEFAULT_THRESHOLDS = (50_000, 20, 100)
 CPython's (700, 10, 10) suits scripts. Here it meant a full pass over every live object every
 second or so: over an aggregator's 100,000 reporter-keys of state (600,000 objects, 0.4 s a pass,
 17% of the worker) and over the reports of 32 concurrent 500-report batches in ingest (a fifth
-of its CPU). With these, a full pass comes after ~100 million allocations (BENCHMARKS.md, session 9).
+of its CPU). With these, a full pass comes after ~100 million allocations (docs/design/garbage-collection.md).
 Reference counting still frees everything that is not in a cycle at once.
 """
 

@@ -118,7 +118,7 @@ def _no_default(schema: dict[str, Any]) -> None:
 ROLLUP_NAMES_LIMIT = 100
 """Most reporters a rollup's ``lagging`` and ``not_reported`` name. The national registry has 85
 units, so its lists are never cut; a district-level one would republish ~40 KB of names with every
-change (BENCHMARKS.md, session 10). The counts stay exact; the query API's reporting endpoint lists
+change (docs/design/rollups.md). The counts stay exact; the query API's reporting endpoint lists
 everyone."""
 
 

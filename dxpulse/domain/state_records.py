@@ -15,11 +15,10 @@ from dxpulse.domain.rollup import PeriodState, Snapshot
 SNAPSHOT_BUCKETS = 8
 """How many bucket records hold the reporters' snapshots of one (indicator, period).
 
-A restart reads every live record at faust's per-record cost (BENCHMARKS.md), so fewer, larger
-records recover faster: with 1,000 reporters a bucket holds ~125 snapshots (~25 KB). Buckets are
-rewritten only all together, once the delta records hold half the state (``writes_of``), so their
-count does not change what a write costs; 64 (for a while in session 11, before delta records)
-doubled the restart.
+A restart reads every live record at faust's per-record cost, so fewer, larger records recover
+faster (docs/design/partitioning-and-state.md): with 1,000 reporters a bucket holds ~125
+snapshots (~25 KB). Buckets are rewritten only all together, once the delta records hold half the state (``writes_of``), so their
+count does not change what a write costs; 64 doubled the restart.
 Changing it moves reporters between buckets. Records written before are still read
 (``snapshots_in``), and the aggregator rewrites every bucket of an (indicator, period) whose stored
 buckets do not match ``bucket_of`` (``misplaced``), so none keeps a reporter that moved.
@@ -147,8 +146,8 @@ def writes_of(
 
     Usually the period record and one delta record of the snapshots that changed: a busy worker
     changes ~50 of 1,000 reporters of an (indicator, period) per batch, and rewriting the buckets
-    holding them wrote ten times the reports' own bytes (BENCHMARKS.md, session 11). Once the deltas
-    would hold more than half as many snapshots as the state, or ``DELTAS_AT_MOST`` of them, every
+    holding them wrote ten times the reports' own bytes (docs/design/partitioning-and-state.md). Once
+    the deltas would hold more than half as many snapshots as the state, or ``DELTAS_AT_MOST`` of them, every
     bucket is rewritten and then the deltas are deleted: a restart reads at most one and a half
     times the state. Tables of earlier formats (``stored.whole``) are rewritten the same way.
 

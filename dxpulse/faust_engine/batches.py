@@ -26,9 +26,9 @@ class MessageBatches:
 
     faust hands every message through its conductor, a channel queue and a stream, with sensors
     and at least one event loop turn per message: about 0.3 ms each on the bench machine, the
-    whole "faust ceiling" of BENCHMARKS.md. A worker that processes reports in batches of thousands
-    needs none of it. So ``FromStartConsumer``'s drain loop appends this topic's messages here
-    (``deliver``) and iterating yields them as batches:
+    whole "faust ceiling" of the benchmarks (BENCHMARKS.md). A worker that processes reports in
+    batches of thousands needs none of it. So ``FromStartConsumer``'s drain loop appends this
+    topic's messages here (``deliver``) and iterating yields them as batches:
 
     - A batch is taken as soon as it has a message, unless ``behind()`` says Kafka already holds
       more: then it fills up to ``max_`` while that stays so, for at most ``FILL_AT_MOST_S``, but
@@ -193,7 +193,7 @@ def messages_in(sensors: Iterable[SensorT], messages: Sequence[Message]) -> None
     """Tell every sensor of ``messages`` received: at once where it can take a batch, else one by one.
 
     faust's sensors take a message at a time: with its Prometheus sensor that cost more per report
-    than decoding it (BENCHMARKS.md, session 12).
+    than decoding it (docs/design/metrics.md).
     """
     _tell(sensors, messages, received=True)
 

@@ -61,7 +61,7 @@ faust fixes 1,500 ms. aiokafka keeps one fetch in flight per broker and, while r
 wait to be taken, fetches only the other partitions (faust's leader topic, partitions read to
 their end); Kafka holds such a fetch the whole wait, and the reports behind it wait too. A worker
 then took nothing for up to 1.5 s with a backlog: a 1.5 s p99 at 800 reports/s. 300 ms bounds
-that at no cost in throughput (BENCHMARKS.md, session 11; session 6's 100 ms cost 10-25%, with
+that at no cost in throughput (docs/design/faust-consumer.md; 100 ms cost 10-25%, with
 faust's streams).
 """
 
@@ -75,7 +75,8 @@ def set_fetch_wait(app: faust.types.AppT, wait_ms: int) -> None:
     aiokafka keeps one fetch in flight per broker, and asks again for a partition only after its
     records were taken. While the changelogs are read, the partitions already read to their end make
     up a fetch that the broker holds faust's full 1.5 s, and every partition still being read waits
-    behind it, so reading took whole multiples of 1.5 s (4.5 to 7.5 s at full size, BENCHMARKS.md).
+    behind it, so reading took whole multiples of 1.5 s (4.5 to 7.5 s at full size;
+    docs/design/faust-consumer.md).
     After recovery the wait is ``FETCH_WAIT_MS``.
     """
     fetcher = aiokafka_fetcher(app.consumer)
@@ -100,7 +101,7 @@ class SeekThenResumeRecovery(Recovery):
     ``app.flow_control.resume()``, which empties every stream buffer. Flow is already running at that
     point (resumed earlier for the changelogs), so reports fetched during the seek reach the agent's
     buffer and are thrown away after the consumer counted them as read: they are never processed nor
-    fetched again, and the offset commit stops at the gap (faust-streaming issue 596). Under CPU load
+    fetched again, and the offset commit stops at the gap (faust-streaming #596). Under CPU load
     the seek takes long enough for a whole batch to be lost, and the rollups never complete.
 
     Here the stream partitions stay paused through the seek and the clearing, and resume right after.
@@ -182,7 +183,7 @@ class FromStartConsumer(AIOKafkaConsumer):
     faust drops fetched messages in several places during a rebalance (buffers cleared while flow
     is suspended, a fetch cut short by a new generation, records of a partition not active yet)
     and relies on the seek to the committed offsets at the end of the rebalance to read them again.
-    Two holes in that, both seen losing reports under load (dxpulse issue 3):
+    Two holes in that, both seen losing reports under load (docs/design/faust-consumer.md):
 
     - aiokafka's ``seek_to_committed`` leaves a partition without a committed offset wherever its
       fetch position happens to be, so what was dropped there is never read again. Here such
@@ -256,8 +257,9 @@ class FromStartConsumer(AIOKafkaConsumer):
           ``wait_first``: most of faust's per-message cost on the bench machine;
         - the commit every ``broker_commit_every`` acks runs beside the loop, not in it. A commit
           first flushes the producer and, if the timer's commit is under way, waits for that one:
-          seconds under steady load, during which no report was handed on (BENCHMARKS.md,
-          session 9). One still starts every ``broker_commit_every`` acks unless one is running.
+          seconds under steady load, during which no report was handed on
+          (docs/design/faust-consumer.md). One still starts every ``broker_commit_every`` acks
+          unless one is running.
 
         Everything else (read offsets, gaps, yielding to the loop every 100 messages, errors) is
         faust's, line for line.
@@ -358,7 +360,7 @@ class FromStartConsumer(AIOKafkaConsumer):
         Not with ``earliest_offsets``: Kafka answers a connection's requests in order, and the
         consumer's connection usually has a fetch in flight that the broker holds up to faust's
         fixed 1.5 s when nothing new was written, so the lookup waited that long at the end of every
-        recovery (1.4 s of a 12 s restart at full size, BENCHMARKS.md).
+        recovery (1.4 s of a 12 s restart at full size).
         """
         transport: Any = self.transport
         conf = self.app.conf
@@ -442,7 +444,7 @@ class FlushWhatIsBuffered(ProducerBuffer):
     until it sent its records as record batches of its own). faust's commit flushes first, so
     a commit waited for as long as reports kept coming (25 s in a 30 s bench run), and the drain
     loop, which commits every ``broker_commit_every`` acks, delivered nothing meanwhile: reports
-    waited 3 to 5 s, the end-to-end p99 (BENCHMARKS.md, session 9). A commit needs what was sent
+    waited 3 to 5 s, the end-to-end p99 (docs/design/faust-consumer.md). A commit needs what was sent
     for the offsets it commits, which is what was buffered before it: the buffer is sent in order,
     and the aiokafka producer's flush that follows waits for everything handed to it by then.
     """
@@ -524,7 +526,7 @@ PRODUCER_BATCH_BYTES = 512 * 1024
 """Most bytes of one partition's records aiokafka sends as one batch (faust's 16 KiB by default).
 
 A district-level rollup is ~40 KB, so with 16 KiB every rollup went in a batch of its own, and the
-producer's sender was a quarter of the aggregator (BENCHMARKS.md, session 8). Below Kafka's 1 MB
+producer's sender was a quarter of the aggregator (docs/design/aggregator-batches.md). Below Kafka's 1 MB
 default ``message.max.bytes``, which a batch must fit.
 """
 
@@ -540,7 +542,7 @@ def new_faust_app(app_id: str, settings: WorkerSettings, *, web_port: int) -> fa
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=1,
         # faust's 60 s default makes a restarted worker wait two minutes for its old session to
-        # expire before it gets partitions back (dxpulse issue 2, known pitfalls).
+        # expire before it gets partitions back (docs/operations/troubleshooting.md).
         broker_session_timeout=session_timeout_s,
         broker_heartbeat_interval=min(3.0, session_timeout_s / 3),
         broker_rebalance_timeout=session_timeout_s * 2,
@@ -614,7 +616,7 @@ def add_stall_watchdog(app: faust.App, patience_s: float = STALL_PATIENCE_S) -> 
     """Unstick partitions that have lag but make no progress (a faust-streaming 0.15.3 problem).
 
     After some restarts and rebalances under load a worker finishes recovery and then consumes
-    nothing more on some partitions, with no error (dxpulse issue 3): faust fetched messages and
+    nothing more on some partitions, with no error (docs/design/faust-consumer.md): faust fetched messages and
     dropped them after the seek that was meant to bring such messages back. Every 5 s
     ``StallWatchdog.check`` looks for such partitions and unsticks them.
     """
@@ -795,6 +797,16 @@ def _awaiting(coro: Any) -> list[str]:
     return chain
 
 
+def kafka_producer(app: faust.App) -> aiokafka.AIOKafkaProducer:
+    """The aiokafka producer under the app's faust producer, which starts it with the app.
+
+    For record batches built by the caller (``dxpulse.kafka.batches.send_as_batches``); faust's
+    producer offers none, and no public handle on its aiokafka producer.
+    """
+    producer: aiokafka.AIOKafkaProducer = cast(Any, app.producer)._ensure_producer()
+    return producer
+
+
 def assigned_partitions(app: faust.App, topic: str) -> set[int] | None:
     """Partitions of ``topic`` the app's consumer is assigned now; None while it has no consumer."""
     consumer = app._consumer
@@ -816,7 +828,7 @@ class CachedLabels:
 
     faust's Prometheus sensor calls ``labels()`` for every message received and every message sent,
     and prometheus_client checks the values and takes a lock each time: 6.5% of the aggregator's
-    samples in session 8. Removing or clearing series (faust does at every rebalance) forgets the
+    samples. Removing or clearing series (faust does at every rebalance) forgets the
     looked-up ones, so a series removed from the registry is never written to again.
     """
 
@@ -940,6 +952,16 @@ def raw_topic(app: faust.App, name: str) -> faust.TopicT:
     return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
 
 
+async def send_and_wait(topic: faust.TopicT, key: bytes | None, value: bytes) -> None:
+    """Send a record to ``topic`` and return once Kafka acknowledged it (a ``dead_letters.Send``)."""
+    await (await topic.send(key=key, value=value))
+
+
+def as_refused(message: Message) -> Refused:
+    """``message`` as a dead letter keeps it: its key and value, and where it was read."""
+    return Refused(message.key, message.value, message.topic, message.partition, message.offset)
+
+
 def take_batches(
     app: faust.App,
     topic: faust.TopicT,
@@ -1014,10 +1036,8 @@ def add_history_writer(
                     except Exception as error:  # not an event this topic should hold: never stop on it
                         if dead_letters is None:
                             raise
-                        refused = Refused(
-                            message.key, message.value, message.topic, message.partition, message.offset
-                        )
-                        await dead_letters.send(refused, "invalid-event", f"not recorded by {name}: {error}")
+                        detail = f"not recorded by {name}: {error}"
+                        await dead_letters.send(as_refused(message), "invalid-event", detail)
                 write = functools.partial(pool.executemany, insert, rows)
                 await until_done(write, f"{name}: writing a batch")
                 yield None

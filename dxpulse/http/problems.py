@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 
 PROBLEM_BASE = "https://dxpulse.dev/problems/"
-"""Problem type URIs are this base plus a slug documented in README.md."""
+"""Problem type URIs are this base plus a slug documented in docs/guide/reporting.md."""
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_SCHEMA_REF = "#/components/schemas/ProblemDetails"

@@ -69,7 +69,7 @@ def changelog(app_id: str, table: str) -> TopicSpec:
     """The compacted changelog topic faust backs a table with; created by us, not by faust.
 
     Only topics that do not exist yet get ``CHANGELOG_CONFIGS``; an existing one keeps its own
-    (``kafka-configs.sh --alter --add-config`` changes it in place, see BENCHMARKS.md).
+    (``kafka-configs.sh --alter --add-config`` changes it in place, see docs/operations/upgrade.md).
     """
     return TopicSpec(f"{app_id}-{table}-changelog", compacted=True, configs=dict(CHANGELOG_CONFIGS))
 

@@ -97,7 +97,7 @@ async def test_up_to_concurrency_queries_run_at_once_and_the_rest_wait_together(
 async def test_a_call_made_as_soon_as_the_last_query_ends_is_answered() -> None:
     # The caller wakes before the ended drain task's done callbacks run; a slot counted as busy
     # until then left this second call waiting for a drain that had already ended: a request that
-    # never answered (seen once in the ingest benchmark, session 11).
+    # never answered.
     table = FakeTable({key(1), key(2)})
     accepted = Coalesced(table.query, concurrency=1)
 

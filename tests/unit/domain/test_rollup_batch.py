@@ -376,8 +376,7 @@ def _rate(reporter: str, minutes: int) -> Report:
 def test_buckets_recut_under_a_new_bucket_count_lose_no_snapshot_across_a_crash(
     old_count: int, deliveries: list[Report], cut: int, written: int
 ) -> None:
-    # 32 was the count before session 6 and 64 for a while in session 11 (their buckets merge into
-    # today's); 5 splits them.
+    # 32 and 64 are counts whose buckets merge into today's 8; 5 splits them.
     before, batch, offsets = _batch_after(deliveries, cut)
     stored: dict[str, dict[str, Any]] = {}
     for reporter, snap in before.latest.items():
