@@ -17,8 +17,8 @@ SNAPSHOT_BUCKETS = 8
 
 A restart reads every live record at faust's per-record cost, so fewer, larger records recover
 faster (docs/design/partitioning-and-state.md): with 1,000 reporters a bucket holds ~125
-snapshots (~25 KB). Buckets are rewritten only all together, once the delta records hold half the state (``writes_of``), so their
-count does not change what a write costs; 64 doubled the restart.
+snapshots (~25 KB). Buckets are rewritten only all together, once the delta records hold half the
+state (``writes_of``), so their count does not change what a write costs; 64 doubled the restart.
 Changing it moves reporters between buckets. Records written before are still read
 (``snapshots_in``), and the aggregator rewrites every bucket of an (indicator, period) whose stored
 buckets do not match ``bucket_of`` (``misplaced``), so none keeps a reporter that moved.
