@@ -34,7 +34,15 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from dxpulse.faust_engine.batches import MessageBatches, start_inline
 from dxpulse.gc_tuning import tune_gc
 from dxpulse.kafka.dead_letters import DeadLetters, Refused
-from dxpulse.kafka.topics import COMPACTED, TopicSpec, ensure_topics
+from dxpulse.kafka.security import kafka_security
+from dxpulse.kafka.topics import (
+    COMPACTED,
+    Replication,
+    TopicLayoutError,
+    TopicSpec,
+    ensure_topics,
+    leader_topic,
+)
 from dxpulse.monitoring import (
     ConsumerLagCollector,
     PartitionLag,
@@ -540,7 +548,8 @@ def new_faust_app(app_id: str, settings: WorkerSettings, *, web_port: int) -> fa
         store="memory://",
         datadir=str(settings.state_dir / app_id),
         topic_partitions=settings.topic_partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=settings.replication_factor,
+        broker_credentials=kafka_security(settings).faust_credentials(),
         # faust's 60 s default makes a restarted worker wait two minutes for its old session to
         # expire before it gets partitions back (docs/operations/troubleshooting.md).
         broker_session_timeout=session_timeout_s,
@@ -926,8 +935,23 @@ def add_metrics_page(app: faust.App, registry: CollectorRegistry) -> None:
 def run_worker(
     app: faust.App, settings: WorkerSettings, topics: tuple[TopicSpec, ...], loglevel: str = "info"
 ) -> None:
-    """Create the worker's topics, then run ``app`` as a worker in this process."""
-    asyncio.run(ensure_topics(settings.kafka_bootstrap, settings.topic_partitions, extra=topics))
+    """Create the worker's topics, then run ``app`` as a worker in this process.
+
+    Exits with one line per problem when the existing topics or the cluster do not match the
+    replication and partition settings (``dxpulse.kafka.topics.layout_problems``).
+    """
+    ensure = ensure_topics(
+        settings.kafka_bootstrap,
+        settings.topic_partitions,
+        extra=(*topics, leader_topic(app.conf.id)),
+        replication=Replication.of(settings),
+        security=kafka_security(settings),
+    )
+    try:
+        asyncio.run(ensure)
+    except TopicLayoutError as error:
+        # No traceback: the fix is in the settings or the cluster, and the message names it.
+        raise SystemExit(f"{app.conf.id} refuses to start: {error}") from None
     # faust fails with FileNotFoundError on a state folder that does not exist yet.
     Path(app.conf.datadir).mkdir(parents=True, exist_ok=True)
     # The worker command's own --web-host/--web-port defaults would override the app's settings.

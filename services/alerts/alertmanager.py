@@ -14,6 +14,7 @@ import httpx
 from prometheus_client import Counter
 
 from schemas import AlertEvent
+from services.alerts.settings import AlertsSettings
 
 log = logging.getLogger(__name__)
 
@@ -132,3 +133,23 @@ class AlertmanagerPusher:
                     # Transitions during the backoff wait: the next push carries them all.
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, self.max_backoff_s)
+
+
+def alertmanager_pusher(
+    settings: AlertsSettings,
+    firing: Callable[[], list[AlertEvent]],
+    outcomes: Counter,
+    clock: Callable[[], datetime],
+) -> AlertmanagerPusher | None:
+    """The pusher to ``settings.alertmanager_url``, or None when no Alertmanager is configured."""
+    if not settings.alertmanager_url:
+        return None
+    return AlertmanagerPusher(
+        settings.alertmanager_url,
+        firing,
+        outcomes,
+        resend_s=settings.alertmanager_resend_s,
+        timeout_s=settings.alertmanager_timeout_s,
+        max_backoff_s=settings.alertmanager_max_backoff_s,
+        clock=clock,
+    )

@@ -12,7 +12,8 @@ from pydantic import ValidationError
 from dxpulse.stack.settings import StackSettings
 from schemas import AlertEvent
 from services.alerts.alertmanager import RESEND_FACTOR, alertmanager_payload
-from services.alerts.app import AlertsMetrics, history_row
+from services.alerts.history import history_row
+from services.alerts.metrics import AlertsMetrics
 from services.alerts.settings import AlertsSettings
 
 START = datetime(2025, 2, 1, tzinfo=UTC)
@@ -110,4 +111,4 @@ def test_alertmanager_url_is_checked_and_may_be_empty() -> None:
 def test_stack_runs_the_repository_alertmanager_config_by_default() -> None:
     default = StackSettings().alertmanager_config
     assert default == Path("deploy/alertmanager/alertmanager.yml")
-    assert (Path(__file__).parents[2] / default).is_file()
+    assert (Path(__file__).parents[3] / default).is_file()

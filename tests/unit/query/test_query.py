@@ -17,7 +17,8 @@ from dxpulse.domain.periods import parse_period
 from dxpulse.domain.registry import Registry
 from dxpulse.stack.testing import free_ports
 from schemas import FlagValue
-from services.query.app import MAX_OFFSET, create_app
+from services.query.api.deps import MAX_OFFSET
+from services.query.app import create_app
 from services.query.core import ReporterRef, ReporterValue, page_of, reporting_status, scope_groups
 from services.query.settings import QuerySettings
 

@@ -1,0 +1,1 @@
+"""The query API's HTTP layer: shared dependencies, refusals and the routes per resource."""
