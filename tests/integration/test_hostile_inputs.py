@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from dxpulse.domain.catalog import default_catalog
@@ -182,7 +182,32 @@ def province_token(pipeline: StackSettings) -> str:
     return asyncio.run(new_token(pipeline.database_url, "province:79", "hostile"))
 
 
+def _report_of(value: dict[str, Any], reporter: str = "province:79") -> dict[str, Any]:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "reporter": reporter,
+        "indicator": "digital_tech_enterprises",
+        "period": "2025-H1",
+        "observed_at": "2025-06-30T10:00:00Z",
+        "value": value,
+    }
+
+
+DTE_KEY = b"digital_tech_enterprises|2025-H1"
+KNOWN_KILLERS: list[tuple[bytes | None, bytes]] = [
+    # Each once stopped the aggregator for good: two counts whose sum overflows a float, and a
+    # message whose dead letter (base64, a third larger) went over Kafka's record size.
+    (DTE_KEY, as_json(_report_of({"kind": "count", "value": 1e308}, "province:01"))),
+    (DTE_KEY, as_json(_report_of({"kind": "count", "value": 1e308}, "province:79"))),
+    (DTE_KEY, sized_bytes(900_000, 1)),
+]
+
+
 @HOSTILE_SETTINGS
+@example(
+    messages=KNOWN_KILLERS,
+    bodies=[("/v1/reports", as_json(_report_of({"kind": "count", "value": v}))) for v in (1e308, "12", True)],
+)
 @given(messages=st.lists(raw_messages(), min_size=1, max_size=8), bodies=st.lists(api_bodies(), max_size=8))
 def test_no_input_stops_the_pipeline(
     pipeline: StackSettings,
