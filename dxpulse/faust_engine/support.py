@@ -1069,3 +1069,11 @@ def add_history_writer(
             await pool.close()
 
     app.agent(topic, name=name)(record_history)
+
+
+def discard_unstarted(app: faust.App) -> None:
+    """Release what building ``app`` took without starting it (tests and tools build apps to read
+    their configuration): its consumer's thread event loop, which faust opens as the consumer is
+    made and closes only when a started worker stops."""
+    consumer: Any = app.consumer
+    consumer._thread.thread_loop.close()

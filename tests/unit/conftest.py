@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 from uuid import UUID, uuid4
 
 import faust
@@ -15,7 +14,7 @@ from dxpulse.domain.catalog import Catalog, default_catalog
 from dxpulse.domain.periods import parse_period
 from dxpulse.domain.registry import Registry, default_registry
 from dxpulse.domain.rollup import PeriodState, step
-from dxpulse.faust_engine.support import new_faust_app
+from dxpulse.faust_engine.support import discard_unstarted, new_faust_app
 from dxpulse.settings import WorkerSettings
 from schemas import CatalogValue, CountValue, FlagValue, RatioValue, Report, ReportValue, Rollup
 
@@ -114,5 +113,4 @@ async def app(tmp_path: Path) -> AsyncIterator[faust.App]:
     try:
         yield made
     finally:
-        consumer: Any = made.consumer
-        consumer._thread.thread_loop.close()
+        discard_unstarted(made)

@@ -9,6 +9,7 @@ from typing import Any, cast
 import faust
 import pytest
 
+from dxpulse.faust_engine.support import discard_unstarted
 from dxpulse.kafka.topics import REPORTS, ROLLUPS
 from services.aggregate.app import create_app as create_aggregate_app
 from services.aggregate.settings import AggregateSettings
@@ -24,8 +25,7 @@ def _subscribed(app: faust.App) -> set[str]:
 
 
 def _closed(app: faust.App) -> None:
-    consumer: Any = app.consumer
-    consumer._thread.thread_loop.close()
+    discard_unstarted(app)
 
 
 @pytest.fixture

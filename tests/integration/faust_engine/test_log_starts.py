@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 from pathlib import Path
-from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic, RecordsToDelete
 from faust.types import TP
 
-from dxpulse.faust_engine.support import FromStartConsumer, new_faust_app
+from dxpulse.faust_engine.support import FromStartConsumer, discard_unstarted, new_faust_app
 from dxpulse.settings import WorkerSettings
 from dxpulse.stack.settings import StackSettings
 
@@ -41,8 +40,7 @@ async def test_log_starts_are_the_first_offsets_kept(pipeline: StackSettings, tm
     try:
         starts = await consumer._log_starts([TP(topic, 0), TP(topic, 1)])
     finally:
-        thread: Any = consumer._thread
-        thread.thread_loop.close()
+        discard_unstarted(app)
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
         await admin.start()
         try:

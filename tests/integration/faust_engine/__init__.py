@@ -1,0 +1,1 @@
+"""Integration tests of dxpulse's faust layer, on the real Kafka."""
