@@ -17,7 +17,7 @@ from pydantic_core import PydanticUndefined
 from pydantic_settings import BaseSettings
 
 from dxpulse.cli.main import app as cli_app
-from dxpulse.settings import CommonSettings, ServiceSettings, WorkerSettings
+from dxpulse.settings import CommonSettings, KafkaSecuritySettings, ServiceSettings, WorkerSettings
 from dxpulse.stack.settings import StackSettings
 from services.aggregate.settings import AggregateSettings
 from services.alerts.settings import AlertsSettings
@@ -40,6 +40,12 @@ class Section:
 
 SECTIONS: tuple[Section, ...] = (
     Section("Connections", CommonSettings, "every service: ingest, query, aggregate, alerts and history"),
+    Section(
+        "Kafka security",
+        KafkaSecuritySettings,
+        "every service, and the `dxpulse` commands and benchmarks that read Kafka"
+        " ([cluster operations](../operations/cluster.md#security))",
+    ),
     Section("Process tuning", ServiceSettings, "every service"),
     Section("Every faust worker", WorkerSettings, "the faust workers: aggregate, alerts and history"),
     Section("Ingest", IngestSettings, "`python -m services.ingest`, with the first two tables above"),
@@ -74,6 +80,13 @@ EXTRA_VARIABLES: tuple[tuple[str, str, str, str], ...] = (
         "`6`",
         "Examples hypothesis tries per test in `tests/integration/test_hostile_inputs.py`; raise it"
         " for a longer search.",
+    ),
+    (
+        "DXPULSE_TEST_FAUST_RECOVERY_ORDER",
+        "bool",
+        "`0`",
+        "`1` makes the worker of `tests/integration/test_rebalance_drop.py` end recovery in faust"
+        " 0.15.3's own order, to show the drop it causes.",
     ),
 )
 """Variables read outside Settings classes and command options: (name, type, default, description)."""

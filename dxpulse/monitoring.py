@@ -24,6 +24,7 @@ CONTRACT: Mapping[str, str] = {
     "dxpulse_aggregate_rollups_published_total": "aggregate",
     "dxpulse_end_to_end_seconds": "aggregate",
     "dxpulse_consumer_lag": "aggregate,alerts,history",
+    "dxpulse_stalled_partitions_total": "aggregate,alerts,history",
     "dxpulse_rollup_value": "aggregate",
     "dxpulse_rollup_attainment": "aggregate",
     "dxpulse_rollup_completeness": "aggregate",

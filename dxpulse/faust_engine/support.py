@@ -9,7 +9,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -30,8 +30,11 @@ from faust.types.tuples import FutureMessage
 from faust.web.base import Web
 from faust.web.drivers.aiohttp import Web as AiohttpWeb
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from dxpulse.faust_engine.batches import MessageBatches, start_inline
+from dxpulse.faust_engine.versions import check_pinned_versions
 from dxpulse.gc_tuning import tune_gc
 from dxpulse.kafka.dead_letters import DeadLetters, Refused
 from dxpulse.kafka.security import kafka_security
@@ -113,6 +116,10 @@ class SeekThenResumeRecovery(Recovery):
     the seek takes long enough for a whole batch to be lost, and the rollups never complete.
 
     Here the stream partitions stay paused through the seek and the clearing, and resume right after.
+    This is what keeps the first batch after a recovery; nothing seeks it back later. It can go once
+    faust resumes them after ``flow_control.resume()`` itself (its ``_resume_streams``, for apps
+    without tables, has the same order, harmless there: flow is stopped, or the fetcher not started,
+    until after the clearing).
 
     Fetches are short while the changelogs are read (:func:`set_fetch_wait`); ``FETCH_WAIT_MS``
     comes back once the stream partitions resume.
@@ -170,8 +177,8 @@ class OnlyThese:
     aiokafka reads an empty set as "every partition". So when the last active partitions were
     paused during that wait (the changelogs, once read to their end), the records the broker had
     sent for the paused stream partitions were taken out of aiokafka, moving their positions past
-    them, and then skipped by faust as not active: lost until the stall watchdog sought back ~10 s
-    later. It happened in every restart once fetches during recovery were short (see
+    them, and then skipped by faust as not active: lost, since the seek that ends recovery had
+    already passed. It happened in every restart once fetches during recovery were short (see
     :func:`set_fetch_wait`), and now and then before.
     """
 
@@ -203,8 +210,8 @@ class FromStartConsumer(AIOKafkaConsumer):
       never compacted and never written in transactions (all of dxpulse's own, see
       ``dxpulse.kafka.topics``) the log has no holes, so such a gap is a message faust skipped: here a
       commit on those topics only ever covers a contiguous run of processed offsets from the
-      committed one. A skipped message then stops the commits instead of being lost, and the
-      stall watchdog seeks the partition back to it.
+      committed one. A skipped message then stops the commits instead of being lost: the stall
+      watchdog reports the partition, and a restart reads it again.
     """
 
     @functools.cached_property
@@ -541,6 +548,7 @@ default ``message.max.bytes``, which a batch must fit.
 
 def new_faust_app(app_id: str, settings: WorkerSettings, *, web_port: int) -> faust.App:
     """A faust app with the settings every dxpulse worker needs."""
+    check_pinned_versions()
     session_timeout_s = settings.session_timeout_s
     app = DxpulseApp(
         app_id,
@@ -618,36 +626,58 @@ def _lag_and_committed(app: faust.App) -> tuple[list[PartitionLag], dict[tuple[s
 
 
 STALL_PATIENCE_S = 30.0
-"""How long a partition may have lag and no commit progress before the watchdog unsticks it."""
+"""How long a partition may have lag and no commit progress before the watchdog reports it."""
 
 
 def add_stall_watchdog(app: faust.App, patience_s: float = STALL_PATIENCE_S) -> None:
-    """Unstick partitions that have lag but make no progress (a faust-streaming 0.15.3 problem).
+    """Report partitions that have lag but make no progress; every 5 s, ``StallWatchdog.check``.
 
-    After some restarts and rebalances under load a worker finishes recovery and then consumes
-    nothing more on some partitions, with no error (docs/design/faust-consumer.md): faust fetched messages and
-    dropped them after the seek that was meant to bring such messages back. Every 5 s
-    ``StallWatchdog.check`` looks for such partitions and unsticks them.
+    An alarm, not a healer (docs/design/faust-consumer.md): it seeks nothing back. The drop it
+    watches for (the first batch after a recovery, fetched during faust's seek and cleared after
+    it) does not happen, since ``SeekThenResumeRecovery`` keeps the stream partitions paused through
+    that seek and clearing; ``tests/integration/test_rebalance_drop.py`` shows the drop with faust's
+    own order. A seek back while the partitions are active would repeat that pattern: reports
+    fetched before the seek are handed on after it and move faust's read offset past the ones
+    fetched again, and buffers cleared after it lose what came in between. Each partition found is
+    counted in ``dxpulse_stalled_partitions_total`` (``add_metrics_page``).
     """
     watchdog = StallWatchdog(app, patience_s)
+    app.stall_watchdog = watchdog  # type: ignore[attr-defined]
 
     @app.timer(interval=5.0)  # type: ignore[untyped-decorator]
-    async def unstick_partitions() -> None:
+    async def report_stalled_partitions() -> None:
         await watchdog.check()
 
 
+class StallWatchdogCollector(Collector):
+    """``dxpulse_stalled_partitions_total{app,kind}``: partitions the stall watchdog found, by kind
+    (dropped: its next message was fetched and is held nowhere; idle: lag and no progress)."""
+
+    def __init__(self, app_id: str, watchdog: StallWatchdog) -> None:
+        self.app_id = app_id
+        self.watchdog = watchdog
+
+    def collect(self) -> Iterator[Metric]:
+        found = CounterMetricFamily(
+            "dxpulse_stalled_partitions",
+            "Partitions the stall watchdog found making no progress, by kind; it seeks none back",
+            labels=["app", "kind"],
+        )
+        found.add_metric([self.app_id, "dropped"], self.watchdog.found_dropped)
+        found.add_metric([self.app_id, "idle"], self.watchdog.found_idle)
+        yield found
+
+
 class StallWatchdog:
-    """Finds partitions that need what the end of a recovery should have done (a seek back to the
-    committed offset, or the first one if nobody committed yet; buffers cleared; flow and
-    partitions resumed, in that order), and does it:
+    """Finds partitions that make no progress, and logs and counts them:
 
     - a partition whose next message to commit was fetched but is nowhere, neither processed nor
       being processed nor buffered, on two checks in a row (``monitoring.lost_heads``), the same
       message both times;
     - a partition with lag, no commit progress for ``patience_s`` and no message held at all.
 
-    Re-reading from the committed offset is safe: processing is idempotent. Each unsticking is
-    logged as a warning with the consumer's view of those partitions and what every task waits on.
+    Each is logged as a warning with the consumer's view of those partitions and what every task
+    waits on. A restart reads them again from the committed offset (processing is idempotent).
     """
 
     def __init__(self, app: faust.App, patience_s: float = STALL_PATIENCE_S) -> None:
@@ -655,9 +685,11 @@ class StallWatchdog:
         self.patience_s = patience_s
         self.since: dict[tuple[str, int], tuple[int | None, float]] = {}
         self.lost_before: set[tuple[tuple[str, int], int]] = set()
+        self.found_dropped = 0
+        self.found_idle = 0
 
     async def check(self) -> list[tuple[str, int]]:
-        """One look at every assigned partition; returns those sought back."""
+        """One look at every assigned partition; returns those found stuck."""
         app = self.app
         consumer: Any = app._consumer
         if consumer is None or app.rebalancing or not getattr(consumer, "flow_active", True):
@@ -684,7 +716,7 @@ class StallWatchdog:
         # that happened on two checks in a row, and the needless seek back re-read thousands
         # of reports (the bench's latency p99 at 2,000/s: 385 ms).
         if getattr(consumer, "_commit_fut", None) is not None or app.rebalancing:
-            return []  # seeking back now would also race the commit's bookkeeping: next time
+            return []  # judged next time, once the commit's bookkeeping is done
         lags, committed = _lag_and_committed(app)
         self.since, stalled = stalled_partitions(
             self.since, lags, committed, time.monotonic(), self.patience_s
@@ -702,25 +734,23 @@ class StallWatchdog:
         confirmed = {key for key, _ in lost & self.lost_before}
         self.lost_before = lost
         # A partition still holding messages is slow, not stuck (its next message, if dropped, is
-        # found above): seeking it back would only make a busy worker read everything twice.
+        # found above).
         idle = {key for key in stalled if not held.get(key)}
-        unstick = sorted(idle | confirmed)
-        if not unstick:
+        found = sorted(idle | confirmed)
+        if not found:
             return []
-        stuck = [tps[key] for key in unstick if key in tps]
+        self.found_dropped += len(confirmed)
+        self.found_idle += len(idle - confirmed)
+        stuck = [tps[key] for key in found if key in tps]
         log.warning(
-            "seeking back partitions that make no progress (%s dropped, %s idle for %.0f s)\n%s",
+            "partitions make no progress (%s dropped, %s idle for %.0f s)\n%s",
             sorted(confirmed),
             sorted(idle),
             self.patience_s,
             await consumer_diagnostics(app, stuck),
         )
-        await consumer.perform_seek()
-        app.flow_control.resume()
-        consumer.resume_flow()
-        consumer.resume_partitions(set(stuck))
         self.since, self.lost_before = {}, set()
-        return unstick
+        return found
 
 
 def _held_offsets(app: faust.App, consumer: Any) -> dict[tuple[str, int], set[int]]:
@@ -921,6 +951,9 @@ def add_metrics_page(app: faust.App, registry: CollectorRegistry) -> None:
     """Serve ``registry`` on the faust web server's /metrics, with the app's consumer lag and faust's
     Prometheus sensor (the worker's internals: messages in and out, commits, sends, rebalances) added."""
     registry.register(ConsumerLagCollector(app.conf.id, lambda: faust_consumer_lag(app)))
+    watchdog = getattr(app, "stall_watchdog", None)
+    if watchdog is not None:
+        registry.register(StallWatchdogCollector(app.conf.id, watchdog))
     # What faust.sensors.prometheus.setup_prometheus_sensors does, into this registry and page
     # rather than the process-wide one, so several apps in one process (tests, bench) do not clash.
     app.monitor = BatchPrometheusMonitor(

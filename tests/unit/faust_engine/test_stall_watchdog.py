@@ -1,4 +1,4 @@
-"""StallWatchdog: seeks back a partition whose next message was dropped, never one a commit is moving."""
+"""StallWatchdog: reports a partition whose next message was dropped, never one a commit is moving."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from typing import Any
 import faust
 import pytest
 from faust.types import TP
+from prometheus_client import CollectorRegistry
 
-from dxpulse.faust_engine.support import StallWatchdog
+from dxpulse.faust_engine.support import StallWatchdog, add_metrics_page, add_stall_watchdog
 
 TOPIC = "dxpulse.reports.v1"
 REPORTS = TP(TOPIC, 0)
@@ -67,18 +68,20 @@ async def partition(app: faust.App) -> Partition:
 
 
 async def twice(partition: Partition, between: Callable[[], None]) -> list[list[tuple[str, int]]]:
-    """What one watchdog seeks back on two looks, with ``between`` run between them."""
+    """What one watchdog reports on two looks, with ``between`` run between them."""
     watchdog = StallWatchdog(partition.app)
     first = await watchdog.check()
     between()
     return [first, await watchdog.check()]
 
 
-async def test_a_dropped_head_is_sought_back_on_the_second_look(partition: Partition) -> None:
+async def test_a_dropped_head_is_reported_on_the_second_look_and_not_sought_back(
+    partition: Partition,
+) -> None:
     # Offset 10 was fetched (position 13) and is neither acked, unacked nor waiting anywhere.
     partition.state(committed=10, acked=[11, 12], position=13)
     assert await twice(partition, lambda: None) == [[], [(TOPIC, 0)]]
-    assert partition.sought == [10]
+    assert partition.sought == []
 
 
 async def test_a_commit_that_starts_while_positions_are_awaited_is_not_a_drop(
@@ -121,7 +124,7 @@ async def test_heads_in_passing_are_not_a_drop(partition: Partition) -> None:
     assert partition.sought == []
 
 
-async def test_a_drop_seen_across_a_commit_is_still_sought_back(partition: Partition) -> None:
+async def test_a_drop_seen_across_a_commit_is_still_reported(partition: Partition) -> None:
     partition.state(committed=10, acked=[11, 12], position=13)
     watchdog = StallWatchdog(partition.app)
     assert await watchdog.check() == []
@@ -131,3 +134,21 @@ async def test_a_drop_seen_across_a_commit_is_still_sought_back(partition: Parti
     partition.consumer._commit_fut = None
     partition.state(committed=10, acked=[11, 12], position=13)
     assert await watchdog.check() == [(TOPIC, 0)]
+
+
+async def test_what_the_watchdog_finds_is_counted_on_the_metrics_page(partition: Partition) -> None:
+    registry = CollectorRegistry()
+    add_stall_watchdog(partition.app)
+    add_metrics_page(partition.app, registry)
+    watchdog = partition.app.stall_watchdog  # type: ignore[attr-defined]
+
+    def found(kind: str) -> float | None:
+        labels = {"app": partition.app.conf.id, "kind": kind}
+        return registry.get_sample_value("dxpulse_stalled_partitions_total", labels)
+
+    assert (found("dropped"), found("idle")) == (0, 0)
+    partition.state(committed=10, acked=[11, 12], position=13)
+    assert await watchdog.check() == []
+    assert await watchdog.check() == [(TOPIC, 0)]
+    assert (found("dropped"), found("idle")) == (1, 0)
+    assert partition.sought == []
