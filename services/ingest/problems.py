@@ -75,6 +75,18 @@ STORE_UNAVAILABLE = Problem(
 )
 
 
+INVALID_BATCH = Problem(
+    "invalid-batch",
+    "Batch does not match the schema",
+    'send {"reports": [report, ...]}, each report as for POST /v1/reports',
+    "reports",
+)
+
+
+def malformed_json(error: Exception) -> Problem:
+    return Problem("malformed-json", "Malformed JSON", f"the body is not valid JSON: {error}")
+
+
 def forbidden(subject: str, reporter: str) -> Problem:
     return Problem(
         "forbidden-reporter",

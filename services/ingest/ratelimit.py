@@ -1,7 +1,9 @@
-"""Per-reporter rate limiting with a token bucket, as a pure function over plain data."""
+"""Per-reporter rate limiting with a token bucket: a pure function over plain data, and every bucket."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -23,3 +25,20 @@ def take(bucket: Bucket | None, cost: float, now: float, rate: float, burst: flo
     if cost <= tokens:
         return Bucket(tokens - cost, now), 0.0
     return Bucket(tokens, now), (min(cost, burst) - tokens) / rate
+
+
+class RateLimiter:
+    """Each reporter's bucket, refilling at ``rate`` per second up to ``burst`` (see ``take``)."""
+
+    def __init__(self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._clock = clock
+        self._buckets: dict[str, Bucket] = {}
+
+    def wait(self, reporter: str, cost: float) -> float:
+        """Spend ``cost`` tokens of ``reporter``'s bucket and return 0; or, spending nothing, the
+        seconds until there will be enough."""
+        bucket, wait = take(self._buckets.get(reporter), cost, self._clock(), self.rate, self.burst)
+        self._buckets[reporter] = bucket
+        return wait

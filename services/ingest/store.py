@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Protocol
 from uuid import UUID
 
 import asyncpg
 
+from dxpulse.domain.clock import Clock
 from dxpulse.postgres.migrations import apply_migrations
 from dxpulse.postgres.token_store import subject_of
+
+log = logging.getLogger(__name__)
 
 EventKey = tuple[str, UUID]
 """(reporter, event_id): event ids are unique per reporter."""
@@ -25,13 +30,33 @@ STORE_ERRORS: tuple[type[BaseException], ...] = (
 """What a PostgreSQL that is down or restarting raises."""
 
 
+class IngestStore(Protocol):
+    """What the ingest asks of PostgreSQL: ``Store``, or an in-memory stand-in in unit tests."""
+
+    async def subject(self, token: str) -> str | None:
+        """The subject the token was issued for; None when unknown or revoked."""
+
+    async def accepted(self, keys: Iterable[EventKey]) -> set[EventKey]:
+        """Which of ``keys`` were accepted before."""
+
+    async def record(self, keys: Iterable[EventKey]) -> None:
+        """Remember keys Kafka acknowledged."""
+
+    async def prune_accepted(self, before: datetime) -> int:
+        """Forget event ids accepted before ``before``; returns how many were deleted."""
+
+    async def close(self) -> None:
+        """Close the connections, if any."""
+
+
 class AcceptedIds:
     """The most recently accepted event keys, bounded (least recently seen forgotten first).
 
     Held as (reporter, the id's integer): a tuple of a str and an int is left out of Python's
     garbage collector, a tuple holding a ``UUID`` object is not, so up to 200,000 keys (400,000
-    objects) are not walked by every full collection. Under the bench's batches those passes were
-    dominated by the reports in flight (BENCHMARKS.md, session 9); these keys add to them over time.
+    objects) are not walked by every full collection. Under the bench's batches those passes are
+    dominated by the reports in flight; these keys would add to them over time
+    (docs/design/garbage-collection.md).
     """
 
     def __init__(self, size: int) -> None:
@@ -72,7 +97,7 @@ Written so that PostgreSQL cannot do anything else. As ``(reporter, event_id) IN
 unnest(...))``, with a few dozen keys (concurrent requests' keys go as one query) and a table of some
 ten thousand rows, it hashed the keys and scanned the whole table, growing by thousands of rows a
 second: at 2,000 reports/s PostgreSQL took half a core, 1,866 scans reading 28 million rows in 20 s
-(BENCHMARKS.md, session 12).
+(docs/design/ingest.md, Idempotency).
 """
 
 
@@ -205,3 +230,25 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
 def _columns(keys: Iterable[EventKey]) -> tuple[list[str], list[UUID]]:
     unique = list(dict.fromkeys(keys))
     return [k[0] for k in unique], [k[1] for k in unique]
+
+
+class Pruner:
+    """Forgets accepted event ids past the retention, every ``interval_s``: the durable record would
+    otherwise grow by every report ever sent. A resend after that is published again, harmlessly."""
+
+    def __init__(self, store: IngestStore, retention: timedelta, interval_s: float, clock: Clock) -> None:
+        self.store = store
+        self.retention = retention
+        self.interval_s = interval_s
+        self.clock = clock
+
+    async def run(self) -> None:
+        """Prune now, then every interval, until cancelled."""
+        while True:
+            try:
+                pruned = await self.store.prune_accepted(self.clock() - self.retention)
+                if pruned:
+                    log.info("forgot %d accepted event ids older than %s", pruned, self.retention)
+            except STORE_ERRORS as error:  # PostgreSQL down: the next round catches up
+                log.warning("could not prune accepted event ids: %r", error)
+            await asyncio.sleep(self.interval_s)

@@ -71,3 +71,37 @@ def test_no_io_library_is_loaded_by_importing_the_domain() -> None:
         [sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=ROOT
     )
     assert loaded.stdout.strip() == "[]"
+
+
+def _functions(path: Path) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return [node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)]
+
+
+def _nested(function: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    """Functions defined anywhere inside ``function``'s body (lambdas aside)."""
+    return sum(
+        isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        for statement in function.body
+        for node in ast.walk(statement)
+    )
+
+
+def test_services_are_named_classes_not_closures() -> None:
+    closures = {
+        f"{path.relative_to(ROOT)}:{function.name}": _nested(function)
+        for path in _python_files("services")
+        for function in _functions(path)
+        if _nested(function) > 2
+    }
+    assert closures == {}, "a service's pieces are named classes, not functions sharing hidden state"
+
+
+def test_create_app_is_short_wiring() -> None:
+    long = {
+        str(path.relative_to(ROOT)): (function.end_lineno or 0) - function.lineno + 1
+        for path in _python_files("services")
+        for function in _functions(path)
+        if function.name == "create_app" and (function.end_lineno or 0) - function.lineno + 1 > 60
+    }
+    assert long == {}, "create_app wires named classes together in at most 60 lines"

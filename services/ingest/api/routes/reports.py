@@ -1,0 +1,45 @@
+"""``POST /v1/reports``: one report."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from dxpulse.domain.validation import Problem, parse_report
+from dxpulse.http.problems import problem_doc
+from services.ingest import problems
+from services.ingest.api.deps import AdmittedSender
+from services.ingest.api.openapi import common_responses, json_body
+from services.ingest.api.refusals import retry_after
+from services.ingest.items import Item
+from services.ingest.models import Outcome
+
+router = APIRouter()
+
+
+@router.post(
+    "/v1/reports",
+    status_code=202,
+    response_model=None,
+    openapi_extra=json_body("Report"),
+    responses={
+        202: {"model": Outcome, "description": "accepted: Kafka acknowledged it (acks=all)"},
+        200: {"model": Outcome, "description": "duplicate: this event id was accepted before"},
+        403: problem_doc("forbidden-reporter: the token is another reporter's"),
+        **common_responses(),
+    },
+)
+async def send_report(sender: AdmittedSender) -> JSONResponse:
+    """Send one report. 202 means Kafka has it; 200 "duplicate" means it was accepted before."""
+    parsed = parse_report(sender.body)
+    if isinstance(parsed, Problem):
+        raise sender.refused(parsed)
+    sender.spend(1)
+    item = Item(0, parsed)
+    await sender.ingest.process(sender.subject, [item])
+    if item.problem is not None:
+        return problems.problem_response(item.problem)
+    if item.status == "unavailable":
+        return problems.problem_response(problems.KAFKA_UNAVAILABLE, headers=retry_after(sender.ingest))
+    code = 202 if item.status == "accepted" else 200
+    return JSONResponse({"status": item.status, "event_id": str(parsed.event_id)}, status_code=code)
