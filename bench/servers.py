@@ -53,18 +53,15 @@ def main(argv: list[str]) -> int:
             loglevel="info",
         )
     else:
-        import uvicorn
-
         from dxpulse.gc_tuning import tune_gc
+        from dxpulse.http.server import serve
         from services.ingest.app import create_app as create_ingest
         from services.ingest.settings import IngestSettings
 
         ingest = IngestSettings()
         api = create_ingest(ingest, catalog=workload.catalog, registry=workload.registry)
         tune_gc(ingest.gc_thresholds)
-        uvicorn.run(
-            api, host=ingest.ingest_host, port=ingest.ingest_port, log_level="warning", access_log=False
-        )
+        serve(api, host=ingest.ingest_host, port=ingest.ingest_port, log_level="warning", access_log=False)
     return 0
 
 

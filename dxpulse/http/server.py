@@ -100,6 +100,7 @@ def guarded_protocol(
     )
 
 
-def server_config(app: Any, host: str, port: int, **options: Any) -> uvicorn.Config:
-    """uvicorn's configuration for a dxpulse API: httptools with the header limits, uvloop where installed."""
-    return uvicorn.Config(app, host=host, port=port, http=guarded_protocol(), **options)
+def serve(app: Any, host: str, port: int, **options: Any) -> None:
+    """Serve ``app`` with uvicorn (its other ``options`` as ``uvicorn.run`` takes them) until stopped,
+    with ``GuardedHttpProtocol``'s limits on headers."""
+    uvicorn.Server(uvicorn.Config(app, host=host, port=port, http=guarded_protocol(), **options)).run()

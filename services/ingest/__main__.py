@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import logging
 
-import uvicorn
-
 from dxpulse.gc_tuning import tune_gc
+from dxpulse.http.server import serve
 from dxpulse.log_throttle import install_log_throttle, throttled_uvicorn_log_config
 from services.ingest.app import create_app
 from services.ingest.settings import IngestSettings
@@ -20,7 +19,7 @@ def main() -> None:
     tune_gc(settings.gc_thresholds)
     # uvicorn sets up its own handlers (its access log's too) as it starts: with the throttle on them.
     log_config = throttled_uvicorn_log_config()
-    uvicorn.run(app, host=settings.ingest_host, port=settings.ingest_port, log_config=log_config)
+    serve(app, host=settings.ingest_host, port=settings.ingest_port, log_config=log_config)
 
 
 if __name__ == "__main__":

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 from pathlib import Path
 
 import httpx
 import pytest
 
+from dxpulse.http.server import HEADER_TIMEOUT_S
 from dxpulse.stack.config import SERVICE_NAMES
 from dxpulse.stack.settings import StackSettings
 from dxpulse.stack.stack import Stack
@@ -112,3 +114,15 @@ def test_a_worker_serves_metrics_and_none_of_fausts_pages(pipeline: StackSetting
         for path in ("/table/", "/router/", "/assignment/", "/graph/", "/performance/", "/"):
             response = client.get(path)
             assert response.status_code == 404, f"{worker} serves {path}: {response.status_code}"
+
+
+@pytest.mark.parametrize("api", ["ingest", "query"])
+def test_an_api_closes_a_connection_that_sends_no_headers(pipeline: StackSettings, api: str) -> None:
+    port = pipeline.ingest_port if api == "ingest" else pipeline.query_port
+    with socket.create_connection(("127.0.0.1", port)) as conn:
+        conn.settimeout(HEADER_TIMEOUT_S + 10)
+        conn.sendall(b"GET /healthz HTTP/1.1\r\n")  # and never the rest
+        answer = b""
+        while chunk := conn.recv(4096):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 408"), answer
