@@ -18,7 +18,6 @@ from aiokafka.errors import (
     InvalidProducerEpoch,
     InvalidProducerIdMapping,
     InvalidTxnState,
-    KafkaConnectionError,
     KafkaError,
     MessageSizeTooLargeError,
     OutOfOrderSequenceNumber,
@@ -28,6 +27,8 @@ from aiokafka.errors import (
 )
 from aiokafka.structs import TopicPartition
 
+from dxpulse.faust_engine.producer import abandon, sender_alive
+from dxpulse.faust_engine.versions import check_pinned_versions
 from dxpulse.kafka.batches import BATCH_BYTES, Handed, PartitionTurns, keyed_partition
 from dxpulse.kafka.topics import REPORTS
 
@@ -170,6 +171,7 @@ class KafkaLink:
     def __init__(
         self, bootstrap: str, request_timeout_s: float, retry_interval_s: float, *, topic: str = REPORTS
     ) -> None:
+        check_pinned_versions()  # dxpulse.faust_engine.producer reaches into aiokafka's producer
         self._bootstrap = bootstrap
         self._request_timeout_s = request_timeout_s
         self._retry_interval_s = retry_interval_s
@@ -231,7 +233,7 @@ class KafkaLink:
         if not partitions:
             return
         known = sorted(partitions)
-        alive = _sender_alive(producer)
+        alive = sender_alive(producer)
         worst: dict[int, Outcome] = {}
         later: dict[asyncio.Future[Any], int] = {}
         for key, outcome in zip(keys, handed, strict=True):
@@ -339,12 +341,7 @@ class KafkaLink:
             # Kafka takes none of its batches (down, or refusing them), and aiokafka's stop waits
             # for all of them. Its sender stops (with its requests in flight), then the batches it
             # holds fail: their requests were answered 503, and stop returns.
-            sender = producer._sender.sender_task
-            if sender is not None:
-                sender.cancel()
-                with contextlib.suppress(BaseException):
-                    await sender
-            producer._message_accumulator.fail_all(KafkaConnectionError("the producer was replaced"))
+            await abandon(producer, "the producer was replaced")
         try:
             await stopping
         except Exception as error:  # stopped all the same: nothing more to do with it
@@ -378,9 +375,3 @@ class KafkaLink:
                 leader = producer.client.cluster.leader_for_partition(TopicPartition(self.topic, partition))
                 if leader is not None and leader >= 0 and await producer.client.ready(leader):
                     self.health.clear(partition)
-
-
-def _sender_alive(producer: AIOKafkaProducer) -> bool:
-    """Whether aiokafka's sender task runs: once it has died, every send fails with its error."""
-    task = producer._sender.sender_task
-    return task is None or not task.done()

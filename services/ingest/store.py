@@ -70,6 +70,10 @@ class AcceptedIds:
             return True
         return False
 
+    def held(self) -> list[tuple[str, int]]:
+        """The keys as held, oldest first."""
+        return list(self._keys)
+
     def add(self, key: EventKey) -> None:
         held = _held(key)
         self._keys[held] = None

@@ -182,7 +182,7 @@ def test_accepted_ids_are_left_out_of_the_garbage_collector() -> None:
     for _ in range(100):
         ids.add(("province:79", uuid.uuid4()))
     gc.collect()
-    held = list(ids._keys)
+    held = ids.held()
     assert len(held) == 100
     assert not any(gc.is_tracked(key) for key in held)
 

@@ -1,0 +1,28 @@
+"""What the ingest needs of aiokafka's producer beyond its public API: its sender's state, and an exit."""
+
+from __future__ import annotations
+
+import contextlib
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError
+
+
+def sender_alive(producer: AIOKafkaProducer) -> bool:
+    """Whether aiokafka's sender task runs: once it has died, every send fails with its error."""
+    task = producer._sender.sender_task
+    return task is None or not task.done()
+
+
+async def abandon(producer: AIOKafkaProducer, reason: str) -> None:
+    """Stop ``producer``'s sender, with its requests in flight, and fail every batch it still holds.
+
+    aiokafka's ``stop`` waits for every batch to be delivered, which never happens while Kafka takes
+    none of them (down, or refusing them); after this, ``stop`` returns.
+    """
+    sender = producer._sender.sender_task
+    if sender is not None:
+        sender.cancel()
+        with contextlib.suppress(BaseException):
+            await sender
+    producer._message_accumulator.fail_all(KafkaConnectionError(reason))
