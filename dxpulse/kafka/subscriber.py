@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 from dxpulse.domain.catalog import Catalog
 from dxpulse.domain.registry import Registry
 from dxpulse.domain.validation import Problem, validate_report
+from dxpulse.faust_engine.clients import refresh_metadata
 from dxpulse.kafka.topics import ALERTS, REPORTS, ROLLUPS
 from schemas import AlertEvent, Report, Rollup
 
@@ -79,7 +80,7 @@ async def record_chunks(
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         if not partitions:
-            await consumer._client.force_metadata_update()  # a new consumer may not know the topic yet
+            await refresh_metadata(consumer)  # a new consumer may not know the topic yet
             partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)

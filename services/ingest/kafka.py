@@ -27,7 +27,7 @@ from aiokafka.errors import (
 )
 from aiokafka.structs import TopicPartition
 
-from dxpulse.faust_engine.producer import abandon, sender_alive
+from dxpulse.faust_engine.clients import abandon, sender_alive
 from dxpulse.faust_engine.versions import check_pinned_versions
 from dxpulse.kafka.batches import BATCH_BYTES, Handed, PartitionTurns, keyed_partition
 from dxpulse.kafka.topics import REPORTS

@@ -1,10 +1,10 @@
-"""What the ingest needs of aiokafka's producer beyond its public API: its sender's state, and an exit."""
+"""What dxpulse needs of aiokafka's clients beyond their public API: a producer's sender, fresh metadata."""
 
 from __future__ import annotations
 
 import contextlib
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
 
 
@@ -26,3 +26,8 @@ async def abandon(producer: AIOKafkaProducer, reason: str) -> None:
         with contextlib.suppress(BaseException):
             await sender
     producer._message_accumulator.fail_all(KafkaConnectionError(reason))
+
+
+async def refresh_metadata(consumer: AIOKafkaConsumer) -> None:
+    """Ask Kafka for the cluster's metadata now: a consumer just started may not know a topic yet."""
+    await consumer._client.force_metadata_update()
