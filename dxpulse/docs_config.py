@@ -82,6 +82,13 @@ EXTRA_VARIABLES: tuple[tuple[str, str, str, str], ...] = (
         " for a longer search.",
     ),
     (
+        "DXPULSE_TORTURE_ROUNDS",
+        "int",
+        "`3`",
+        "Rounds of `tests/integration/test_rebalance_torture.py`, two rebalances each; 25 make the"
+        " 50 of docs/design/faust-consumer.md.",
+    ),
+    (
         "DXPULSE_TEST_FAUST_RECOVERY_ORDER",
         "bool",
         "`0`",
