@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
+from dxpulse.kafka.security import security_from_environment
 from dxpulse.kafka.topics import ROLLUPS
 from schemas import Report
 
@@ -20,15 +23,21 @@ def _nothing(_: int) -> None:
     return None
 
 
+@functools.cache
+def security() -> dict[str, Any]:
+    """TLS and SASL arguments of every bench client: ``DXPULSE_KAFKA_*``, PLAINTEXT unless set."""
+    return security_from_environment().client_kwargs()
+
+
 async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
     """Partition → offset the next message will get."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **security())
     await producer.start()
     try:
         partitions = sorted(await producer.partitions_for(topic))  # fetches the topic's metadata
     finally:
         await producer.stop()
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, **security())
     await consumer.start()
     try:
         ends = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
@@ -39,7 +48,9 @@ async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
 
 async def commit_offsets(bootstrap: str, group: str, topic: str, offsets: dict[int, int]) -> None:
     """Make consumer group ``group`` start at ``offsets``: a fresh worker skips earlier scenarios' data."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False, **security()
+    )
     await consumer.start()
     try:
         consumer.assign([TopicPartition(topic, p) for p in offsets])
@@ -51,7 +62,12 @@ async def commit_offsets(bootstrap: str, group: str, topic: str, offsets: dict[i
 def new_producer(bootstrap: str) -> AIOKafkaProducer:
     """The producer ingest uses: acks=all, idempotent."""
     return AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5, max_batch_size=262_144
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        max_batch_size=262_144,
+        **security(),
     )
 
 
@@ -83,7 +99,7 @@ async def read_batches(
     bootstrap: str, topic: str, start: dict[int, int], count: int, batch: int
 ) -> AsyncIterator[list[ConsumerRecord[bytes, bytes]]]:
     """Raw aiokafka: ``count`` messages of ``topic`` from ``start``, in lists of at most ``batch``."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **security())
     await consumer.start()
     try:
         consumer.assign([TopicPartition(topic, p) for p in start])
@@ -136,7 +152,7 @@ class RollupWatcher:
 
     async def __aenter__(self) -> RollupWatcher:
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=20
+            bootstrap_servers=self.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=20, **security()
         )
         await self._consumer.start()
         self._consumer.assign([TopicPartition(ROLLUPS, p) for p in self.start])

@@ -29,6 +29,7 @@ from bench.kafka import (
     new_producer,
     produce,
     read_batches,
+    security,
 )
 from bench.results import Figure
 from bench.synthetic import OBSERVED_BASE, Size, Workload
@@ -638,7 +639,7 @@ async def _raw_latency(bench: Bench, rate: float, count: int) -> tuple[float, fl
     """Raw aiokafka at the same rate: producer acks=all send → consumer receipt, per message."""
     start = await end_offsets(bench.bootstrap, REPORTS)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bench.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=20
+        bootstrap_servers=bench.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=20, **security()
     )
     producer = new_producer(bench.bootstrap)
     await consumer.start()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
+from typing import Self
 
-from pydantic import Field, NonNegativeInt
+from pydantic import Field, NonNegativeInt, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dxpulse.gc_tuning import DEFAULT_THRESHOLDS
@@ -38,9 +40,142 @@ class CommonSettings(BaseSettings):
             " aggregator workers sharing the work."
         ),
     )
+    replication_factor: int = Field(
+        default=1,
+        ge=1,
+        description=(
+            "DXPULSE_REPLICATION_FACTOR: copies Kafka keeps of every partition of the topics dxpulse"
+            " creates, faust's own included; at most the number of brokers. A process refuses to start"
+            " when an existing topic has fewer."
+        ),
+    )
+    min_insync_replicas: int = Field(
+        default=1,
+        ge=1,
+        description=(
+            "DXPULSE_MIN_INSYNC_REPLICAS: min.insync.replicas of every topic dxpulse creates: the"
+            " copies a write must reach before Kafka acknowledges it to dxpulse's producers (acks=all);"
+            " at most DXPULSE_REPLICATION_FACTOR, and below it so that a broker can die."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _writable(self) -> Self:
+        if self.min_insync_replicas > self.replication_factor:
+            raise ValueError(
+                f"DXPULSE_MIN_INSYNC_REPLICAS ({self.min_insync_replicas}) is above"
+                f" DXPULSE_REPLICATION_FACTOR ({self.replication_factor}): Kafka would refuse every write"
+            )
+        return self
 
 
-class ServiceSettings(CommonSettings):
+class SecurityProtocol(StrEnum):
+    """How a Kafka connection is carried: Kafka's ``security.protocol``."""
+
+    PLAINTEXT = "PLAINTEXT"
+    SSL = "SSL"
+    SASL_PLAINTEXT = "SASL_PLAINTEXT"
+    SASL_SSL = "SASL_SSL"
+
+
+class SaslMechanism(StrEnum):
+    """How a client proves its SASL identity: Kafka's ``sasl.mechanism``."""
+
+    PLAIN = "PLAIN"
+    SCRAM_SHA_256 = "SCRAM-SHA-256"
+    SCRAM_SHA_512 = "SCRAM-SHA-512"
+
+
+SASL_PROTOCOLS = frozenset({SecurityProtocol.SASL_PLAINTEXT, SecurityProtocol.SASL_SSL})
+TLS_PROTOCOLS = frozenset({SecurityProtocol.SSL, SecurityProtocol.SASL_SSL})
+
+
+class KafkaSecuritySettings(BaseSettings):
+    """How a dxpulse process authenticates to Kafka and encrypts its connections
+    (``dxpulse.kafka.security`` turns them into client arguments)."""
+
+    model_config = SettingsConfigDict(env_prefix="DXPULSE_", frozen=True, extra="ignore")
+
+    kafka_security_protocol: SecurityProtocol = Field(
+        default=SecurityProtocol.PLAINTEXT,
+        description=(
+            "DXPULSE_KAFKA_SECURITY_PROTOCOL: PLAINTEXT, SSL (TLS), SASL_PLAINTEXT (a user and"
+            " password, unencrypted) or SASL_SSL (both)."
+        ),
+    )
+    kafka_sasl_mechanism: SaslMechanism = Field(
+        default=SaslMechanism.SCRAM_SHA_512,
+        description=(
+            "DXPULSE_KAFKA_SASL_MECHANISM: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, with a SASL protocol."
+            " PLAIN sends the password itself, so only over SASL_SSL."
+        ),
+    )
+    kafka_sasl_username: str | None = Field(
+        default=None, description="DXPULSE_KAFKA_SASL_USERNAME: the SASL user, with a SASL protocol."
+    )
+    kafka_sasl_password: SecretStr | None = Field(
+        default=None,
+        description=(
+            "DXPULSE_KAFKA_SASL_PASSWORD: the SASL user's password; never logged. Give it or"
+            " DXPULSE_KAFKA_SASL_PASSWORD_FILE, not both."
+        ),
+    )
+    kafka_sasl_password_file: Path | None = Field(
+        default=None,
+        description=(
+            "DXPULSE_KAFKA_SASL_PASSWORD_FILE: a file holding the SASL password (a mounted secret),"
+            " read at start; a trailing newline is ignored."
+        ),
+    )
+    kafka_ssl_cafile: Path | None = Field(
+        default=None,
+        description=(
+            "DXPULSE_KAFKA_SSL_CAFILE: PEM certificates of the authorities that signed the brokers'"
+            " certificates, with SSL or SASL_SSL; the system's authorities when unset."
+        ),
+    )
+    kafka_ssl_certfile: Path | None = Field(
+        default=None,
+        description=(
+            "DXPULSE_KAFKA_SSL_CERTFILE: PEM client certificate, for brokers that authenticate clients"
+            " by certificate (ssl.client.auth); may hold the key too."
+        ),
+    )
+    kafka_ssl_keyfile: Path | None = Field(
+        default=None,
+        description="DXPULSE_KAFKA_SSL_KEYFILE: PEM private key of the client certificate, if not in it.",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        protocol = self.kafka_security_protocol
+        sasl = protocol in SASL_PROTOCOLS
+        passwords = (self.kafka_sasl_password is not None) + (self.kafka_sasl_password_file is not None)
+        if sasl and not self.kafka_sasl_username:
+            raise ValueError(f"DXPULSE_KAFKA_SECURITY_PROTOCOL={protocol} needs DXPULSE_KAFKA_SASL_USERNAME")
+        if sasl and passwords != 1:
+            raise ValueError(
+                f"DXPULSE_KAFKA_SECURITY_PROTOCOL={protocol} needs one of DXPULSE_KAFKA_SASL_PASSWORD"
+                " and DXPULSE_KAFKA_SASL_PASSWORD_FILE"
+            )
+        # Credentials that would be ignored mean a protocol set wrong: say so, not connect without.
+        if not sasl and (self.kafka_sasl_username or passwords):
+            raise ValueError(
+                f"a SASL user or password is set but DXPULSE_KAFKA_SECURITY_PROTOCOL is {protocol}:"
+                " set it to SASL_SSL or SASL_PLAINTEXT"
+            )
+        tls_files = (self.kafka_ssl_cafile, self.kafka_ssl_certfile, self.kafka_ssl_keyfile)
+        if protocol not in TLS_PROTOCOLS and any(tls_files):
+            raise ValueError(
+                f"TLS files are set but DXPULSE_KAFKA_SECURITY_PROTOCOL is {protocol}:"
+                " set it to SSL or SASL_SSL"
+            )
+        if self.kafka_ssl_keyfile is not None and self.kafka_ssl_certfile is None:
+            raise ValueError("DXPULSE_KAFKA_SSL_KEYFILE needs DXPULSE_KAFKA_SSL_CERTFILE")
+        return self
+
+
+class ServiceSettings(CommonSettings, KafkaSecuritySettings):
     """Settings of every long-running service process (ingest, query, the faust workers)."""
 
     gc_thresholds: tuple[NonNegativeInt, NonNegativeInt, NonNegativeInt] = Field(

@@ -5,6 +5,9 @@ the key is ``indicator|period|scope``, the value follows ``schemas/json/rollup.v
 
     python -m examples.subscribe_rollups --bootstrap 127.0.0.1:9092 --group my-dashboard
 
+On a cluster with TLS and SCRAM users, add ``--security-protocol SASL_SSL --username USER
+--password-file FILE --cafile CA.pem`` (``--sasl-mechanism`` is SCRAM-SHA-512 unless given).
+
 Semantics a subscriber can rely on:
 - the topic is compacted: reading it from the beginning gives every key's current figure (and maybe
   some older ones not compacted yet), so keep the LAST value per key;
@@ -18,9 +21,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.helpers import create_ssl_context
 
 TOPIC = "dxpulse.rollups.v1"
 
@@ -45,7 +50,25 @@ def describe(rollup: dict[str, Any]) -> str:
     )
 
 
-async def follow(bootstrap: str, group: str, idle_exit_s: float | None) -> dict[str, dict[str, Any]]:
+def security_options(args: argparse.Namespace) -> dict[str, Any]:
+    """aiokafka's keyword arguments for TLS and SASL, from the command line."""
+    options: dict[str, Any] = {"security_protocol": args.security_protocol}
+    if args.security_protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = create_ssl_context(cafile=args.cafile)
+    if args.security_protocol.startswith("SASL_"):
+        # From a file, not the command line, where any user of the machine could read it.
+        password = Path(args.password_file).read_text().removesuffix("\n")
+        options |= {
+            "sasl_mechanism": args.sasl_mechanism,
+            "sasl_plain_username": args.username,
+            "sasl_plain_password": password,
+        }
+    return options
+
+
+async def follow(
+    bootstrap: str, group: str, idle_exit_s: float | None, security: dict[str, Any] | None = None
+) -> dict[str, dict[str, Any]]:
     """Print every new figure; with ``idle_exit_s``, return once nothing new came for that long."""
     consumer = AIOKafkaConsumer(
         TOPIC,
@@ -54,6 +77,7 @@ async def follow(bootstrap: str, group: str, idle_exit_s: float | None) -> dict[
         # A new group starts from the beginning: compaction keeps every key's current figure.
         auto_offset_reset="earliest",
         enable_auto_commit=True,
+        **(security or {}),
     )
     await consumer.start()
     current: dict[str, dict[str, Any]] = {}
@@ -80,8 +104,25 @@ def main() -> None:
     parser.add_argument(
         "--idle-exit", type=float, default=None, metavar="SECONDS", help="stop when idle this long"
     )
+    parser.add_argument(
+        "--security-protocol",
+        default="PLAINTEXT",
+        choices=["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"],
+        help="how the connection is carried",
+    )
+    parser.add_argument(
+        "--sasl-mechanism",
+        default="SCRAM-SHA-512",
+        choices=["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"],
+        help="with a SASL protocol",
+    )
+    parser.add_argument("--username", help="SASL user")
+    parser.add_argument("--password-file", help="file holding the SASL password")
+    parser.add_argument("--cafile", help="PEM certificates of the brokers' authority (TLS)")
     args = parser.parse_args()
-    asyncio.run(follow(args.bootstrap, args.group, args.idle_exit))
+    if args.security_protocol.startswith("SASL_") and not (args.username and args.password_file):
+        parser.error(f"--security-protocol {args.security_protocol} needs --username and --password-file")
+    asyncio.run(follow(args.bootstrap, args.group, args.idle_exit, security_options(args)))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from rich.progress import Progress
 
 from dxpulse.cli.history import history_app
 from dxpulse.cli.ingest import register as register_ingest_commands
+from dxpulse.cli.kafka_security import command_security
 from dxpulse.cli.presentation import alert_table, distinct_transitions, firing, remap_table, rollup_table
 from dxpulse.cli.status import status
 from dxpulse.client import send_as_reporters
@@ -43,7 +44,7 @@ _stack = StackSettings()
 IngestUrl = Annotated[str, typer.Option(help="Base URL of the ingest API.", envvar="DXPULSE_INGEST_URL")]
 Bootstrap = Annotated[str, typer.Option(help="Kafka bootstrap servers.", envvar="DXPULSE_KAFKA_BOOTSTRAP")]
 DEFAULT_INGEST_URL = f"http://127.0.0.1:{_stack.ingest_port}"
-DEFAULT_BOOTSTRAP = f"127.0.0.1:{_stack.kafka_port}"
+DEFAULT_BOOTSTRAP = _stack.kafka_bootstrap
 DatabaseUrl = Annotated[str, typer.Option(help="PostgreSQL DSN (API tokens).", envvar="DXPULSE_DATABASE_URL")]
 
 
@@ -86,6 +87,7 @@ def demo(
     (label "demo") and revoked when it is done. Sending twice is harmless: event ids are fixed,
     and the second run's reports are answered "duplicate".
     """
+    security = command_security()  # before sending: wrong settings would fail only the reading
     reports = sample_reports()
     console.print(f"Sending {len(reports)} reports from 63 provinces, 22 ministries and MPS to {ingest_url}")
     try:
@@ -102,7 +104,7 @@ def demo(
     deadline = time.monotonic() + timeout
     with console.status("waiting for the rollups on the rollup topic"):
         while True:
-            rollups = asyncio.run(latest_rollups(kafka_bootstrap))
+            rollups = asyncio.run(latest_rollups(kafka_bootstrap, security=security))
             if _settled(rollups, reports):
                 break
             if time.monotonic() > deadline:
@@ -123,9 +125,10 @@ def rollups(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON rollup per line.")] = False,
 ) -> None:
     """Print the current rollups, read from the compacted rollup topic."""
+    security = command_security()
     current = [
         r
-        for r in asyncio.run(latest_rollups(kafka_bootstrap)).values()
+        for r in asyncio.run(latest_rollups(kafka_bootstrap, security=security)).values()
         if (indicator is None or r.indicator == indicator) and (period is None or r.period == period)
     ]
     if as_json:
@@ -141,7 +144,7 @@ def alerts(
     history: Annotated[bool, typer.Option(help="Every transition, not only what fires now.")] = False,
 ) -> None:
     """Print the alerts firing now (or their whole history), read from the alerts topic."""
-    events = asyncio.run(alert_events(kafka_bootstrap))
+    events = asyncio.run(alert_events(kafka_bootstrap, security=command_security()))
     shown = distinct_transitions(events) if history else firing(events)
     console.print(alert_table(shown, "Alert history" if history else "Firing alerts"))
 
@@ -176,8 +179,9 @@ def remap(
         console.print(f"[red]error:[/] {error}")
         raise typer.Exit(2) from None
     day = map_date.date() if map_date is not None else datetime.now(UTC).date()
+    security = command_security()
     with console.status("reading reports from dxpulse.reports.v1"):
-        reports = asyncio.run(valid_reports(kafka_bootstrap, catalog, registry))
+        reports = asyncio.run(valid_reports(kafka_bootstrap, catalog, registry, security=security))
     now = datetime.now(UTC)
     figures = [
         on_map_of(

@@ -11,6 +11,7 @@ import typer
 from aiokafka.errors import KafkaError
 from rich.console import Console
 
+from dxpulse.cli.kafka_security import command_security
 from dxpulse.cli.presentation import alert_table, firing, rollup_table
 from dxpulse.kafka.subscriber import alert_events, latest_rollups
 from dxpulse.stack.settings import StackSettings
@@ -48,10 +49,11 @@ def status(
     on PostgreSQL or the query API being up.
     """
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    security = command_security()
 
     async def read() -> tuple[list[Rollup], list[AlertEvent]]:
-        current = await latest_rollups(kafka_bootstrap)
-        events = await alert_events(kafka_bootstrap)
+        current = await latest_rollups(kafka_bootstrap, security=security)
+        events = await alert_events(kafka_bootstrap, security=security)
         return list(current.values()), by_severity(firing(events))
 
     try:

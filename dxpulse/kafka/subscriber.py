@@ -15,6 +15,7 @@ from dxpulse.domain.catalog import Catalog
 from dxpulse.domain.registry import Registry
 from dxpulse.domain.validation import Problem, validate_report
 from dxpulse.faust_engine.clients import refresh_metadata
+from dxpulse.kafka.security import PLAINTEXT, KafkaSecurity
 from dxpulse.kafka.topics import ALERTS, REPORTS, ROLLUPS
 from schemas import AlertEvent, Report, Rollup
 
@@ -62,6 +63,7 @@ async def record_chunks(
     timeout_s: float = 30.0,
     pacer: Pacer | None = None,
     chunk: int = READ_CHUNK,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> AsyncGenerator[list[ConsumerRecord[bytes, bytes]], None]:
     """Every message on ``topic`` from its first offset up to its end when called, in order per
     partition, a chunk of at most ``chunk`` at a time; ``pacer`` rests after each chunk.
@@ -70,7 +72,10 @@ async def record_chunks(
     topic read slowly (or paced) is not an error, a stuck one is.
     """
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        **security.client_kwargs(),
     )
     try:
         await consumer.start()
@@ -112,13 +117,12 @@ async def record_chunks(
 
 
 async def read_records(
-    bootstrap: str, topic: str, *, timeout_s: float = 30.0
+    bootstrap: str, topic: str, *, timeout_s: float = 30.0, security: KafkaSecurity = PLAINTEXT
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """Every message on ``topic`` from its first offset up to its end when called, in order per
     partition (``record_chunks``, all at once)."""
-    return [
-        record async for records in record_chunks(bootstrap, topic, timeout_s=timeout_s) for record in records
-    ]
+    chunks = record_chunks(bootstrap, topic, timeout_s=timeout_s, security=security)
+    return [record async for records in chunks for record in records]
 
 
 async def latest_values(chunks: AsyncIterable[list[ConsumerRecord[bytes, bytes]]]) -> dict[bytes, bytes]:
@@ -141,13 +145,18 @@ async def latest_values(chunks: AsyncIterable[list[ConsumerRecord[bytes, bytes]]
 
 
 async def read_topic(
-    bootstrap: str, topic: str, parse: Callable[[bytes], Event | None], *, timeout_s: float = 30.0
+    bootstrap: str,
+    topic: str,
+    parse: Callable[[bytes], Event | None],
+    *,
+    timeout_s: float = 30.0,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> list[tuple[str, Event]]:
     """Every (key, event) on ``topic`` from its first offset up to its end when called, in order.
 
     Messages ``parse`` turns into None are skipped.
     """
-    records = await read_records(bootstrap, topic, timeout_s=timeout_s)
+    records = await read_records(bootstrap, topic, timeout_s=timeout_s, security=security)
     return [
         (r.key.decode(), event)
         for r in records
@@ -156,14 +165,19 @@ async def read_topic(
 
 
 async def latest_rollups(
-    bootstrap: str, *, timeout_s: float = 30.0, pacer: Pacer | None = None
+    bootstrap: str,
+    *,
+    timeout_s: float = 30.0,
+    pacer: Pacer | None = None,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> dict[str, Rollup]:
     """The current rollup per key (``indicator|period|scope``), as a new subscriber sees it.
 
     Only each key's latest rollup is parsed (``latest_values``); ``pacer`` rests between reading
     chunks and between parsing them, for a worker reading this beside its own work.
     """
-    latest = await latest_values(record_chunks(bootstrap, ROLLUPS, timeout_s=timeout_s, pacer=pacer))
+    chunks = record_chunks(bootstrap, ROLLUPS, timeout_s=timeout_s, pacer=pacer, security=security)
+    latest = await latest_values(chunks)
     rollups: dict[str, Rollup] = {}
     for key, value in latest.items():
         rollups[key.decode()] = Rollup.model_validate_json(value)
@@ -172,14 +186,22 @@ async def latest_rollups(
     return rollups
 
 
-async def alert_events(bootstrap: str, *, timeout_s: float = 30.0) -> list[AlertEvent]:
+async def alert_events(
+    bootstrap: str, *, timeout_s: float = 30.0, security: KafkaSecurity = PLAINTEXT
+) -> list[AlertEvent]:
     """Every alert transition published so far, in order per fingerprint."""
-    events = await read_topic(bootstrap, ALERTS, AlertEvent.model_validate_json, timeout_s=timeout_s)
+    parse = AlertEvent.model_validate_json
+    events = await read_topic(bootstrap, ALERTS, parse, timeout_s=timeout_s, security=security)
     return [event for _, event in events]
 
 
 async def valid_reports(
-    bootstrap: str, catalog: Catalog, registry: Registry, *, timeout_s: float = 60.0
+    bootstrap: str,
+    catalog: Catalog,
+    registry: Registry,
+    *,
+    timeout_s: float = 60.0,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> list[Report]:
     """Every report on the raw report topic that the pipeline accepts (what the aggregator counted)."""
     now = datetime.now(UTC)
@@ -191,4 +213,5 @@ async def valid_reports(
             return None
         return None if isinstance(validate_report(report, catalog, registry, now), Problem) else report
 
-    return [report for _, report in await read_topic(bootstrap, REPORTS, parse, timeout_s=timeout_s)]
+    read = await read_topic(bootstrap, REPORTS, parse, timeout_s=timeout_s, security=security)
+    return [report for _, report in read]

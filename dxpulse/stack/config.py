@@ -65,22 +65,12 @@ class StackPaths:
 
     @property
     def kafka_dir(self) -> Path:
+        """The single broker's folder; with several, broker n has ``kafka-n`` beside it."""
         return self.root / "kafka"
 
     @property
-    def kafka_data(self) -> Path:
-        return self.kafka_dir / "data"
-
-    @property
-    def kafka_properties(self) -> Path:
-        return self.kafka_dir / "server.properties"
-
-    @property
-    def kafka_log4j(self) -> Path:
-        return self.kafka_dir / "log4j.properties"
-
-    @property
     def kafka_cluster_id(self) -> Path:
+        """The stack's KRaft cluster id, shared by its brokers."""
         return self.kafka_dir / "cluster-id"
 
     @property
@@ -116,6 +106,53 @@ class StackPaths:
     @property
     def alertmanager_data(self) -> Path:
         return self.root / "alertmanager"
+
+
+@dataclass(frozen=True)
+class KafkaNode:
+    """One Kafka process of the stack: a broker and a KRaft controller, with its ports and files.
+
+    A single broker is the component ``kafka`` in ``kafka/``; in a cluster, node n is ``kafka-n``
+    in ``kafka-n/``, so a stack's data does not change with the number of brokers.
+    """
+
+    node_id: int
+    name: str
+    port: int
+    controller_port: int
+    sasl_ssl_port: int | None
+    home: Path
+
+    @property
+    def data(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def properties(self) -> Path:
+        return self.home / "server.properties"
+
+    @property
+    def log4j(self) -> Path:
+        return self.home / "log4j.properties"
+
+
+def kafka_node_name(node_id: int, brokers: int) -> str:
+    """The component name of Kafka node ``node_id``: its pid file and log."""
+    return KAFKA if brokers == 1 else f"{KAFKA}-{node_id}"
+
+
+def kafka_nodes(settings: StackSettings, paths: StackPaths) -> list[KafkaNode]:
+    """The stack's Kafka nodes, ids from 1; broker n's ports are the first's plus (n - 1) steps."""
+    count = settings.kafka_brokers
+    ports = settings.kafka_ports(settings.kafka_port)
+    controllers = settings.kafka_ports(settings.kafka_controller_port)
+    first_sasl = settings.kafka_sasl_ssl_port
+    sasl: list[int | None] = [None] * count if first_sasl is None else [*settings.kafka_ports(first_sasl)]
+    names = [kafka_node_name(index + 1, count) for index in range(count)]
+    return [
+        KafkaNode(index + 1, name, ports[index], controllers[index], sasl[index], paths.root / name)
+        for index, name in enumerate(names)
+    ]
 
 
 @dataclass(frozen=True)
@@ -171,28 +208,52 @@ def kafka_pom(version: str) -> str:
 """
 
 
-def kafka_server_properties(settings: StackSettings, paths: StackPaths) -> str:
-    """server.properties of a single-node KRaft broker+controller bound to 127.0.0.1."""
-    port, ctrl = settings.kafka_port, settings.kafka_controller_port
+SCRAM_MECHANISM = "SCRAM-SHA-512"
+"""The SASL mechanism of the stack's SASL_SSL port."""
+
+
+def kafka_server_properties(settings: StackSettings, paths: StackPaths, node_id: int = 1) -> str:
+    """server.properties of KRaft broker+controller ``node_id`` of the stack, bound to 127.0.0.1."""
+    nodes = kafka_nodes(settings, paths)
+    node = nodes[node_id - 1]
+    voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in nodes)
+    listeners = [f"PLAINTEXT://127.0.0.1:{node.port}"]
+    protocols = ["PLAINTEXT:PLAINTEXT", "CONTROLLER:PLAINTEXT"]
+    if node.sasl_ssl_port is not None:
+        listeners.append(f"SASL_SSL://127.0.0.1:{node.sasl_ssl_port}")
+        protocols.append("SASL_SSL:SASL_SSL")
     lines = {
         "process.roles": "broker,controller",
-        "node.id": "1",
-        "controller.quorum.voters": f"1@127.0.0.1:{ctrl}",
-        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{ctrl}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "node.id": str(node.node_id),
+        "controller.quorum.voters": voters,
+        "listeners": ",".join([*listeners, f"CONTROLLER://127.0.0.1:{node.controller_port}"]),
+        "advertised.listeners": ",".join(listeners),
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-        "log.dirs": str(paths.kafka_data),
-        # One broker: internal topics cannot have more replicas than that.
-        "offsets.topic.replication.factor": "1",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
+        "listener.security.protocol.map": ",".join(protocols),
+        "log.dirs": str(node.data),
+        # Kafka's own topics get the replicas dxpulse's get (1 with one broker: no more can exist).
+        "offsets.topic.replication.factor": str(settings.replication_factor),
+        "transaction.state.log.replication.factor": str(settings.replication_factor),
+        "transaction.state.log.min.isr": str(settings.min_insync_replicas),
         # Consumers in tests and a freshly started stack should not wait 3 s for a rebalance.
         "group.initial.rebalance.delay.ms": "0",
         # Topics are created by ensure_topics with explicit partitions and policies, never by typo.
         "auto.create.topics.enable": "false",
     }
+    keystore, keystore_password = settings.kafka_ssl_keystore, settings.kafka_ssl_keystore_password
+    if node.sasl_ssl_port is not None and keystore is not None:
+        lines |= {
+            "sasl.enabled.mechanisms": SCRAM_MECHANISM,
+            # The brokers' side of SCRAM needs no credentials: the users are in the metadata log.
+            f"listener.name.sasl_ssl.{SCRAM_MECHANISM.lower()}.sasl.jaas.config": (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            ),
+            "ssl.keystore.type": "PKCS12",
+            "ssl.keystore.location": str(keystore.expanduser().absolute()),
+        }
+        if keystore_password is not None:
+            lines["ssl.keystore.password"] = keystore_password.get_secret_value()
     return "".join(f"{key}={value}\n" for key, value in lines.items())
 
 
@@ -210,40 +271,51 @@ def kafka_log4j_properties() -> str:
     )
 
 
-def _java(settings: StackSettings, paths: StackPaths, *jvm_options: str) -> list[str]:
+def _java(settings: StackSettings, node: KafkaNode, *jvm_options: str) -> list[str]:
     libs = settings.kafka_home / "libs"
     return [
         "java",
         *jvm_options,
         "-Djava.awt.headless=true",
-        f"-Dlog4j.configuration=file:{paths.kafka_log4j}",
+        f"-Dlog4j.configuration=file:{node.log4j}",
         "-cp",
         # Java expands the trailing '*' itself, so no shell is involved.
         f"{libs}/*",
     ]
 
 
-def kafka_format_command(settings: StackSettings, paths: StackPaths, cluster_id: str) -> list[str]:
-    """Formats the KRaft storage in log.dirs; --ignore-formatted keeps a second run harmless."""
+def kafka_format_command(settings: StackSettings, node: KafkaNode, cluster_id: str) -> list[str]:
+    """Formats the KRaft storage in log.dirs; --ignore-formatted keeps a second run harmless.
+
+    With a SASL_SSL port, the SCRAM user goes into the metadata the storage starts with.
+    """
+    scram = []
+    password = settings.kafka_scram_password
+    if settings.kafka_sasl_ssl_port is not None and password is not None:
+        user = f"name={settings.kafka_scram_username},password={password.get_secret_value()}"
+        scram = ["--add-scram", f"{SCRAM_MECHANISM}=[{user}]"]
     return [
-        *_java(settings, paths),
+        *_java(settings, node),
         "kafka.tools.StorageTool",
         "format",
         "--ignore-formatted",
         "-t",
         cluster_id,
         "-c",
-        str(paths.kafka_properties),
+        str(node.properties),
+        *scram,
     ]
 
 
-def kafka_command(settings: StackSettings, paths: StackPaths) -> list[str]:
-    """Runs the broker in the foreground; the stack backgrounds it."""
+def kafka_command(settings: StackSettings, node: KafkaNode) -> list[str]:
+    """Runs one broker in the foreground; the stack backgrounds it."""
+    # A development broker: a small heap, and die rather than limp on after an OOM. Several share
+    # a machine, so each gets less.
+    heap = "512m" if settings.kafka_brokers == 1 else "384m"
     return [
-        # A development broker: a small heap, and die rather than limp on after an OOM.
-        *_java(settings, paths, "-Xms256m", "-Xmx512m", "-XX:+UseG1GC", "-XX:+ExitOnOutOfMemoryError"),
+        *_java(settings, node, "-Xms256m", f"-Xmx{heap}", "-XX:+UseG1GC", "-XX:+ExitOnOutOfMemoryError"),
         "kafka.Kafka",
-        str(paths.kafka_properties),
+        str(node.properties),
     ]
 
 
@@ -272,6 +344,8 @@ def service_env(settings: StackSettings, paths: StackPaths) -> dict[str, str]:
         "DXPULSE_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
         "DXPULSE_DATABASE_URL": settings.database_url,
         "DXPULSE_TOPIC_PARTITIONS": str(settings.topic_partitions),
+        "DXPULSE_REPLICATION_FACTOR": str(settings.replication_factor),
+        "DXPULSE_MIN_INSYNC_REPLICAS": str(settings.min_insync_replicas),
         "DXPULSE_INGEST_PORT": str(settings.ingest_port),
         "DXPULSE_AGGREGATE_WEB_PORT": str(settings.aggregate_web_port),
         "DXPULSE_ALERTS_WEB_PORT": str(settings.alerts_web_port),

@@ -27,14 +27,15 @@ def is_root() -> bool:
     return os.geteuid() == 0
 
 
-def _version_key(path: Path) -> tuple[int, ...]:
+def postgres_version_key(path: Path) -> tuple[int, ...]:
+    """The PostgreSQL version of an initdb path, as numbers to sort by."""
     # /usr/lib/postgresql/<version>/bin/initdb: sort 9.6 < 15 < 16 numerically, not as text.
     return tuple(int(p) for p in re.findall(r"\d+", path.parent.parent.name))
 
 
 def postgres_bin_dir() -> Path | None:
     """Folder of initdb and pg_ctl: the newest Debian install, else whatever is on PATH."""
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=_version_key)
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=postgres_version_key)
     if found:
         return found[-1].parent
     initdb = shutil.which("initdb")

@@ -228,6 +228,13 @@ def stop_processes(records: Sequence[PidRecord], timeout_s: float = 30.0) -> lis
     return running
 
 
+def kill_process(record: PidRecord, timeout_s: float = 10.0) -> None:
+    """SIGKILL the process (its group, as ``_signal``) and wait until it is gone: a crash, for tests."""
+    _signal(record.pid, signal.SIGKILL)
+    if not wait_for(lambda: not is_alive(record.pid, record.start_time), timeout_s, 0.05):
+        raise StackError(f"process {record.pid} survived SIGKILL; stop it by hand")
+
+
 def stop_process(record: PidRecord, timeout_s: float = 30.0) -> bool:
     """SIGTERM the process, SIGKILL it if it outlives ``timeout_s``; False if it was not running."""
     return bool(stop_processes([record], timeout_s))

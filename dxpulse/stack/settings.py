@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Self
 from urllib.parse import quote
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -42,6 +43,58 @@ class StackSettings(BaseSettings):
         ge=1,
         le=65535,
         description="DXPULSE_STACK_KAFKA_CONTROLLER_PORT: KRaft controller port of the broker.",
+    )
+    kafka_brokers: int = Field(
+        default=1,
+        ge=1,
+        le=9,
+        description=(
+            "DXPULSE_STACK_KAFKA_BROKERS: Kafka nodes the stack runs, each a broker and a KRaft"
+            " controller in a process of its own; with 3, topics get 3 replicas (2 in sync) and the"
+            " cluster survives the death of any one."
+        ),
+    )
+    kafka_port_step: int = Field(
+        default=100,
+        ge=1,
+        le=1000,
+        description=(
+            "DXPULSE_STACK_KAFKA_PORT_STEP: with several brokers, broker n listens on the first"
+            " broker's client, controller and SASL_SSL ports plus (n - 1) times this."
+        ),
+    )
+    kafka_sasl_ssl_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description=(
+            "DXPULSE_STACK_KAFKA_SASL_SSL_PORT: also serve clients on this port with TLS and"
+            " SCRAM-SHA-512 users (the services keep the plaintext port); needs"
+            " DXPULSE_STACK_KAFKA_SSL_KEYSTORE and DXPULSE_STACK_KAFKA_SCRAM_PASSWORD."
+        ),
+    )
+    kafka_ssl_keystore: Path | None = Field(
+        default=None,
+        description=(
+            "DXPULSE_STACK_KAFKA_SSL_KEYSTORE: PKCS12 file with the brokers' private key and"
+            " certificate (for 127.0.0.1) on the SASL_SSL port."
+        ),
+    )
+    kafka_ssl_keystore_password: SecretStr | None = Field(
+        default=None,
+        description="DXPULSE_STACK_KAFKA_SSL_KEYSTORE_PASSWORD: password of that PKCS12 file.",
+    )
+    kafka_scram_username: str = Field(
+        default="dxpulse",
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="DXPULSE_STACK_KAFKA_SCRAM_USERNAME: the SCRAM-SHA-512 user the SASL_SSL port accepts.",
+    )
+    kafka_scram_password: SecretStr | None = Field(
+        default=None,
+        description=(
+            "DXPULSE_STACK_KAFKA_SCRAM_PASSWORD: that user's password, without commas, brackets or"
+            " quotes; the user is created when Kafka's storage is formatted, so in a new state dir."
+        ),
     )
     postgres_port: int = Field(
         # Not 5432, so a system PostgreSQL cluster can keep running beside the stack.
@@ -127,10 +180,45 @@ class StackSettings(BaseSettings):
         description="DXPULSE_STACK_TOPIC_PARTITIONS: partitions of every dxpulse topic.",
     )
 
+    @model_validator(mode="after")
+    def _sasl_ssl_complete(self) -> Self:
+        if self.kafka_sasl_ssl_port is None:
+            return self
+        if self.kafka_ssl_keystore is None or self.kafka_scram_password is None:
+            raise ValueError(
+                "DXPULSE_STACK_KAFKA_SASL_SSL_PORT needs DXPULSE_STACK_KAFKA_SSL_KEYSTORE and"
+                " DXPULSE_STACK_KAFKA_SCRAM_PASSWORD"
+            )
+        # kafka-storage reads the user as SCRAM-SHA-512=[name=...,password=...].
+        if any(c in self.kafka_scram_password.get_secret_value() for c in ',[]"'):
+            raise ValueError("DXPULSE_STACK_KAFKA_SCRAM_PASSWORD must not hold commas, brackets or quotes")
+        return self
+
+    def kafka_ports(self, first: int) -> list[int]:
+        """Port ``first`` of the first broker, as each broker has it."""
+        return [first + n * self.kafka_port_step for n in range(self.kafka_brokers)]
+
     @property
     def kafka_bootstrap(self) -> str:
-        """Bootstrap servers of the local broker."""
-        return f"127.0.0.1:{self.kafka_port}"
+        """Bootstrap servers of the local brokers, every one of them."""
+        return ",".join(f"127.0.0.1:{port}" for port in self.kafka_ports(self.kafka_port))
+
+    @property
+    def kafka_sasl_ssl_bootstrap(self) -> str | None:
+        """Bootstrap servers of the SASL_SSL port, when the stack serves one."""
+        if self.kafka_sasl_ssl_port is None:
+            return None
+        return ",".join(f"127.0.0.1:{port}" for port in self.kafka_ports(self.kafka_sasl_ssl_port))
+
+    @property
+    def replication_factor(self) -> int:
+        """Replicas of the stack's topics: 3 once there are 3 brokers, as in production."""
+        return min(3, self.kafka_brokers)
+
+    @property
+    def min_insync_replicas(self) -> int:
+        """One less than the replicas (at least 1), so that one broker can die and writes go on."""
+        return max(1, self.replication_factor - 1)
 
     @property
     def database_url(self) -> str:

@@ -17,12 +17,20 @@ from dxpulse.stack.config import (
     ServiceSpec,
     StackPaths,
     alertmanager_spec,
+    kafka_nodes,
     prometheus_config,
     prometheus_spec,
     service_specs,
 )
 from dxpulse.stack.errors import StackError
-from dxpulse.stack.kafka import kafka_pid, start_kafka, stop_kafka
+from dxpulse.stack.kafka import (
+    is_kafka_name,
+    kill_kafka_broker,
+    running_kafka,
+    start_kafka,
+    start_kafka_broker,
+    stop_kafka,
+)
 from dxpulse.stack.postgres import postgres_pid, start_postgres, stop_postgres
 from dxpulse.stack.process import (
     PidRecord,
@@ -75,15 +83,45 @@ class Stack:
     # --- Kafka and PostgreSQL ----------------------------------------------------------------
 
     def start_kafka(self, timeout_s: float = 90.0) -> ComponentStatus:
+        """Start every broker that does not run, then create the missing topics."""
         start_kafka(self.settings, self.paths, self.report, timeout_s)
         return self.kafka_status()
 
     def stop_kafka(self, timeout_s: float = 60.0) -> None:
+        """Stop every broker of this state dir."""
         stop_kafka(self.paths, self.report, timeout_s)
 
+    def start_kafka_broker(self, node_id: int, timeout_s: float = 90.0) -> ComponentStatus:
+        """Start broker ``node_id`` (from 1) unless it runs; it rejoins the others."""
+        start_kafka_broker(self.settings, self.paths, node_id, self.report, timeout_s)
+        return self.broker_statuses()[node_id - 1]
+
+    def kill_kafka_broker(self, node_id: int) -> bool:
+        """SIGKILL broker ``node_id`` (from 1), as a crash would; False if it was not running."""
+        return kill_kafka_broker(self.settings, self.paths, node_id, self.report)
+
+    def broker_statuses(self) -> list[ComponentStatus]:
+        """Each Kafka node of the settings, by id."""
+        running = running_kafka(self.paths)
+        return [
+            self._status(node.name, running.get(node.name), node.port)
+            for node in kafka_nodes(self.settings, self.paths)
+        ]
+
     def kafka_status(self) -> ComponentStatus:
-        record = kafka_pid(self.paths)
-        return self._status(KAFKA, record, self.settings.kafka_port)
+        """Kafka as a whole: running and ready when every broker is; the first broker's pid and log."""
+        brokers = self.broker_statuses()
+        if len(brokers) == 1:
+            return brokers[0]
+        first = brokers[0]
+        return ComponentStatus(
+            name=KAFKA,
+            running=all(b.running for b in brokers),
+            pid=first.pid,
+            address=self.settings.kafka_bootstrap,
+            log=first.log,
+            ready=all(b.ready for b in brokers),
+        )
 
     def start_postgres(self, timeout_s: float = 60.0) -> ComponentStatus:
         start_postgres(self.settings, self.paths, self.report, timeout_s)
@@ -255,7 +293,7 @@ class Stack:
     def _started_processes(self) -> list[str]:
         if not self.paths.run.is_dir():
             return []
-        return sorted(p.stem for p in self.paths.run.glob("*.pid") if p.stem != KAFKA)
+        return sorted(p.stem for p in self.paths.run.glob("*.pid") if not is_kafka_name(p.stem))
 
     def down(self) -> None:
         """Stop everything the stack started: services first, then PostgreSQL, then Kafka."""
@@ -276,8 +314,16 @@ class Stack:
         ports[PROMETHEUS] = self.settings.prometheus_port
         ports[ALERTMANAGER] = self.settings.alertmanager_port
         extra = [n for n in self._started_processes() if n not in names]
+        brokers = self.broker_statuses()
+        # Brokers of other settings (a cluster started with more) still show while they run.
+        others = [
+            self._status(name, record, record.port)
+            for name, record in running_kafka(self.paths).items()
+            if name not in {b.name for b in brokers}
+        ]
         return [
-            self.kafka_status(),
+            *brokers,
+            *others,
             self.postgres_status(),
             *(self.service_status(name, ports.get(name)) for name in [*names, *extra]),
         ]

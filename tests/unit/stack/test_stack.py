@@ -23,6 +23,7 @@ from dxpulse.stack.config import (
     alertmanager_spec,
     kafka_command,
     kafka_format_command,
+    kafka_nodes,
     kafka_pom,
     kafka_server_properties,
     new_cluster_id,
@@ -32,13 +33,16 @@ from dxpulse.stack.config import (
     service_specs,
 )
 from dxpulse.stack.errors import StackError
+from dxpulse.stack.kafka import is_kafka_name
 from dxpulse.stack.postgres import untraversable_parents
 from dxpulse.stack.process import (
     PidRecord,
     is_alive,
+    kill_process,
     launch,
     live_pid,
     parse_proc_stat,
+    port_open,
     read_pid_file,
     start_time_of,
     stop_process,
@@ -47,6 +51,7 @@ from dxpulse.stack.process import (
 )
 from dxpulse.stack.settings import StackSettings
 from dxpulse.stack.stack import Stack
+from dxpulse.stack.testing import stack_settings_for_tests
 
 
 @pytest.fixture(autouse=True)
@@ -73,6 +78,8 @@ def test_settings_defaults() -> None:
     assert (s.ingest_port, s.aggregate_web_port, s.alerts_web_port) == (8080, 6066, 6067)
     assert (s.prometheus_port, s.alertmanager_port, s.topic_partitions) == (9090, 9093, 6)
     assert s.kafka_bootstrap == "127.0.0.1:9092"
+    assert (s.kafka_brokers, s.kafka_port_step, s.kafka_sasl_ssl_port) == (1, 100, None)
+    assert (s.replication_factor, s.min_insync_replicas) == (1, 1)
     assert s.database_url == "postgresql://dxpulse:dxpulse@127.0.0.1:5433/dxpulse"
     assert s.kafka_home == Path.home() / ".cache" / "dxpulse" / "kafka-3.9.1"
     assert s.alertmanager_config == Path("deploy/alertmanager/alertmanager.yml")
@@ -125,6 +132,8 @@ def test_paths_are_absolute_under_the_state_dir(monkeypatch: pytest.MonkeyPatch,
 def test_kafka_server_properties(tmp_path: Path) -> None:
     s = StackSettings(state_dir=tmp_path, kafka_port=1111, kafka_controller_port=2222)
     p = props(kafka_server_properties(s, StackPaths.for_settings(s)))
+    assert p["node.id"] == "1"
+    assert p["listener.security.protocol.map"] == "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
     assert p["process.roles"] == "broker,controller"
     assert p["controller.quorum.voters"] == "1@127.0.0.1:2222"
     assert p["listeners"] == "PLAINTEXT://127.0.0.1:1111,CONTROLLER://127.0.0.1:2222"
@@ -139,16 +148,116 @@ def test_kafka_server_properties(tmp_path: Path) -> None:
 def test_kafka_commands_use_the_cached_jars(tmp_path: Path) -> None:
     s = StackSettings(state_dir=tmp_path / "st", cache_dir=tmp_path / "cache")
     paths = StackPaths.for_settings(s)
-    run = kafka_command(s, paths)
+    (node,) = kafka_nodes(s, paths)
+    assert node.properties == tmp_path / "st" / "kafka" / "server.properties"
+    run = kafka_command(s, node)
     assert run[0] == "java"
     assert run[run.index("-cp") + 1] == f"{tmp_path / 'cache' / 'kafka-3.9.1' / 'libs'}/*"
-    assert run[-2:] == ["kafka.Kafka", str(paths.kafka_properties)]
-    assert f"-Dlog4j.configuration=file:{paths.kafka_log4j}" in run
+    assert run[-2:] == ["kafka.Kafka", str(node.properties)]
+    assert f"-Dlog4j.configuration=file:{node.log4j}" in run
     assert "-Xmx512m" in run
-    fmt = kafka_format_command(s, paths, "abc")
+    fmt = kafka_format_command(s, node, "abc")
     assert fmt[fmt.index("-t") + 1] == "abc"
-    assert fmt[fmt.index("-c") + 1] == str(paths.kafka_properties)
+    assert fmt[fmt.index("-c") + 1] == str(node.properties)
     assert "kafka.tools.StorageTool" in fmt
+    assert "--add-scram" not in fmt
+
+
+def test_a_cluster_is_three_nodes_stepping_their_ports(tmp_path: Path) -> None:
+    s = StackSettings(state_dir=tmp_path, kafka_brokers=3, kafka_port=1000, kafka_controller_port=2000)
+    paths = StackPaths.for_settings(s)
+    nodes = kafka_nodes(s, paths)
+    assert [(n.node_id, n.name, n.port, n.controller_port) for n in nodes] == [
+        (1, "kafka-1", 1000, 2000),
+        (2, "kafka-2", 1100, 2100),
+        (3, "kafka-3", 1200, 2200),
+    ]
+    assert [n.home for n in nodes] == [tmp_path / "kafka-1", tmp_path / "kafka-2", tmp_path / "kafka-3"]
+    assert s.kafka_bootstrap == "127.0.0.1:1000,127.0.0.1:1100,127.0.0.1:1200"
+    assert (s.replication_factor, s.min_insync_replicas) == (3, 2)
+    expected = {
+        "node.id": "2",
+        "controller.quorum.voters": "1@127.0.0.1:2000,2@127.0.0.1:2100,3@127.0.0.1:2200",
+        "listeners": "PLAINTEXT://127.0.0.1:1100,CONTROLLER://127.0.0.1:2100",
+        "advertised.listeners": "PLAINTEXT://127.0.0.1:1100",
+        "log.dirs": str(tmp_path / "kafka-2" / "data"),
+        # Kafka's own topics (consumer offsets) survive a broker's death too.
+        "offsets.topic.replication.factor": "3",
+        "transaction.state.log.replication.factor": "3",
+        "transaction.state.log.min.isr": "2",
+    }
+    p = props(kafka_server_properties(s, paths, 2))
+    assert {key: p[key] for key in expected} == expected
+    assert "-Xmx384m" in kafka_command(s, nodes[0])
+    env = service_env(s, paths)
+    assert env["DXPULSE_KAFKA_BOOTSTRAP"] == s.kafka_bootstrap
+    assert (env["DXPULSE_REPLICATION_FACTOR"], env["DXPULSE_MIN_INSYNC_REPLICAS"]) == ("3", "2")
+
+
+@pytest.mark.parametrize(("brokers", "factor", "isr"), [(1, 1, 1), (2, 2, 1), (3, 3, 2), (5, 3, 2)])
+def test_the_stack_replicates_as_its_brokers_allow(brokers: int, factor: int, isr: int) -> None:
+    s = StackSettings(kafka_brokers=brokers)
+    assert (s.replication_factor, s.min_insync_replicas) == (factor, isr)
+
+
+def test_a_sasl_ssl_port_adds_a_listener_and_a_scram_user(tmp_path: Path) -> None:
+    keystore = tmp_path / "broker.p12"
+    s = StackSettings(
+        state_dir=tmp_path,
+        kafka_brokers=2,
+        kafka_port=1000,
+        kafka_controller_port=2000,
+        kafka_sasl_ssl_port=3000,
+        kafka_ssl_keystore=keystore,
+        kafka_ssl_keystore_password="store",
+        kafka_scram_password="s3cret",
+    )
+    paths = StackPaths.for_settings(s)
+    assert s.kafka_sasl_ssl_bootstrap == "127.0.0.1:3000,127.0.0.1:3100"
+    p = props(kafka_server_properties(s, paths, 2))
+    assert p["listeners"] == (
+        "PLAINTEXT://127.0.0.1:1100,SASL_SSL://127.0.0.1:3100,CONTROLLER://127.0.0.1:2100"
+    )
+    assert p["advertised.listeners"] == "PLAINTEXT://127.0.0.1:1100,SASL_SSL://127.0.0.1:3100"
+    assert p["listener.security.protocol.map"] == (
+        "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL"
+    )
+    assert p["inter.broker.listener.name"] == "PLAINTEXT"
+    assert p["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
+    assert p["listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config"] == (
+        "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+    )
+    assert (p["ssl.keystore.type"], p["ssl.keystore.location"]) == ("PKCS12", str(keystore))
+    assert p["ssl.keystore.password"] == "store"
+    fmt = kafka_format_command(s, kafka_nodes(s, paths)[1], "abc")
+    assert fmt[fmt.index("--add-scram") + 1] == "SCRAM-SHA-512=[name=dxpulse,password=s3cret]"
+    assert "s3cret" not in repr(s)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({}, "needs DXPULSE_STACK_KAFKA_SSL_KEYSTORE and DXPULSE_STACK_KAFKA_SCRAM_PASSWORD"),
+        ({"kafka_ssl_keystore": "/k.p12"}, "needs DXPULSE_STACK_KAFKA_SSL_KEYSTORE and"),
+        ({"kafka_ssl_keystore": "/k.p12", "kafka_scram_password": "a,b"}, "must not hold commas"),
+    ],
+)
+def test_a_sasl_ssl_port_needs_a_keystore_and_a_password(values: dict[str, str], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        StackSettings(kafka_sasl_ssl_port=3000, **values)  # type: ignore[arg-type]
+
+
+def test_kafka_names_are_the_single_broker_and_the_numbered_ones() -> None:
+    assert [is_kafka_name(n) for n in ("kafka", "kafka-2", "kafka-12")] == [True, True, True]
+    assert [is_kafka_name(n) for n in ("kafka-init", "kafkax", "ingest", "kafka-")] == [False] * 4
+
+
+def test_test_settings_find_free_ports_for_every_broker(tmp_path: Path) -> None:
+    s = stack_settings_for_tests(tmp_path, kafka_brokers=3)
+    ports = [port for n in kafka_nodes(s, StackPaths.for_settings(s)) for port in (n.port, n.controller_port)]
+    ports += [s.postgres_port, s.ingest_port, s.prometheus_port]
+    assert len(set(ports)) == len(ports)
+    assert all(not port_open(port) for port in ports)
 
 
 def test_cluster_ids_are_16_random_bytes_base64url() -> None:
@@ -198,6 +307,8 @@ def test_services_get_the_stack_environment(tmp_path: Path) -> None:
         "DXPULSE_KAFKA_BOOTSTRAP": "127.0.0.1:1",
         "DXPULSE_DATABASE_URL": "postgresql://dxpulse:dxpulse@127.0.0.1:2/dxpulse",
         "DXPULSE_TOPIC_PARTITIONS": "6",
+        "DXPULSE_REPLICATION_FACTOR": "1",
+        "DXPULSE_MIN_INSYNC_REPLICAS": "1",
         "DXPULSE_INGEST_PORT": "3",
         "DXPULSE_AGGREGATE_WEB_PORT": "6066",
         "DXPULSE_ALERTS_WEB_PORT": "6067",
@@ -389,6 +500,46 @@ def test_down_and_status_with_nothing_running(tmp_path: Path) -> None:
     assert not any(s.running for s in stack.status())
 
 
+def test_a_cluster_shows_each_broker(tmp_path: Path) -> None:
+    settings = StackSettings(state_dir=tmp_path, kafka_brokers=3)
+    stack = Stack(settings, report=lambda _: None)
+    assert [s.name for s in stack.status()][:4] == ["kafka-1", "kafka-2", "kafka-3", "postgres"]
+    whole = stack.kafka_status()
+    assert (whole.name, whole.running, whole.address) == ("kafka", False, settings.kafka_bootstrap)
+    assert not stack.kill_kafka_broker(2)
+    with pytest.raises(StackError, match="no Kafka broker 4: the stack runs brokers 1 to 3"):
+        stack.kill_kafka_broker(4)
+
+
+def _sleeper(tmp_path: Path, name: str) -> PidRecord:
+    return launch([sys.executable, "-c", "import time; time.sleep(60)"], tmp_path / "logs" / f"{name}.log")
+
+
+def test_kill_process_waits_until_the_process_is_gone(tmp_path: Path) -> None:
+    record = _sleeper(tmp_path, "victim")
+    kill_process(record)
+    assert not is_alive(record.pid, record.start_time)
+
+
+def test_brokers_of_other_settings_still_show_and_stop(tmp_path: Path) -> None:
+    stack = Stack(StackSettings(state_dir=tmp_path), report=lambda _: None)
+    record = _sleeper(tmp_path, "kafka-2")
+    write_pid_file(stack.paths.pid_file("kafka-2"), record)
+    try:
+        shown = {s.name: s for s in stack.status()}
+        assert shown["kafka-2"].running
+        assert shown["kafka-2"].pid == record.pid
+        stack.kill_kafka_broker(1)  # no broker 1 runs: nothing to do
+        assert is_alive(record.pid, record.start_time)
+        with pytest.raises(StackError, match="Kafka runs as kafka-2, started with another"):
+            stack.start_kafka()
+        stack.down()
+        assert not is_alive(record.pid, record.start_time)
+        assert "kafka-2" not in {s.name for s in stack.status()}
+    finally:
+        kill_process(record)
+
+
 # --- prerequisites and install ---------------------------------------------------------------
 
 
@@ -409,7 +560,7 @@ def test_newest_postgres_wins(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
     for version in ("9.6", "15", "13"):
         (tmp_path / version / "bin").mkdir(parents=True)
         (tmp_path / version / "bin" / "initdb").touch()
-    found = sorted((tmp_path).glob("*/bin/initdb"), key=installer._version_key)
+    found = sorted((tmp_path).glob("*/bin/initdb"), key=installer.postgres_version_key)
     assert found[-1].parent == tmp_path / "15" / "bin"
 
 
@@ -529,6 +680,16 @@ def test_cli_bad_setting_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
     result = CliRunner().invoke(stack_app, ["status"])
     assert result.exit_code == 2
     assert "DXPULSE_STACK_KAFKA_PORT" in result.output
+
+
+def test_cli_settings_that_contradict_each_other_are_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DXPULSE_STACK_KAFKA_SASL_SSL_PORT", "9999")
+    result = CliRunner().invoke(stack_app, ["status"])
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        "error: bad settings: DXPULSE_STACK_KAFKA_SASL_SSL_PORT needs DXPULSE_STACK_KAFKA_SSL_KEYSTORE and"
+        " DXPULSE_STACK_KAFKA_SCRAM_PASSWORD"
+    )
 
 
 def test_sigterm_is_what_stop_sends_first() -> None:
