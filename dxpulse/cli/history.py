@@ -32,6 +32,7 @@ def replay(
     their topic offset and skipped, so a complete history gets no new row. Use it to build history
     in a new database, or to fill it after the history writer (`python -m services.history`) was off.
     """
+    from dxpulse.cli.kafka_security import command_security
     from services.history.core import replay_rollups
 
     with Progress(console=console, transient=True) as progress:
@@ -41,7 +42,10 @@ def replay(
             progress.update(task, description="writing history", completed=done, total=total)
 
         try:
-            read, added = asyncio.run(replay_rollups(kafka_bootstrap, database_url, progress=advance))
+            replay = replay_rollups(
+                kafka_bootstrap, database_url, progress=advance, security=command_security()
+            )
+            read, added = asyncio.run(replay)
         except KafkaError as error:
             console.print(
                 f"[red]error:[/] cannot read Kafka at {kafka_bootstrap} ({error}); is the stack up?"

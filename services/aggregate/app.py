@@ -31,6 +31,7 @@ from dxpulse.faust_engine.support import (
 from dxpulse.kafka.batches import Handed, PartitionTurns, send_as_batches
 from dxpulse.kafka.batches import Message as KafkaMessage
 from dxpulse.kafka.dead_letters import DeadLetters, Refused
+from dxpulse.kafka.security import KafkaSecurity, kafka_security
 from dxpulse.kafka.subscriber import Pacer, latest_rollups
 from dxpulse.kafka.topics import DEAD_LETTERS, REPORTS, ROLLUPS, TopicSpec, changelog
 from dxpulse.monitoring import RollupGauges
@@ -185,9 +186,10 @@ class GaugeRefresher:
     """Refills the gauges of figures that did not change since a (re)start from the compacted
     rollup topic, re-read whenever this worker's partitions change."""
 
-    def __init__(self, bootstrap: str, metrics: AggregateMetrics) -> None:
+    def __init__(self, bootstrap: str, metrics: AggregateMetrics, security: KafkaSecurity) -> None:
         self._bootstrap = bootstrap
         self._metrics = metrics
+        self._security = security
         self._stale = asyncio.Event()
 
     async def mark_stale(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
@@ -200,7 +202,9 @@ class GaugeRefresher:
             self._stale.clear()
             started = time.perf_counter()
             try:
-                current = await latest_rollups(self._bootstrap, pacer=Pacer(GAUGE_REREAD_SHARE))
+                current = await latest_rollups(
+                    self._bootstrap, pacer=Pacer(GAUGE_REREAD_SHARE), security=self._security
+                )
             except Exception as error:  # Kafka hiccup: gauges stay as they are, try again shortly
                 log.warning("could not re-read rollups for the gauges: %r", error)
                 await asyncio.sleep(5)
@@ -246,7 +250,7 @@ def create_app(
     app.task(task.run)
     # The gauges of figures that did not change since a (re)start come from the compacted rollup
     # topic, re-read whenever this worker's partitions change.
-    refresher = GaugeRefresher(settings.kafka_bootstrap, metrics)
+    refresher = GaugeRefresher(settings.kafka_bootstrap, metrics, kafka_security(settings))
     app.on_partitions_assigned.connect(refresher.mark_stale)
     app.task(refresher.refresh_gauges)
     return app

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from dxpulse.domain.catalog import Catalog
 from dxpulse.domain.registry import Registry
 from dxpulse.domain.validation import Problem, validate_report
+from dxpulse.kafka.security import PLAINTEXT, KafkaSecurity
 from dxpulse.kafka.subscriber import read_records
 from dxpulse.kafka.topics import ROLLUPS
 from dxpulse.postgres.migrations import open_pool
@@ -236,6 +237,7 @@ async def replay_rollups(
     *,
     progress: Callable[[int, int], None] = lambda done, total: None,
     timeout_s: float = 300.0,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> tuple[int, int]:
     """Write the whole rollup topic, from its first offset, into history; returns (read, added).
 
@@ -243,7 +245,7 @@ async def replay_rollups(
     in a new database, or fills a gap after an outage. Idempotent: a replay over complete history
     adds nothing. ``progress`` gets (messages written, messages read) after each batch.
     """
-    records = await read_records(bootstrap, ROLLUPS, timeout_s=timeout_s)
+    records = await read_records(bootstrap, ROLLUPS, timeout_s=timeout_s, security=security)
     messages = [m for r in records if (m := parse_published(r.partition, r.offset, r.value)) is not None]
     added = 0
     pool = await open_pool(database_url)

@@ -12,6 +12,7 @@ from dxpulse.domain.catalog import Catalog, default_catalog
 from dxpulse.domain.clock import Clock, utcnow
 from dxpulse.domain.registry import Registry, default_registry
 from dxpulse.http.handlers import install_problem_handlers
+from dxpulse.kafka.security import kafka_security
 from services.ingest.api.main import add_routes
 from services.ingest.api.openapi import DESCRIPTION, SUMMARY, TITLE, IngestDocument
 from services.ingest.api.refusals import Refused, answer_refused
@@ -43,7 +44,10 @@ def create_app(
     metrics = IngestMetrics()
     store = store or Store(settings.database_url)
     kafka = kafka or KafkaLink(
-        settings.kafka_bootstrap, settings.produce_timeout_s, settings.kafka_retry_interval_s
+        settings.kafka_bootstrap,
+        settings.produce_timeout_s,
+        settings.kafka_retry_interval_s,
+        security=kafka_security(settings),
     )
     producer = ReportProducer(kafka, metrics, settings.produce_timeout_s)
     retention = timedelta(days=settings.idempotency_retention_days)

@@ -30,6 +30,7 @@ from aiokafka.structs import TopicPartition
 from dxpulse.faust_engine.clients import abandon, sender_alive
 from dxpulse.faust_engine.versions import check_pinned_versions
 from dxpulse.kafka.batches import BATCH_BYTES, Handed, PartitionTurns, keyed_partition
+from dxpulse.kafka.security import KafkaSecurity
 from dxpulse.kafka.topics import REPORTS
 
 log = logging.getLogger(__name__)
@@ -169,10 +170,17 @@ class KafkaLink:
     """
 
     def __init__(
-        self, bootstrap: str, request_timeout_s: float, retry_interval_s: float, *, topic: str = REPORTS
+        self,
+        bootstrap: str,
+        request_timeout_s: float,
+        retry_interval_s: float,
+        *,
+        topic: str = REPORTS,
+        security: KafkaSecurity | None = None,
     ) -> None:
-        check_pinned_versions()  # dxpulse.faust_engine.producer reaches into aiokafka's producer
+        check_pinned_versions()  # dxpulse.faust_engine.clients reaches into aiokafka's producer
         self._bootstrap = bootstrap
+        self._security = security or KafkaSecurity()
         self._request_timeout_s = request_timeout_s
         self._retry_interval_s = retry_interval_s
         self.topic = topic
@@ -298,6 +306,7 @@ class KafkaLink:
         """A started producer, or None if Kafka is not reachable."""
         producer = AIOKafkaProducer(
             bootstrap_servers=self._bootstrap,
+            **self._security.client_kwargs(),
             acks="all",
             enable_idempotence=True,
             request_timeout_ms=int(self._request_timeout_s * 1000),
