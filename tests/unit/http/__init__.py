@@ -1,0 +1,1 @@
+"""Unit tests of dxpulse's shared HTTP layer."""
