@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -28,28 +27,14 @@ from dxpulse.stack.settings import StackSettings
 from dxpulse.stack.stack import Stack
 from dxpulse.stack.testing import running_stack
 from tests.integration.ingest_support import auth, new_token, report
+from tests.integration.processes import all_alive, service_pids
 
 pytestmark = pytest.mark.integration
 
-SERVICES = ("ingest", "aggregate", "alerts", "history", "query")
 INDICATOR, PERIOD, SCOPE = "digital_tech_enterprises", "2025-H2", "provinces"
 OUTAGE_S = 30.0
 RECOVERY_S = 30.0
 """How soon after a dependency is back the ingest must accept reports again."""
-
-
-def _pids(stack: Stack) -> dict[str, int | None]:
-    return {status.name: status.pid for status in stack.status() if status.name in SERVICES}
-
-
-def _alive(pid: int | None) -> bool:
-    if pid is None:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 async def _until(check: Callable[[], Awaitable[bool]], what: str, timeout_s: float) -> float:
@@ -183,7 +168,7 @@ class Reporter:
 async def test_services_recover_from_kafka_and_postgres_restarts(tmp_path: Path) -> None:
     with running_stack(tmp_path, with_services=True) as settings:
         stack = Stack(settings, report=lambda _: None)
-        before = _pids(stack)
+        before = service_pids(stack)
         reporter = Reporter(settings, await new_token(settings.database_url, "province:01"))
         try:
             await _until(reporter.accepted, "the first report was not accepted", 60)
@@ -214,6 +199,6 @@ async def test_services_recover_from_kafka_and_postgres_restarts(tmp_path: Path)
             await reporter.all_through("PostgreSQL's restart")
         finally:
             await reporter.close()
-        after = _pids(stack)
+        after = service_pids(stack)
         assert after == before, "a service was restarted"
-        assert all(_alive(pid) for pid in after.values()), after
+        assert all_alive(after), after

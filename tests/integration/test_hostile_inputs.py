@@ -35,6 +35,7 @@ from schemas import DeadLetter
 from schemas.events import report_key
 from tests.hostile import JSON, as_json, raw_reports, sized_bytes
 from tests.integration.ingest_support import auth, new_token, report
+from tests.integration.processes import all_alive, service_pids
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +53,6 @@ PERIODS = {
     "year": st.just("2025"),
 }
 INDICATORS = tuple(i.id for i in default_catalog().indicators if i.id != "records_digitisation_rate")
-SERVICES = ("ingest", "aggregate", "alerts", "history", "query")
 HOSTILE_SETTINGS = settings(
     max_examples=int(os.environ.get("DXPULSE_HOSTILE_EXAMPLES", "6")),
     deadline=None,
@@ -108,20 +108,6 @@ def _refused_by_pipeline(key: bytes | None, value: bytes, now: datetime) -> bool
     if isinstance(validate_report(parsed, default_catalog(), default_registry(), now), Problem):
         return True
     return key is None or key.decode(errors="replace") != report_key(parsed.indicator, parsed.period)
-
-
-def _pids(stack: Stack) -> dict[str, int | None]:
-    return {status.name: status.pid for status in stack.status() if status.name in SERVICES}
-
-
-def _alive(pid: int | None) -> bool:
-    if pid is None:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 async def _dead_letter_digests(bootstrap: str) -> set[str]:
@@ -225,8 +211,8 @@ async def _hostile_round(
     bodies: list[tuple[str, bytes]],
 ) -> None:
     stack = Stack(pipeline, report=lambda _: None)
-    before = _pids(stack)
-    assert all(_alive(pid) for pid in before.values()), before
+    before = service_pids(stack)
+    assert all_alive(before), before
     url = f"http://127.0.0.1:{pipeline.ingest_port}"
 
     await _write_raw(pipeline.kafka_bootstrap, messages)
@@ -253,6 +239,6 @@ async def _hostile_round(
     await _wait_until(all_dead_lettered, "a refused message is missing from the dead-letter topic")
     if accepted:
         assert set(accepted) <= await _published_event_ids(pipeline.kafka_bootstrap)
-    after = _pids(stack)
+    after = service_pids(stack)
     assert after == before, "a service restarted"
-    assert all(_alive(pid) for pid in after.values()), after
+    assert all_alive(after), after

@@ -14,7 +14,6 @@ import random
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from dxpulse.domain.scenario import sample_reports
@@ -31,6 +30,7 @@ from tests.integration.test_exactness import (
     settled_on,
     start_worker,
 )
+from tests.integration.test_rebalance_drop import stalled_partitions
 
 pytestmark = pytest.mark.integration
 
@@ -38,16 +38,6 @@ __all__ = ["kafka_only"]  # the fixture, imported to be used here
 
 GROUP = "agg-torture"
 ROUNDS = int(os.environ.get("DXPULSE_TORTURE_ROUNDS", "3"))
-
-
-def stalled(port: int) -> float:
-    """What a worker's stall watchdog has found (``dxpulse_stalled_partitions_total``)."""
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
-    return sum(
-        float(line.rpartition(" ")[2])
-        for line in text.splitlines()
-        if line.startswith("dxpulse_stalled_partitions_total{")
-    )
 
 
 class Stream:
@@ -92,22 +82,22 @@ async def test_rebalances_under_a_stream_need_no_heal_and_stay_exact(
         await group_stable_with(bootstrap, GROUP, 2)
         for round_ in range(ROUNDS):
             if round_ % 2 == 0:  # a crash and a restart
-                assert stalled(ports["agg-b"]) == 0
+                assert stalled_partitions(ports["agg-b"]) == 0
                 kill_worker(stack, "agg-b")
                 await group_stable_with(bootstrap, GROUP, 1)
                 ports["agg-b"] = start_worker(stack, "agg-b", GROUP, tmp_path / f"b{round_}")
             else:  # a third worker joins and leaves
                 ports["agg-c"] = start_worker(stack, "agg-c", GROUP, tmp_path / f"c{round_}")
                 await group_stable_with(bootstrap, GROUP, 3)
-                assert stalled(ports["agg-c"]) == 0
+                assert stalled_partitions(ports["agg-c"]) == 0
                 stack.stop_service("agg-c")
             await group_stable_with(bootstrap, GROUP, 2)
             rebalances += 2
         stream.stop()
         await streaming
         await settled_on(bootstrap, oracle(stream.sent), GROUP)
-        assert stalled(ports["agg-a"]) == 0
-        assert stalled(ports["agg-b"]) == 0
+        assert stalled_partitions(ports["agg-a"]) == 0
+        assert stalled_partitions(ports["agg-b"]) == 0
     finally:
         stream.stop()
         await asyncio.gather(streaming, return_exceptions=True)
