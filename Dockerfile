@@ -31,7 +31,9 @@ COPY --from=build /wheels/ /tmp/wheels/
 RUN pip install -c /tmp/deps/requirements.lock /tmp/wheels/*.whl \
     && rm -rf /tmp/wheels /tmp/deps
 
-# Not root; the workers keep their local files (DXPULSE_STATE_DIR) in its home.
-RUN useradd --system --uid 10001 --user-group --create-home --home-dir /var/lib/dxpulse dxpulse
-USER dxpulse
+# Not root; the workers keep their local files (DXPULSE_STATE_DIR) in its home. USER is numeric so
+# Kubernetes' runAsNonRoot can check it; deploy/k8s runs as the same uid and gid.
+RUN groupadd --system --gid 10001 dxpulse \
+    && useradd --system --uid 10001 --gid 10001 --create-home --home-dir /var/lib/dxpulse dxpulse
+USER 10001:10001
 WORKDIR /var/lib/dxpulse

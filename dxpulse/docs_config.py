@@ -17,7 +17,13 @@ from pydantic_core import PydanticUndefined
 from pydantic_settings import BaseSettings
 
 from dxpulse.cli.main import app as cli_app
-from dxpulse.settings import CommonSettings, KafkaSecuritySettings, ServiceSettings, WorkerSettings
+from dxpulse.settings import (
+    BusinessDataSettings,
+    CommonSettings,
+    KafkaSecuritySettings,
+    ServiceSettings,
+    WorkerSettings,
+)
 from dxpulse.stack.settings import StackSettings
 from services.aggregate.settings import AggregateSettings
 from services.alerts.settings import AlertsSettings
@@ -46,28 +52,34 @@ SECTIONS: tuple[Section, ...] = (
         "every service, and the `dxpulse` commands and benchmarks that read Kafka"
         " ([cluster operations](../operations/cluster.md#security))",
     ),
+    Section(
+        "Catalog and registry",
+        BusinessDataSettings,
+        "every service ([catalog and registry](../operations/business-data.md)); the `dxpulse` commands"
+        " that read them take the same variables as options",
+    ),
     Section("Process tuning", ServiceSettings, "every service"),
     Section("Every faust worker", WorkerSettings, "the faust workers: aggregate, alerts and history"),
-    Section("Ingest", IngestSettings, "`python -m services.ingest`, with the first two tables above"),
+    Section("Ingest", IngestSettings, "`python -m services.ingest`, with the first four tables above"),
     Section(
         "Query API",
         QuerySettings,
-        "`python -m services.query`, with the first two tables above",
+        "`python -m services.query`, with the first four tables above",
     ),
     Section(
         "Aggregator",
         AggregateSettings,
-        "`python -m services.aggregate`, with the three shared tables above",
+        "`python -m services.aggregate`, with the five shared tables above",
     ),
     Section(
         "Alerts",
         AlertsSettings,
-        "`python -m services.alerts`, with the three shared tables above",
+        "`python -m services.alerts`, with the five shared tables above",
     ),
     Section(
         "History writer",
         HistorySettings,
-        "`python -m services.history`, with the three shared tables above",
+        "`python -m services.history`, with the five shared tables above",
     ),
     Section("Local stack", StackSettings, "`dxpulse stack` and the defaults of the other commands"),
 )

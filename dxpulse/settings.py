@@ -6,7 +6,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Self
 
-from pydantic import Field, NonNegativeInt, SecretStr, model_validator
+from pydantic import Field, NonNegativeInt, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dxpulse.gc_tuning import DEFAULT_THRESHOLDS
@@ -175,7 +175,36 @@ class KafkaSecuritySettings(BaseSettings):
         return self
 
 
-class ServiceSettings(CommonSettings, KafkaSecuritySettings):
+class BusinessDataSettings(BaseSettings):
+    """Where a service reads the indicator catalog and the reporter registry (``dxpulse.business_data``)."""
+
+    model_config = SettingsConfigDict(env_prefix="DXPULSE_", frozen=True, extra="ignore")
+
+    catalog_path: Path | None = Field(
+        default=None,
+        description=(
+            "DXPULSE_CATALOG_PATH: the indicator catalog, a YAML file; the one packaged with dxpulse"
+            " when unset. Read and validated at start: a wrong file stops the process with one line per"
+            " problem."
+        ),
+    )
+    registry_path: Path | None = Field(
+        default=None,
+        description=(
+            "DXPULSE_REGISTRY_PATH: the reporter registry, a folder holding groups.yaml, versions.yaml,"
+            " national.csv and the lists versions.yaml names; the one packaged with dxpulse when unset."
+            " Read and validated at start, with the catalog."
+        ),
+    )
+
+    @field_validator("catalog_path", "registry_path", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # A manifest that sets the variable to "" means the packaged file, not the current folder.
+        return None if value == "" else value
+
+
+class ServiceSettings(CommonSettings, KafkaSecuritySettings, BusinessDataSettings):
     """Settings of every long-running service process (ingest, query, the faust workers)."""
 
     gc_thresholds: tuple[NonNegativeInt, NonNegativeInt, NonNegativeInt] = Field(
@@ -184,6 +213,14 @@ class ServiceSettings(CommonSettings, KafkaSecuritySettings):
             "DXPULSE_GC_THRESHOLDS: a service's garbage-collector thresholds as a JSON list, e.g."
             " [700, 10, 10] for CPython's defaults; the first 0 turns cycle collection off. The"
             " default collects rarely: a full pass over a worker's state costs ~0.4 s."
+        ),
+    )
+    migrate_at_start: bool = Field(
+        default=False,
+        description=(
+            "DXPULSE_MIGRATE_AT_START: true to have the ingest, the history writer and the alerts"
+            " worker apply the database migrations they find missing when they first connect; false"
+            " and they wait (the ingest answering 503) until `dxpulse db migrate` has applied them."
         ),
     )
 

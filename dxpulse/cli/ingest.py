@@ -16,9 +16,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from dxpulse.cli.check_data import CatalogPath, RegistryPath, command_data
 from dxpulse.cli.report_files import FileItem, format_of, read_reports
 from dxpulse.client import IngestClient, ItemOutcome
-from dxpulse.domain.registry import default_registry
 from dxpulse.domain.tokens import subject_error, token_id_of
 from dxpulse.postgres.token_store import create_token, list_tokens, revoke_tokens
 from dxpulse.stack.settings import StackSettings
@@ -65,9 +65,11 @@ def token_create(
     ],
     label: Annotated[str, typer.Option(help="A note for the list, e.g. the vendor's name.")] = "",
     database_url: DatabaseUrl = _stack.database_url,
+    catalog_path: CatalogPath = None,
+    registry_path: RegistryPath = None,
 ) -> None:
     """Create a token for one reporter and print it once (only its hash is stored)."""
-    problem = subject_error(reporter, default_registry())
+    problem = subject_error(reporter, command_data(catalog_path, registry_path).registry)
     if problem is not None:
         err.print(f"[red]error:[/] {problem}")
         raise typer.Exit(2)

@@ -13,15 +13,15 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 
+from dxpulse.cli.check_data import CatalogPath, RegistryPath, check_data, command_data
+from dxpulse.cli.db import db_app
 from dxpulse.cli.history import history_app
 from dxpulse.cli.ingest import register as register_ingest_commands
 from dxpulse.cli.kafka_security import command_security
 from dxpulse.cli.presentation import alert_table, distinct_transitions, firing, remap_table, rollup_table
 from dxpulse.cli.status import status
 from dxpulse.client import send_as_reporters
-from dxpulse.domain.catalog import default_catalog
 from dxpulse.domain.periods import parse_period
-from dxpulse.domain.registry import default_registry
 from dxpulse.domain.remap import latest_snapshots, on_map_of
 from dxpulse.domain.scenario import EXPECTED_FIGURES, sample_reports
 from dxpulse.kafka.subscriber import alert_events, latest_rollups, valid_reports
@@ -36,7 +36,9 @@ app = typer.Typer(
 app.add_typer(stack_app, name="stack")
 register_ingest_commands(app)
 app.add_typer(history_app, name="history")
+app.add_typer(db_app, name="db")
 app.command()(status)
+app.command("check-data")(check_data)
 # Off a terminal (CI logs, pipes) rich would wrap tables at 80 columns.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
@@ -160,13 +162,15 @@ def remap(
         datetime | None, typer.Option(formats=["%Y-%m-%d"], help="Map of this day (default: today).")
     ] = None,
     kafka_bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
+    catalog_path: CatalogPath = None,
+    registry_path: RegistryPath = None,
 ) -> None:
     """Show a past period's figures on today's map: 2024's 63 provinces regrouped into the 34.
 
     Each unit of the map gets the figure of the units it was formed from (the new Khanh Hoa is old
     56 and 58 together), beside its own figure for --compare. Reads the raw report topic.
     """
-    catalog, registry = default_catalog(), default_registry()
+    catalog, registry = command_data(catalog_path, registry_path)
     chosen = catalog.get(indicator)
     if chosen is None:
         known = ", ".join(i.id for i in catalog.indicators)

@@ -1,16 +1,18 @@
-"""The indicator catalog: loaded once from data/catalog.yaml and validated with pydantic."""
+"""The indicator catalog: a YAML file (data/catalog.yaml unless the settings name another), validated."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import date
 from functools import cache, cached_property
 from importlib import resources
-from pathlib import Path
+from importlib.abc import Traversable
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from dxpulse.domain.datafile import DataError, YamlDocument
 from dxpulse.domain.periods import PeriodError, PeriodType, parse_period
 
 IndicatorKind = Literal["flag", "ratio", "count", "catalog"]
@@ -150,13 +152,14 @@ class Catalog(_Entry):
 
     indicators: tuple[Indicator, ...]
 
-    @model_validator(mode="after")
-    def _unique_ids(self) -> Catalog:
-        ids = [i.id for i in self.indicators]
+    @field_validator("indicators")
+    @classmethod
+    def _unique_ids(cls, indicators: tuple[Indicator, ...]) -> tuple[Indicator, ...]:
+        ids = [i.id for i in indicators]
         duplicated = sorted({i for i in ids if ids.count(i) > 1})
         if duplicated:
             raise ValueError(f"indicator ids listed twice: {', '.join(duplicated)}")
-        return self
+        return indicators
 
     def get(self, indicator_id: str) -> Indicator | None:
         return self._by_id.get(indicator_id)
@@ -170,16 +173,34 @@ class Catalog(_Entry):
         return {i.id: i for i in self.indicators}
 
 
-def load_catalog(path: Path | None = None) -> Catalog:
-    """Read and validate a catalog file; the packaged one when no path is given."""
-    if path is None:
-        text = resources.files("dxpulse.data").joinpath("catalog.yaml").read_text(encoding="utf-8")
-    else:
-        text = path.read_text(encoding="utf-8")
-    return Catalog.model_validate(yaml.safe_load(text))
+def _catalog_file(path: Traversable | None) -> Traversable:
+    return path if path is not None else resources.files("dxpulse.data").joinpath("catalog.yaml")
+
+
+def load_catalog(path: Traversable | None = None) -> Catalog:
+    """Read and validate a catalog file; the packaged one when no path is given.
+
+    A wrong file raises pydantic's ``ValidationError``; ``read_catalog`` says where it is wrong."""
+    return Catalog.model_validate(yaml.safe_load(_catalog_file(path).read_text(encoding="utf-8")))
+
+
+def read_catalog(path: Traversable | None = None, groups: Collection[str] | None = None) -> Catalog:
+    """The catalog at ``path`` (the packaged one by default), refused with a ``DataError`` naming the
+    file, line and field of every problem; with ``groups`` (the registry's), naming a group it lacks too."""
+    document = YamlDocument.read(_catalog_file(path))
+    catalog = document.validated(Catalog)
+    unknown = [
+        document.problem(("indicators", i, "groups", j), f"no group {name!r} in the registry")
+        for i, indicator in enumerate(catalog.indicators)
+        for j, name in enumerate(indicator.groups)
+        if groups is not None and name not in groups
+    ]
+    if unknown:
+        raise DataError(unknown)
+    return catalog
 
 
 @cache
 def default_catalog() -> Catalog:
     """The packaged catalog, read once per process."""
-    return load_catalog()
+    return read_catalog()

@@ -1071,18 +1071,22 @@ def add_history_writer(
     row: Callable[[bytes], Sequence[Any]],
     name: str = "record_history",
     *,
+    migrate: bool,
     dead_letters: DeadLetters | None = None,
 ) -> None:
     """An agent writing every message of ``topic`` to PostgreSQL with ``insert``, in batches.
 
     ``insert`` must be idempotent (ON CONFLICT DO NOTHING on the event's identity), so a replay
-    of the topic stores nothing twice. While PostgreSQL is unreachable a batch is tried again
+    of the topic stores nothing twice. While PostgreSQL is unreachable, or lacks a migration that
+    ``migrate`` does not let it apply (``open_pool``), a batch is tried again
     (``dxpulse.postgres.retry``), and its messages are acknowledged only once it is written. A message
     ``row`` cannot read goes to ``dead_letters``.
     """
 
     async def record_history(stream: Any) -> AsyncIterator[None]:
-        pool = await until_done(lambda: open_pool(database_url), f"{name}: opening the database")
+        pool = await until_done(
+            lambda: open_pool(database_url, migrate=migrate), f"{name}: opening the database"
+        )
         try:
             async for events in stream.take_events(500, within=1.0):
                 rows = []

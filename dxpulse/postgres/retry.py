@@ -9,6 +9,8 @@ from typing import TypeVar
 
 import asyncpg
 
+from dxpulse.postgres.migrations import MigrationsPending
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -20,8 +22,10 @@ POSTGRES_UNREACHABLE: tuple[type[BaseException], ...] = (
     asyncpg.InterfaceError,  # the connection was closed under the client
     asyncpg.OperatorInterventionError,  # class 57: shutting down, starting up
     asyncpg.TooManyConnectionsError,
+    MigrationsPending,  # `dxpulse db migrate` has not run yet (the Kubernetes Job still runs)
 )
-"""Errors that mean PostgreSQL could not be reached or is restarting; any other error is a bug to surface."""
+"""Errors that mean PostgreSQL could not be reached, is restarting or is not migrated yet; any other
+error is a bug to surface."""
 
 RETRY_DELAYS_S: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 """Waits between tries; the last one repeats for as long as the outage lasts."""

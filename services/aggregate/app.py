@@ -13,9 +13,10 @@ from typing import Any
 import faust
 from aiokafka.errors import KafkaError
 
-from dxpulse.domain.catalog import Catalog, default_catalog
+from dxpulse.business_data import business_data
+from dxpulse.domain.catalog import Catalog
 from dxpulse.domain.clock import Clock, utcnow
-from dxpulse.domain.registry import Registry, default_registry
+from dxpulse.domain.registry import Registry
 from dxpulse.faust_engine.batches import MessageBatches
 from dxpulse.faust_engine.support import (
     JSON_TABLE_SERIALIZER,
@@ -237,9 +238,8 @@ def create_app(
     # (dxpulse.domain.state_records.writes_of).
     states = json_table(app, STATE_TABLE, settings.topic_partitions)
     sender = BatchSender(app, states, metrics, clock)
-    aggregator = BatchAggregator(
-        FaustTableView(states), catalog or default_catalog(), registry or default_registry(), clock
-    )
+    catalog, registry = business_data(settings, catalog, registry)
+    aggregator = BatchAggregator(FaustTableView(states), catalog, registry, clock)
     # Batches: one state write and one rollup per scope per (indicator, period) and batch; a batch
     # is what arrived while the previous one was processed (dxpulse.faust_engine.batches.MessageBatches).
     batches = take_batches(

@@ -8,9 +8,10 @@ from typing import Any
 
 import faust
 
-from dxpulse.domain.catalog import Catalog, default_catalog
+from dxpulse.business_data import business_data
+from dxpulse.domain.catalog import Catalog
 from dxpulse.domain.clock import Clock, utcnow
-from dxpulse.domain.registry import Registry, default_registry
+from dxpulse.domain.registry import Registry
 from dxpulse.faust_engine.support import (
     add_history_writer,
     add_metrics_page,
@@ -64,7 +65,7 @@ def create_app(
     clock: Clock = utcnow,
 ) -> faust.App:
     """Build the alerts worker (start it with ``app.main()``)."""
-    catalog = catalog or default_catalog()
+    catalog, registry = business_data(settings, catalog, registry)
     app = new_faust_app(settings.alerts_app_id, settings, web_port=settings.alerts_web_port)
     # Standby copies would make the re-evaluation judge partitions another worker owns.
     app.conf.table_standby_replicas = 0
@@ -72,7 +73,7 @@ def create_app(
     judge = AlertJudge(
         states,
         catalog,
-        registry or default_registry(),
+        registry,
         clock,
         hold_down=timedelta(seconds=settings.hold_down_s),
         resolve_hold_down=timedelta(seconds=settings.resolve_hold_down_s),
@@ -104,6 +105,12 @@ def create_app(
         app.task(pusher.run)
     if settings.history_enabled:
         add_history_writer(
-            app, alerts_topic, settings.database_url, INSERT_HISTORY, event_row, dead_letters=dead_letters
+            app,
+            alerts_topic,
+            settings.database_url,
+            INSERT_HISTORY,
+            event_row,
+            migrate=settings.migrate_at_start,
+            dead_letters=dead_letters,
         )
     return app

@@ -6,9 +6,10 @@ from functools import partial
 
 import faust
 
-from dxpulse.domain.catalog import Catalog, default_catalog
+from dxpulse.business_data import business_data
+from dxpulse.domain.catalog import Catalog
 from dxpulse.domain.clock import Clock, utcnow
-from dxpulse.domain.registry import Registry, default_registry
+from dxpulse.domain.registry import Registry
 from dxpulse.faust_engine.support import (
     add_metrics_page,
     new_faust_app,
@@ -46,6 +47,7 @@ def create_app(
     PostgreSQL, so a crash redelivers it and the idempotent writes absorb the repeat. While
     PostgreSQL is unreachable a batch is tried again until it is written.
     """
+    catalog, registry = business_data(settings, catalog, registry)
     app = new_faust_app(settings.history_app_id, settings, web_port=settings.history_web_port)
     metrics = HistoryMetrics()
     add_metrics_page(app, metrics.registry)
@@ -57,7 +59,7 @@ def create_app(
     dead_letters = DeadLetters(
         partial(send_and_wait, raw_topic(app, DEAD_LETTERS)), metrics.registry, clock, reasons=(WRITE_FAILED,)
     )
-    connect = partial(open_pool, settings.database_url)
+    connect = partial(open_pool, settings.database_url, migrate=settings.migrate_at_start)
     rollups = RollupHistoryWriter(
         rollup_batches,
         BatchWriter("rollup_history", write_rollups, connect, dead_letters, metrics, retry_delays_s),
@@ -67,8 +69,8 @@ def create_app(
         report_batches,
         BatchWriter("reporter_latest", write_latest, connect, dead_letters, metrics, retry_delays_s),
         metrics,
-        catalog or default_catalog(),
-        registry or default_registry(),
+        catalog,
+        registry,
         clock,
     )
     app.task(rollups.run)

@@ -248,7 +248,8 @@ async def replay_rollups(
     records = await read_records(bootstrap, ROLLUPS, timeout_s=timeout_s, security=security)
     messages = [m for r in records if (m := parse_published(r.partition, r.offset, r.value)) is not None]
     added = 0
-    pool = await open_pool(database_url)
+    # An operator's command, often on a new database: it migrates as `dxpulse db migrate` would.
+    pool = await open_pool(database_url, migrate=True)
     try:
         async with pool.acquire() as conn:
             for start in range(0, len(messages), BATCH):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from dxpulse.business_data import business_data_or_exit
 from dxpulse.gc_tuning import tune_gc
 from dxpulse.http.server import serve
 from dxpulse.log_throttle import install_log_throttle, throttled_uvicorn_log_config
@@ -15,7 +16,8 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     install_log_throttle()
     settings = IngestSettings()
-    app = create_app(settings)
+    catalog, registry = business_data_or_exit(settings, "dxpulse-ingest")
+    app = create_app(settings, catalog=catalog, registry=registry)
     tune_gc(settings.gc_thresholds)
     # uvicorn sets up its own handlers (its access log's too) as it starts: with the throttle on them.
     log_config = throttled_uvicorn_log_config()

@@ -8,9 +8,10 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 
-from dxpulse.domain.catalog import Catalog, default_catalog
+from dxpulse.business_data import business_data
+from dxpulse.domain.catalog import Catalog
 from dxpulse.domain.clock import Clock, utcnow
-from dxpulse.domain.registry import Registry, default_registry
+from dxpulse.domain.registry import Registry
 from dxpulse.http.handlers import install_problem_handlers
 from dxpulse.kafka.security import kafka_security
 from services.ingest.api.main import add_routes
@@ -40,9 +41,9 @@ def create_app(
     """Build the ingest API; Kafka and PostgreSQL are connected lazily, so it starts without them.
 
     ``kafka`` and ``store`` stand in for the real ones (the unit tests' in-memory fakes)."""
-    catalog = catalog or default_catalog()
+    catalog, registry = business_data(settings, catalog, registry)
     metrics = IngestMetrics()
-    store = store or Store(settings.database_url)
+    store = store or Store(settings.database_url, migrate=settings.migrate_at_start)
     kafka = kafka or KafkaLink(
         settings.kafka_bootstrap,
         settings.produce_timeout_s,
@@ -58,7 +59,7 @@ def create_app(
         metrics=metrics,
         tokens=TokenCache(store.subject, settings.token_cache_ttl_s),
         rate_limiter=RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst),
-        judge=Judge(catalog, registry or default_registry(), clock),
+        judge=Judge(catalog, registry, clock),
         publisher=Publisher(producer, store, AcceptedIds(settings.idempotency_cache_size)),
         kafka=kafka,
         store=store,

@@ -13,7 +13,7 @@ from uuid import UUID
 import asyncpg
 
 from dxpulse.domain.clock import Clock
-from dxpulse.postgres.migrations import apply_migrations
+from dxpulse.postgres.migrations import MigrationsPending, prepare_schema
 from dxpulse.postgres.token_store import subject_of
 
 log = logging.getLogger(__name__)
@@ -26,8 +26,9 @@ STORE_ERRORS: tuple[type[BaseException], ...] = (
     TimeoutError,
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
+    MigrationsPending,
 )
-"""What a PostgreSQL that is down or restarting raises."""
+"""What a PostgreSQL that is down, restarting or not migrated yet raises."""
 
 
 class IngestStore(Protocol):
@@ -163,11 +164,13 @@ class Coalesced:
 
 
 class Store:
-    """A connection pool opened on first use (so the API starts while PostgreSQL is down)."""
+    """A connection pool opened on first use (so the API starts while PostgreSQL is down), on a
+    database with every migration: applied first when ``migrate``, else awaited (``prepare_schema``)."""
 
-    def __init__(self, dsn: str, connect_timeout_s: float = 5.0) -> None:
+    def __init__(self, dsn: str, connect_timeout_s: float = 5.0, *, migrate: bool = False) -> None:
         self._dsn = dsn
         self._timeout = connect_timeout_s
+        self._migrate = migrate
         self._pool: asyncpg.Pool | None = None
         self._lock = asyncio.Lock()
         # Two queries of each kind at a time: the pool's four connections, and PostgreSQL's
@@ -179,7 +182,7 @@ class Store:
         if self._pool is None:
             async with self._lock:
                 if self._pool is None:
-                    await asyncio.wait_for(apply_migrations(self._dsn), self._timeout)
+                    await asyncio.wait_for(prepare_schema(self._dsn, migrate=self._migrate), self._timeout)
                     self._pool = await asyncpg.create_pool(
                         self._dsn, min_size=1, max_size=POOL_SIZE, timeout=self._timeout, reset=_keep_session
                     )

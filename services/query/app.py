@@ -7,8 +7,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from dxpulse.domain.catalog import Catalog, default_catalog
-from dxpulse.domain.registry import Registry, default_registry
+from dxpulse.business_data import business_data
+from dxpulse.domain.catalog import Catalog
+from dxpulse.domain.registry import Registry
 from dxpulse.http.handlers import install_problem_handlers
 from services.query.api.deps import MAX_OFFSET, Lookup, Paging
 from services.query.api.main import api_router
@@ -55,7 +56,7 @@ def create_app(
     metrics = QueryMetrics()
     app.state.settings = settings
     app.state.metrics = metrics
-    app.state.lookup = Lookup(catalog or default_catalog(), registry or default_registry())
+    app.state.lookup = Lookup(*business_data(settings, catalog, registry))
     app.add_middleware(CountRequests, metrics=metrics)
     install_problem_handlers(app, body_read_timeout_s=settings.query_body_read_timeout_s)
     install_query_problems(app)
