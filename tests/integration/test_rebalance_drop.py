@@ -12,8 +12,7 @@ from uuid import uuid4
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaProducer
 
 from dxpulse.domain.scenario import sample_reports
 from dxpulse.kafka.topics import REPORTS
@@ -22,6 +21,7 @@ from dxpulse.stack.stack import Stack
 from dxpulse.stack.testing import free_ports, running_stack
 from schemas.events import report_key
 from tests.integration.rebalance_drop_worker import FAUST_RECOVERY_ORDER
+from tests.integration.test_exactness import consumed_offsets
 
 pytestmark = pytest.mark.integration
 
@@ -89,20 +89,7 @@ async def produce(bootstrap: str, count: int, first: int) -> None:
 
 async def behind(bootstrap: str) -> dict[int, tuple[int | None, int]]:
     """Report partitions whose committed offset is short of their end: partition → (committed, end)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-    await admin.start()
-    await consumer.start()
-    try:
-        committed = await admin.list_consumer_group_offsets(GROUP)
-        partitions = [TopicPartition(REPORTS, p) for p in range(6)]
-        ends = await consumer.end_offsets(partitions)
-    finally:
-        await consumer.stop()
-        await admin.close()
-    offsets = {
-        tp.partition: (committed[tp].offset if tp in committed else None, ends[tp]) for tp in partitions
-    }
+    offsets = await consumed_offsets(bootstrap, GROUP)
     return {p: (done, end) for p, (done, end) in offsets.items() if end > (done or 0)}
 
 
