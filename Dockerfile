@@ -13,6 +13,8 @@ COPY pyproject.toml README.md ./
 COPY dxpulse/ dxpulse/
 COPY services/ services/
 COPY schemas/ schemas/
+# dxpulse_client, which the dxpulse command sends reports with.
+COPY clients/python/dxpulse_client/ clients/python/dxpulse_client/
 RUN pip wheel --no-deps --wheel-dir /wheels .
 
 FROM python:3.11-slim

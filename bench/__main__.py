@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from bench.peer_scenarios import peers, replay
 from bench.results import Figure, figure_table, markdown
 from bench.scenarios import (
     Bench,
@@ -36,6 +37,8 @@ class Scenario(enum.StrEnum):
     ingest = "ingest"
     latency = "latency"
     history = "history"
+    peers = "peers"
+    replay = "replay"
 
 
 class SizeName(enum.StrEnum):
@@ -77,12 +80,22 @@ def servers(bootstrap: str | None, database_url: str | None, work_dir: Path) -> 
 
 
 async def run_suite(bench: Bench, scenarios: list[Scenario], rate: float | None) -> None:
-    # Ingest before latency: the latency scenario caps its rate at what ingest sustained.
-    order = [Scenario.ingest, Scenario.latency, Scenario.aggregator, Scenario.history]
+    # Ingest before latency: the latency scenario caps its rate at what ingest sustained. The peers
+    # read the aggregator scenario's reports and stand beside its figures, so it runs first.
+    if Scenario.peers in scenarios and Scenario.aggregator not in scenarios:
+        scenarios = [*scenarios, Scenario.aggregator]
+    order = [
+        *(Scenario.ingest, Scenario.latency, Scenario.aggregator),
+        *(Scenario.peers, Scenario.replay, Scenario.history),
+    ]
     for scenario in (s for s in order if s in scenarios):
         console.rule(f"{scenario.value} ({bench.size.name})")
         if scenario is Scenario.aggregator:
             await aggregator(bench)  # throughput, then memory and recovery of the same worker
+        elif scenario is Scenario.peers:
+            await peers(bench)
+        elif scenario is Scenario.replay:
+            await replay(bench)
         elif scenario is Scenario.ingest:
             await ingest_throughput(bench)
         elif scenario is Scenario.history:
@@ -127,7 +140,9 @@ def main(
 ) -> None:
     """Benchmark dxpulse against raw aiokafka on the same topics: aggregator, ingest and history
     writer throughput, end-to-end latency, recovery after a restart, and memory per 100,000
-    reporter-keys.
+    reporter-keys; then the same rollup job as Kafka Streams and Quix Streams applications (built
+    once with Maven and pip into the stack's cache folder), and a rebuild of every rollup from the
+    log by a new aggregator.
 
     Each figure is printed beside a baseline measured in the same run, with the ratio and the target
     of BENCHMARKS.md. Needs the local stack's prerequisites (Java and the Kafka jars, PostgreSQL):

@@ -68,6 +68,10 @@ class Bench:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     tokens: dict[str, str] = field(default_factory=dict)
     """Reporter → bearer token, minted once per run for every reporter of the workload."""
+    throughput_start: dict[int, int] | None = None
+    """Where the aggregator scenario's reports start in the log (the peers read the same ones)."""
+    measured: dict[str, float] = field(default_factory=dict)
+    """dxpulse's figures the peer rows stand beside: throughput, memory and recovery."""
 
     def __post_init__(self) -> None:
         self.workload = Workload(self.size)
@@ -137,6 +141,7 @@ async def aggregator(bench: Bench) -> None:
     n, keys = bench.size.throughput_reports, bench.size.reporter_keys
     app_id, worker = await bench.fresh_worker("aggregator")
     start = await end_offsets(bench.bootstrap, REPORTS)
+    bench.throughput_start = start
     rollup_start = await end_offsets(bench.bootstrap, ROLLUPS)
     try:
         async with RollupWatcher(bench.bootstrap, rollup_start) as watcher:
@@ -192,11 +197,13 @@ async def aggregator(bench: Bench) -> None:
         )
     )
     raw_bytes = sum(len(k) + len(v) for k, v in bench.workload.messages(0, keys))
+    bench.measured["throughput"] = rate
+    bench.measured["memory"] = (full_kib - empty_kib) * 1024 * 100_000 / keys / 2**20
     bench.add(
         Figure(
             "memory",
             "aggregator RSS per 100,000 reporter-keys",
-            (full_kib - empty_kib) * 1024 * 100_000 / keys / 2**20,
+            bench.measured["memory"],
             "MiB",
             raw_bytes * 100_000 / keys / 2**20,
             "the reports' bytes on Kafka",
@@ -261,6 +268,7 @@ async def _recovery(bench: Bench, app_id: str, n: int, cold_start_s: float) -> N
         finally:
             second.stop()
     recovery_s = done - second.started
+    bench.measured["recovery"] = recovery_s
     bench.add(
         Figure(
             "recovery",

@@ -42,6 +42,8 @@ class Size:
     latency_rate: int
     """Reports per second offered in the latency scenario."""
     latency_seconds: float
+    replay_reports: int
+    """Reports in the log that a new aggregator, and each peer, rebuilds every rollup from."""
 
     @property
     def reporter_keys(self) -> int:
@@ -54,9 +56,9 @@ class Size:
 
 
 SIZES: dict[str, Size] = {
-    "tiny": Size("tiny", 4, 1, 30, 3, 4, 400, 500, 200, 3.0),
-    "small": Size("small", 20, 2, 250, 10, 2, 5_000, 20_000, 2_000, 10.0),
-    "full": Size("full", 50, 2, 1_000, 20, 1, 10_000, 100_000, 2_000, 30.0),
+    "tiny": Size("tiny", 4, 1, 30, 3, 4, 400, 500, 200, 3.0, 2_000),
+    "small": Size("small", 20, 2, 250, 10, 2, 5_000, 20_000, 2_000, 10.0, 100_000),
+    "full": Size("full", 50, 2, 1_000, 20, 1, 10_000, 100_000, 2_000, 30.0, 1_000_000),
 }
 
 

@@ -107,6 +107,13 @@ EXTRA_VARIABLES: tuple[tuple[str, str, str, str], ...] = (
         "`1` makes the worker of `tests/integration/test_rebalance_drop.py` end recovery in faust"
         " 0.15.3's own order, to show the drop it causes.",
     ),
+    (
+        "DXPULSE_TEST_ARTIFACTS",
+        "path",
+        "`tests/artifacts`",
+        "Folder `tests/integration/test_scoreboard_browser.py` saves its screenshots in (under"
+        " `scoreboard/`).",
+    ),
 )
 """Variables read outside Settings classes and command options: (name, type, default, description)."""
 
@@ -254,7 +261,8 @@ def cli_table() -> list[str]:
         "## Command line",
         "",
         "Options of `dxpulse` commands that an environment variable sets when they are not given;"
-        " `--help` on each command shows its default, taken from the local stack's settings.",
+        " without either, a command uses the local stack running in its folder, else the"
+        " `DXPULSE_STACK_*` ports ([the `dxpulse` command](../guide/operators.md#the-dxpulse-command)).",
         "",
         "| variable | option | commands | description |",
         "|---|---|---|---|",

@@ -160,8 +160,15 @@ def shared_log_throttle() -> LogThrottle:
         if _shared is None:
             _shared = LogThrottle(background=True)
             # Registered after logging's own shutdown hook, so it runs first, with handlers still open.
-            atexit.register(_shared.flush)
+            atexit.register(_flush_at_exit, _shared)
         return _shared
+
+
+def _flush_at_exit(throttle: LogThrottle) -> None:
+    """The last counts, with a stream already closed (a test runner's capture) not worth a traceback:
+    logging.shutdown, which runs next, ignores such errors too."""
+    logging.raiseExceptions = False
+    throttle.flush()
 
 
 def install_log_throttle() -> LogThrottle:

@@ -10,7 +10,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from dxpulse.domain.catalog import Catalog, Indicator
 from dxpulse.domain.periods import PeriodError, parse_period
+from dxpulse.domain.rules import amount
 from dxpulse.kafka.topics import partition_of
 from schemas import Rollup
 from schemas.events import report_key
@@ -29,6 +31,7 @@ CONTRACT: Mapping[str, str] = {
     "dxpulse_rollup_attainment": "aggregate",
     "dxpulse_rollup_completeness": "aggregate",
     "dxpulse_rollup_gauges_reread_seconds": "aggregate",
+    "dxpulse_indicator_info": "aggregate",
     "dxpulse_alert_transitions_total": "alerts",
     "dxpulse_alerts_firing": "alerts",
     "dxpulse_alertmanager_pushes_total": "alerts",
@@ -40,8 +43,17 @@ CONTRACT: Mapping[str, str] = {
 }
 """Every dxpulse metric family (as Prometheus stores it) and the services exporting it.
 
-Dashboards and alerting rules may use only these names (and Prometheus's own ``up``); a test checks.
+Dashboards and alerting rules may use only these names (and Prometheus's own ``up``, and
+``EXPORTER_METRICS``); a test checks.
 """
+
+EXPORTER_METRICS: Mapping[str, str] = {
+    "pg_up": "postgres-exporter",
+    "pg_stat_database_numbackends": "postgres-exporter",
+    "pg_settings_max_connections": "postgres-exporter",
+}
+"""The metrics of prometheus-postgres-exporter, which the stack runs beside Prometheus, that the
+pipeline dashboard and alerting rules read, and the scrape job exporting them."""
 
 
 class ServiceMetrics:
@@ -62,6 +74,7 @@ class ServiceMetrics:
 
 
 LAG_METRIC = "dxpulse_consumer_lag"
+INDICATOR_INFO = "dxpulse_indicator_info"
 ROLLUP_GAUGES = ("dxpulse_rollup_value", "dxpulse_rollup_attainment", "dxpulse_rollup_completeness")
 
 
@@ -234,6 +247,37 @@ class RollupGauges(Collector):
             for labels, value in samples:
                 family.add_metric(list(labels), value)
             yield family
+
+
+def target_text(indicator: Indicator) -> str:
+    """An indicator's targets as a dashboard shows them: "100.0% by 2024-12-31", milestones joined
+    by "; ", or "none"."""
+    milestones = indicator.milestones
+    return (
+        "; ".join(f"{amount(indicator, m.value)} by {m.deadline.isoformat()}" for m in milestones) or "none"
+    )
+
+
+class IndicatorInfo(Collector):
+    """``dxpulse_indicator_info{indicator,name,unit,target}``, 1 per catalog indicator.
+
+    The business gauges carry indicator ids; dashboards join this on ``indicator`` to show names and
+    targets (docs/design/metrics.md). One series per indicator and worker: a join takes
+    ``max by (indicator, name, unit, target)`` of it, as several aggregator workers export it.
+    """
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.rows = [(i.id, i.name, i.unit, target_text(i)) for i in catalog.indicators]
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            INDICATOR_INFO,
+            "1 per catalog indicator, labelled with its name, unit and targets",
+            labels=["indicator", "name", "unit", "target"],
+        )
+        for row in self.rows:
+            family.add_metric(list(row), 1)
+        yield family
 
 
 def stalled_partitions(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import Field, NonNegativeInt, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -213,6 +213,14 @@ class ServiceSettings(CommonSettings, KafkaSecuritySettings, BusinessDataSetting
             "DXPULSE_GC_THRESHOLDS: a service's garbage-collector thresholds as a JSON list, e.g."
             " [700, 10, 10] for CPython's defaults; the first 0 turns cycle collection off. The"
             " default collects rarely: a full pass over a worker's state costs ~0.4 s."
+        ),
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description=(
+            "DXPULSE_LOG_FORMAT: the services' log lines: text, as people read them, or json, one JSON"
+            " object per line (time, service, level, logger, message, the event id or key where the"
+            " line has one, any exception) for a log collector."
         ),
     )
     migrate_at_start: bool = Field(

@@ -1,19 +1,27 @@
 """Example downstream subscriber: keep the current national figures from the compacted rollup topic.
 
 Uses only aiokafka and JSON, as a team outside dxpulse would (or the same contract in any language:
-the key is ``indicator|period|scope``, the value follows ``schemas/json/rollup.v1.schema.json``).
+the key is ``indicator|period|scope``, the value follows ``schemas/json/rollup.v1.schema.json``, and
+``schemas/json/asyncapi.json`` describes every topic).
 
-    python -m examples.subscribe_rollups --bootstrap 127.0.0.1:9092 --group my-dashboard
+    python -m examples.subscribe_rollups --bootstrap 127.0.0.1:9092
 
 On a cluster with TLS and SCRAM users, add ``--security-protocol SASL_SSL --username USER
 --password-file FILE --cafile CA.pem`` (``--sasl-mechanism`` is SCRAM-SHA-512 unless given).
 
 Semantics a subscriber can rely on:
 - the topic is compacted: reading it from the beginning gives every key's current figure (and maybe
-  some older ones not compacted yet), so keep the LAST value per key;
+  some older ones not compacted yet), so keep the LAST value per key; a record with no value
+  deletes its key;
 - a rollup's ``revision`` is a hash of its figures: the same revision twice is the same figure (the
   aggregator may re-send after a crash), so skip it;
 - messages of one key arrive in order (one partition per ``indicator|period``).
+
+The figures are held in memory, so every start reads the topic from the beginning again, with no
+consumer group and no committed offsets. A group's committed offsets would resume after the last
+record read: a restarted subscriber would then never see the figures of keys that did not change
+since (docs/guide/subscribers.md). A subscriber that keeps its figures in a database of its own can
+resume from offsets instead, if it stores them in the same transaction as the figures.
 """
 
 from __future__ import annotations
@@ -37,6 +45,19 @@ def apply_rollup(current: dict[str, dict[str, Any]], key: str, rollup: dict[str,
         return False
     current[key] = rollup
     return True
+
+
+def apply_record(current: dict[str, dict[str, Any]], key: bytes, value: bytes | None) -> str | None:
+    """Apply one record of the topic; the line to print, or None when no figure changed.
+
+    A record with no value (a tombstone) deletes its key's figure.
+    """
+    name = key.decode()
+    if value is None:
+        deleted = current.pop(name, None)
+        return None if deleted is None else f"{name.replace('|', ' ')}: deleted"
+    rollup = json.loads(value)
+    return describe(rollup) if apply_rollup(current, name, rollup) else None
 
 
 def describe(rollup: dict[str, Any]) -> str:
@@ -67,16 +88,21 @@ def security_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def follow(
-    bootstrap: str, group: str, idle_exit_s: float | None, security: dict[str, Any] | None = None
+    bootstrap: str,
+    idle_exit_s: float | None = None,
+    security: dict[str, Any] | None = None,
+    topic: str = TOPIC,
 ) -> dict[str, dict[str, Any]]:
-    """Print every new figure; with ``idle_exit_s``, return once nothing new came for that long."""
+    """Print every figure from the topic's beginning on, then every new one; with ``idle_exit_s``,
+    return the figures held once nothing new came for that long."""
     consumer = AIOKafkaConsumer(
-        TOPIC,
+        topic,
         bootstrap_servers=bootstrap,
-        group_id=group,
-        # A new group starts from the beginning: compaction keeps every key's current figure.
+        # No group: the consumer takes every partition, commits nothing, and with no committed
+        # offset to resume from starts each partition at its beginning.
+        group_id=None,
+        enable_auto_commit=False,
         auto_offset_reset="earliest",
-        enable_auto_commit=True,
         **(security or {}),
     )
     await consumer.start()
@@ -88,11 +114,9 @@ async def follow(
                 return current
             for messages in batches.values():
                 for message in messages:
-                    if message.key is None or message.value is None:
-                        continue  # a tombstone: nothing to show
-                    key, rollup = message.key.decode(), json.loads(message.value)
-                    if apply_rollup(current, key, rollup):
-                        print(describe(rollup), flush=True)
+                    line = None if message.key is None else apply_record(current, message.key, message.value)
+                    if line is not None:
+                        print(line, flush=True)
     finally:
         await consumer.stop()
 
@@ -100,7 +124,7 @@ async def follow(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bootstrap", default="127.0.0.1:9092", help="Kafka bootstrap servers")
-    parser.add_argument("--group", default="example-rollup-subscriber", help="your consumer group")
+    parser.add_argument("--topic", default=TOPIC, help="the rollup topic")
     parser.add_argument(
         "--idle-exit", type=float, default=None, metavar="SECONDS", help="stop when idle this long"
     )
@@ -122,7 +146,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.security_protocol.startswith("SASL_") and not (args.username and args.password_file):
         parser.error(f"--security-protocol {args.security_protocol} needs --username and --password-file")
-    asyncio.run(follow(args.bootstrap, args.group, args.idle_exit, security_options(args)))
+    asyncio.run(follow(args.bootstrap, args.idle_exit, security_options(args), args.topic))
 
 
 if __name__ == "__main__":

@@ -31,6 +31,12 @@ class _Event(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class _Output(BaseModel):
+    """An event dxpulse publishes: readers ignore fields added later (docs/design/schema-evolution.md)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
 def _kind_required(schema: dict[str, Any]) -> None:
     # The discriminator needs "kind" in every value sent; its default only serves values built in code.
     if "kind" not in schema.setdefault("required", []):
@@ -122,14 +128,14 @@ change (docs/design/rollups.md). The counts stay exact; the query API's reportin
 everyone."""
 
 
-class RollupTarget(_Event):
+class RollupTarget(_Output):
     """The target a rollup is compared with."""
 
     value: float
     deadline: date
 
 
-class Rollup(_Event):
+class Rollup(_Output):
     """The national figure for one indicator, period and scope (a group, or ``national``)."""
 
     schema_version: Literal[1] = 1
@@ -214,7 +220,7 @@ def report_key(indicator: str, period: str) -> str:
 AlertStatus = Literal["firing", "resolved"]
 
 
-class AlertEvent(_Event):
+class AlertEvent(_Output):
     """A transition of one alert, identified by its fingerprint (rule, indicator, period, scope)."""
 
     schema_version: Literal[1] = 1
@@ -241,7 +247,7 @@ class AlertEvent(_Event):
     changed_at: AwareDatetime
 
 
-class DeadLetter(_Event):
+class DeadLetter(_Output):
     """A raw message the pipeline refused, kept with its reason and original bytes."""
 
     schema_version: Literal[1] = 1

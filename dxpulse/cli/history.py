@@ -3,29 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
 
 import typer
-from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.progress import Progress
 
-from dxpulse.stack.settings import StackSettings
+from dxpulse.cli.endpoints import DatabaseUrl, KafkaBootstrap, database_url, kafka_bootstrap
 
 history_app = typer.Typer(help="PostgreSQL history of the rollups.", no_args_is_help=True)
 console = Console(highlight=False)
-_stack = StackSettings()
 
 
 @history_app.command()
-def replay(
-    kafka_bootstrap: Annotated[
-        str, typer.Option(help="Kafka bootstrap servers.", envvar="DXPULSE_KAFKA_BOOTSTRAP")
-    ] = _stack.kafka_bootstrap,
-    database_url: Annotated[
-        str, typer.Option(help="PostgreSQL DSN of the history.", envvar="DXPULSE_DATABASE_URL")
-    ] = _stack.database_url,
-) -> None:
+def replay(kafka: KafkaBootstrap = None, database: DatabaseUrl = None) -> None:
     """Write the rollup topic, from its first offset, into rollup_history.
 
     Safe to run at any time, beside the running history writer: rows already written are recognised by
@@ -35,23 +25,14 @@ def replay(
     from dxpulse.cli.kafka_security import command_security
     from services.history.core import replay_rollups
 
-    with Progress(console=console, transient=True) as progress:
+    with Progress(console=console, transient=True, disable=not console.is_terminal) as progress:
         task = progress.add_task("reading dxpulse.rollups.v1", total=None)
 
         def advance(done: int, total: int) -> None:
             progress.update(task, description="writing history", completed=done, total=total)
 
-        try:
-            replay = replay_rollups(
-                kafka_bootstrap, database_url, progress=advance, security=command_security()
-            )
-            read, added = asyncio.run(replay)
-        except KafkaError as error:
-            console.print(
-                f"[red]error:[/] cannot read Kafka at {kafka_bootstrap} ({error}); is the stack up?"
-            )
-            raise typer.Exit(1) from None
-        except OSError as error:
-            console.print(f"[red]error:[/] cannot reach PostgreSQL ({error}); check --database-url")
-            raise typer.Exit(1) from None
+        replay = replay_rollups(
+            kafka_bootstrap(kafka), database_url(database), progress=advance, security=command_security()
+        )
+        read, added = asyncio.run(replay)
     console.print(f"read {read} rollup messages; added {added} revisions to rollup_history")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -10,18 +11,19 @@ from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 
 import asyncpg
-import httpx
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from dxpulse.cli.check_data import CatalogPath, RegistryPath, command_data
+from dxpulse.cli.endpoints import DatabaseUrl, IngestUrl, database_url, ingest_url
+from dxpulse.cli.filters import USAGE_EXIT, usage_error
 from dxpulse.cli.report_files import FileItem, format_of, read_reports
 from dxpulse.client import IngestClient, ItemOutcome
+from dxpulse.domain.registry import Registry
 from dxpulse.domain.tokens import subject_error, token_id_of
-from dxpulse.postgres.token_store import create_token, list_tokens, revoke_tokens
-from dxpulse.stack.settings import StackSettings
+from dxpulse.postgres.token_store import create_tokens, list_tokens, revoke_tokens
 
 T = TypeVar("T")
 
@@ -32,14 +34,9 @@ token_app = typer.Typer(
     help="Create, revoke and list the API tokens local systems send reports with.", no_args_is_help=True
 )
 
-_stack = StackSettings()
-DatabaseUrl = Annotated[
-    str, typer.Option(help="PostgreSQL DSN where tokens are stored.", envvar="DXPULSE_DATABASE_URL")
-]
-
 
 def _with_db(dsn: str, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-    """Run ``work`` on a connection; a database that cannot be reached is a clear error, not a trace."""
+    """Run ``work`` on one connection (a failure to connect is the command group's one line)."""
 
     async def run() -> T:
         conn = await asyncpg.connect(dsn, timeout=10)
@@ -48,45 +45,97 @@ def _with_db(dsn: str, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         finally:
             await conn.close()
 
-    try:
-        return asyncio.run(run())
-    except (OSError, TimeoutError, asyncpg.PostgresError) as error:
-        err.print(
-            f"[red]error:[/] cannot use PostgreSQL ({type(error).__name__}: {error}); start the stack"
-            " (dxpulse stack up) or set DXPULSE_DATABASE_URL / --database-url"
-        )
-        raise typer.Exit(1) from None
+    return asyncio.run(run())
+
+
+def reporters_of(text: str) -> list[tuple[int, str]]:
+    """(line number, reporter id) of each line of a reporters file; blank lines and ``#`` comments
+    are skipped."""
+    lines = ((number, line.split("#", 1)[0].strip()) for number, line in enumerate(text.splitlines(), 1))
+    return [(number, reporter) for number, reporter in lines if reporter]
+
+
+def _reporters(reporter: str | None, from_file: Path | None, registry: Registry) -> list[str]:
+    """The reporters to make tokens for, each once; any unknown one ends the command (exit 2)."""
+    if (reporter is None) == (from_file is None):
+        raise usage_error("give one reporter, or --from-file with one reporter per line")
+    if reporter is not None:
+        lines = [(0, reporter)]
+    else:
+        assert from_file is not None
+        lines = reporters_of(from_file.read_text(encoding="utf-8"))
+        if not lines:
+            raise usage_error(f"{from_file} names no reporter")
+    problems = [(number, subject_error(subject, registry)) for number, subject in lines]
+    if any(problem for _, problem in problems):
+        console = Console(stderr=True, highlight=False, soft_wrap=True)
+        for number, problem in problems:
+            if problem is not None:
+                where = f"{from_file}:{number}: " if from_file is not None else ""
+                console.print(f"error: {where}{problem}", markup=False)
+        raise typer.Exit(USAGE_EXIT)
+    return list(dict.fromkeys(subject for _, subject in lines))
 
 
 @token_app.command("create")
 def token_create(
     reporter: Annotated[
-        str, typer.Argument(help="Reporter id the token may report as, e.g. province:79, or national:*.")
-    ],
-    label: Annotated[str, typer.Option(help="A note for the list, e.g. the vendor's name.")] = "",
-    database_url: DatabaseUrl = _stack.database_url,
+        str | None,
+        typer.Argument(
+            help="Reporter id the token may report as, e.g. province:79, or national:*.", show_default=False
+        ),
+    ] = None,
+    from_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--from-file",
+            metavar="FILE",
+            help="A token for each reporter of this file: one id per line, # starts a comment.",
+            exists=True,
+            dir_okay=False,
+            show_default=False,
+        ),
+    ] = None,
+    label: Annotated[
+        str, typer.Option(metavar="TEXT", help="A note for the list, e.g. the vendor's name.")
+    ] = "",
+    as_json: Annotated[
+        bool, typer.Option("--json", help='One {"reporter", "token_id", "token"} object per line.')
+    ] = False,
+    database: DatabaseUrl = None,
     catalog_path: CatalogPath = None,
     registry_path: RegistryPath = None,
 ) -> None:
-    """Create a token for one reporter and print it once (only its hash is stored)."""
-    problem = subject_error(reporter, command_data(catalog_path, registry_path).registry)
-    if problem is not None:
-        err.print(f"[red]error:[/] {problem}")
-        raise typer.Exit(2)
-    minted = _with_db(database_url, lambda conn: create_token(conn, reporter, label))
-    err.print(f"token {minted.token_id} for {reporter}; store it now, it cannot be shown again:")
-    # Alone on stdout, so scripts can capture it: TOKEN=$(dxpulse token create province:79)
-    print(minted.secret)
+    """Create a token for a reporter, or one for each reporter of a file, and print each once.
+
+    Only the tokens' hashes are stored. With one reporter the token is alone on stdout, so scripts
+    can capture it: TOKEN=$(dxpulse token create province:79). With --from-file every token is made
+    in one transaction (all or none) and printed as one "reporter token" line each.
+    """
+    registry = command_data(catalog_path, registry_path).registry
+    subjects = _reporters(reporter, from_file, registry)
+    minted = _with_db(database_url(database), lambda conn: create_tokens(conn, subjects, label))
+    if as_json:
+        for subject, token in minted.items():
+            print(json.dumps({"reporter": subject, "token_id": token.token_id, "token": token.secret}))
+    elif reporter is not None:
+        token = minted[reporter]
+        err.print(f"token {token.token_id} for {reporter}; store it now, it cannot be shown again:")
+        print(token.secret)
+    else:
+        err.print(f"{len(minted)} tokens; store them now, they cannot be shown again:")
+        for subject, token in minted.items():
+            print(f"{subject}\t{token.secret}")
 
 
 @token_app.command("revoke")
 def token_revoke(
     tokens: Annotated[list[str], typer.Argument(help="Token ids (from `dxpulse token list`) or tokens.")],
-    database_url: DatabaseUrl = _stack.database_url,
+    database: DatabaseUrl = None,
 ) -> None:
     """Revoke tokens; the ingest refuses them within DXPULSE_TOKEN_CACHE_TTL_S (10 s by default)."""
     ids = [token_id_of(t) or t for t in tokens]
-    revoked = _with_db(database_url, lambda conn: revoke_tokens(conn, ids))
+    revoked = _with_db(database_url(database), lambda conn: revoke_tokens(conn, ids))
     for token_id in ids:
         console.print(f"{token_id}: {'revoked' if token_id in revoked else 'no live token with this id'}")
     if len(revoked) < len(set(ids)):
@@ -95,12 +144,32 @@ def token_revoke(
 
 @token_app.command("list")
 def token_list(
-    reporter: Annotated[str | None, typer.Option(help="Only this reporter's tokens.")] = None,
+    reporter: Annotated[
+        str | None, typer.Option(metavar="REPORTER", help="Only this reporter's tokens.")
+    ] = None,
     include_revoked: Annotated[bool, typer.Option("--all", help="Include revoked tokens.")] = False,
-    database_url: DatabaseUrl = _stack.database_url,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="One JSON object per token (token_id, reporter, label, created_at, revoked_at)."
+        ),
+    ] = False,
+    database: DatabaseUrl = None,
 ) -> None:
     """List tokens (ids, reporters, labels, dates; never the tokens themselves)."""
-    infos = _with_db(database_url, lambda conn: list_tokens(conn, reporter, include_revoked=include_revoked))
+    dsn = database_url(database)
+    infos = _with_db(dsn, lambda conn: list_tokens(conn, reporter, include_revoked=include_revoked))
+    if as_json:
+        for info in infos:
+            fields = {
+                "token_id": info.token_id,
+                "reporter": info.subject,
+                "label": info.label,
+                "created_at": info.created_at.isoformat(),
+                "revoked_at": info.revoked_at.isoformat() if info.revoked_at else None,
+            }
+            print(json.dumps(fields))
+        return
     table = Table("id", "reporter", "label", "created", "revoked", title="API tokens")
     for info in infos:
         revoked = info.revoked_at.isoformat(timespec="seconds") if info.revoked_at else ""
@@ -143,14 +212,12 @@ def send(
             help="Your API token (dxpulse token create).", envvar="DXPULSE_TOKEN", show_default=False
         ),
     ],
-    ingest_url: Annotated[
-        str, typer.Option(help="Base URL of the ingest API.", envvar="DXPULSE_INGEST_URL")
-    ] = f"http://127.0.0.1:{_stack.ingest_port}",
+    ingest: IngestUrl = None,
     file_format: Annotated[
         Literal["csv", "jsonl"] | None,
         typer.Option("--format", help="csv or jsonl; by default from the file name (.csv, else jsonl)."),
     ] = None,
-    show: Annotated[int, typer.Option(help="How many refused reports to list.")] = 20,
+    show: Annotated[int, typer.Option(metavar="N", help="How many refused reports to list.")] = 20,
 ) -> None:
     """Send a file of reports in batches of 500, with a progress bar and a summary of what was refused.
 
@@ -160,24 +227,18 @@ def send(
     JSON lines: one report object per line, as for POST /v1/reports.
     Exits 1 when any report was not accepted.
     """
+    url = ingest_url(ingest)
     items = read_reports(file.read_text(encoding="utf-8"), file_format or format_of(file.name))
     payloads = [i.report for i in items if i.report is not None]
 
     async def run() -> list[ItemOutcome]:
         columns = (TextColumn("sending"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-        with Progress(*columns, console=err, transient=True) as progress:
+        with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as progress:
             task = progress.add_task("send", total=len(payloads))
-            async with IngestClient(ingest_url, token=token) as client:
+            async with IngestClient(url, token=token) as client:
                 return await client.send_all(payloads, progress=lambda n: progress.advance(task, n))
 
-    try:
-        outcomes = asyncio.run(run())
-    except (OSError, httpx.TransportError) as error:  # httpx's connect and read errors are not OSErrors
-        err.print(
-            f"[red]error:[/] cannot reach {ingest_url} ({type(error).__name__}: {error}); check --ingest-url"
-            " (DXPULSE_INGEST_URL) and that the ingest is running"
-        )
-        raise typer.Exit(1) from None
+    outcomes = asyncio.run(run())
     if _summary(items, outcomes, show):
         if any(o.reason.split(":", 1)[0] == "unauthorized" for o in outcomes):
             err.print(

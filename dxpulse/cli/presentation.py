@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from datetime import UTC, date
+from typing import Any
 
 from rich.table import Table
 
@@ -48,11 +50,23 @@ def rollup_table(rollups: Iterable[Rollup], title: str = "National rollups") -> 
 
 
 def alert_table(alerts: Iterable[AlertEvent], title: str = "Alerts") -> Table:
+    """One row per alert event: when it changed (UTC), its rule and figure (indicator, period,
+    scope) stacked in one cell, so the table stays readable at 80 columns, and its summary."""
     table = Table(title=title)
-    for column in ("status", "rule", "severity", "summary"):
-        table.add_column(column)
+    table.add_column("time (UTC)", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("severity", no_wrap=True)
+    table.add_column("rule / indicator / period / scope", overflow="fold")
+    table.add_column("summary", ratio=1)
     for alert in alerts:
-        table.add_row(alert.status, alert.rule, alert.severity, alert.summary)
+        changed = alert.changed_at.astimezone(UTC)
+        table.add_row(
+            f"{changed:%Y-%m-%d}\n{changed:%H:%M:%S}",
+            alert.status,
+            alert.severity,
+            "\n".join((alert.rule, alert.indicator, alert.period, alert.scope)),
+            alert.summary,
+        )
     return table
 
 
@@ -101,4 +115,29 @@ def remap_table(
 
 
 def _reported(figure: RemappedFigure) -> str:
-    return format_rollup(figure.rollup) if figure.rollup.reporters_reported else "not reported"
+    """A unit's figure with its numerator and denominator, ratios too: a merged unit's figure is
+    its predecessors' sums, which the percentage alone would hide."""
+    rollup = figure.rollup
+    if not rollup.reporters_reported:
+        return "not reported"
+    if rollup.kind == "ratio" and rollup.value is not None:
+        return f"{rollup.numerator:,.0f}/{rollup.denominator or 0:,.0f} = {rollup.value * 100:.1f}%"
+    return format_rollup(rollup)
+
+
+def remap_json(
+    then: Iterable[RemappedFigure], now: Iterable[RemappedFigure], map_day: date
+) -> list[dict[str, Any]]:
+    """``remap --json``: per unit of the map, its predecessors' rollup and, with a later period, its own."""
+    later = {figure.unit: figure for figure in now}
+    return [
+        {
+            "unit": figure.unit,
+            "name": figure.name,
+            "map_date": map_day.isoformat(),
+            "formed_from": list(figure.predecessors),
+            "rollup": figure.rollup.model_dump(mode="json"),
+            "compare": later[figure.unit].rollup.model_dump(mode="json") if figure.unit in later else None,
+        }
+        for figure in then
+    ]

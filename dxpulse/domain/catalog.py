@@ -7,13 +7,14 @@ from datetime import date
 from functools import cache, cached_property
 from importlib import resources
 from importlib.abc import Traversable
+from itertools import pairwise
 from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from dxpulse.domain.datafile import DataError, YamlDocument
-from dxpulse.domain.periods import PeriodError, PeriodType, parse_period
+from dxpulse.domain.periods import Period, PeriodError, PeriodType, parse_period
 
 IndicatorKind = Literal["flag", "ratio", "count", "catalog"]
 Severity = Literal["critical", "warning", "info"]
@@ -31,11 +32,14 @@ class Baseline(_Entry):
 
 
 class Target(_Entry):
-    """What the indicator must reach, by when; fractions for shares, absolute for counts."""
+    """What the indicator must reach, by when; fractions for shares, absolute for counts.
+
+    An indicator has one (``target:``) or several, its milestones (``targets:``)."""
 
     value: float = Field(gt=0)
     deadline: date
     baseline: Baseline | None = None
+    label: str = Field(default="", description='Where the milestone comes from, e.g. "2025 plan".')
 
 
 class BelowTargetRule(_Entry):
@@ -116,6 +120,13 @@ class Indicator(_Entry):
     period_type: PeriodType
     groups: tuple[str, ...] = Field(min_length=1)
     target: Target | None = None
+    targets: tuple[Target, ...] = Field(
+        default=(),
+        description=(
+            "Milestones, by deadline (e.g. the 2024 plan, the 2025 plan and 2030), instead of one"
+            " ``target``; each period is judged against the one in force (``milestone_in_force``)."
+        ),
+    )
     items: tuple[str, ...] = ()
     source: str = ""
     first_period: str | None = Field(
@@ -138,6 +149,20 @@ class Indicator(_Entry):
         return self
 
     @model_validator(mode="after")
+    def _one_form_of_target(self) -> Indicator:
+        if self.target is not None and self.targets:
+            raise ValueError(f"indicator {self.id}: give either target or targets, not both")
+        deadlines = [milestone.deadline for milestone in self.targets]
+        if any(later <= earlier for earlier, later in pairwise(deadlines)):
+            raise ValueError(f"indicator {self.id}: list targets by deadline, each later than the one before")
+        return self
+
+    @property
+    def milestones(self) -> tuple[Target, ...]:
+        """Every target of the indicator, by deadline: ``targets``, or ``target`` alone, or none."""
+        return (self.target,) if self.target is not None else self.targets
+
+    @model_validator(mode="after")
     def _first_period_fits_period_type(self) -> Indicator:
         if self.first_period is not None:
             try:
@@ -145,6 +170,36 @@ class Indicator(_Entry):
             except PeriodError as error:
                 raise ValueError(f"indicator {self.id}: first_period: {error}") from None
         return self
+
+
+def milestone_in_force(indicator: Indicator, period: Period | str) -> Target | None:
+    """The milestone a period's figures are judged against: the earliest whose deadline is on or
+    after the period's last day; for a period ending after the last deadline, the last milestone.
+    None for an indicator without targets. ``period`` may be a label ("2024-H2")."""
+    milestones = indicator.milestones
+    if not milestones:
+        return None
+    end = (parse_period(period) if isinstance(period, str) else period).end
+    return next((milestone for milestone in milestones if milestone.deadline >= end), milestones[-1])
+
+
+def next_milestone(indicator: Indicator, on: date) -> Target | None:
+    """The milestone still ahead on day ``on``: the earliest whose deadline is on or after it (a
+    deadline falling on ``on`` is still ahead). None once every deadline has passed, or without targets."""
+    return next((milestone for milestone in indicator.milestones if milestone.deadline >= on), None)
+
+
+def trajectory_start(indicator: Indicator, milestone: Target) -> Baseline | None:
+    """Where the straight line to ``milestone`` starts: its own baseline; else, for a milestone after
+    the first, the milestone before it (its value on its deadline); else none."""
+    if milestone.baseline is not None:
+        return milestone.baseline
+    milestones = indicator.milestones
+    index = milestones.index(milestone) if milestone in milestones else 0
+    if index == 0:
+        return None
+    before = milestones[index - 1]
+    return Baseline(value=before.value, date=before.deadline)
 
 
 class Catalog(_Entry):

@@ -35,11 +35,23 @@ class Reporter:
     valid_to: date | None = None
     successor: str | None = None
     merged_from: tuple[str, ...] = ()
+    names: tuple[tuple[date | None, str], ...] = field(default=(), compare=False)
+    """(from, name) for each list the unit is on, oldest first: a unit that goes on under a new name
+    (province 15, Yên Bái until 2025-06-30, then Lào Cai) had another name before. ``name`` is the last."""
 
     def active_on(self, day: date) -> bool:
         return (self.valid_from is None or self.valid_from <= day) and (
             self.valid_to is None or day <= self.valid_to
         )
+
+    def name_on(self, day: date) -> str:
+        """The unit's name on the list in force on ``day``."""
+        current = self.name
+        for start, name in reversed(self.names):
+            current = name
+            if start is None or start <= day:
+                break
+        return current
 
 
 @dataclass(frozen=True)
@@ -329,6 +341,10 @@ def _reporters(
                     ),
                     merged_from=tuple(
                         dict.fromkeys(f"{kind.kind}:{old}" for text in merged for old in _codes(text))
+                    ),
+                    names=tuple(
+                        (entries[j].from_, units[j][code].fields[kind.name_column])
+                        for j in range(first[code], i + 1)
                     ),
                 )
             )

@@ -9,7 +9,7 @@ from datetime import date, datetime
 from dxpulse.domain.catalog import Indicator
 from dxpulse.domain.periods import Period
 from dxpulse.domain.registry import Registry
-from dxpulse.domain.rollup import Snapshot, apply_all, rollup_for
+from dxpulse.domain.rollup import NATIONAL_SCOPE, Snapshot, apply_all, compute_rollups, rollup_for
 from schemas import Report, Rollup
 
 
@@ -73,3 +73,40 @@ def latest_snapshots(reports: Iterable[Report]) -> dict[str, Snapshot]:
     """The latest snapshot per reporter among ``reports`` (of one indicator and period)."""
     latest, _ = apply_all({}, reports)
     return latest or {}
+
+
+@dataclass(frozen=True)
+class Levels:
+    """One figure at every level: national, each group the indicator spans, each unit of a map."""
+
+    national: Rollup
+    groups: tuple[Rollup, ...]
+    units: tuple[RemappedFigure, ...]
+
+
+def levels_of(
+    indicator: Indicator,
+    period: Period,
+    latest: Mapping[str, Snapshot],
+    registry: Registry,
+    map_day: date,
+    computed_at: datetime,
+) -> Levels:
+    """``period``'s national and group figures (as the aggregator computes them, against the
+    registry in force on the period's last day) and its unit figures on the map of ``map_day``.
+
+    On the period's own map every unit is its own predecessor; on a later one a merged unit's
+    figure sums its predecessors', so the units of a group still add up to the group's figure.
+    """
+    rollups = compute_rollups(indicator, period, latest, registry, computed_at)
+    return Levels(
+        national=next(r for r in rollups if r.scope == NATIONAL_SCOPE),
+        groups=tuple(r for r in rollups if r.scope != NATIONAL_SCOPE),
+        units=tuple(on_map_of(indicator, period, latest, registry, map_day, computed_at)),
+    )
+
+
+def as_of(latest: Mapping[str, Snapshot], fallback: datetime) -> datetime:
+    """The newest observation among ``latest`` (``fallback`` when empty): a figure computed on
+    request is stamped with it, so the same values always give the same answer."""
+    return max((snap.observed_at for snap in latest.values()), default=fallback)

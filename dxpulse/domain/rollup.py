@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
-from dxpulse.domain.catalog import Indicator
+from dxpulse.domain.catalog import Indicator, milestone_in_force
 from dxpulse.domain.periods import Period
 from dxpulse.domain.registry import Registry
 from schemas import Report, ReportValue, Rollup, RollupTarget
@@ -377,7 +377,7 @@ def rollup_of(
         numerator = float(len({item for item in indicator.items if tally.items.get(item, 0) > 0}))
         denominator = float(len(indicator.items))
     figure = numerator if kind == "count" else _ratio(numerator, denominator)
-    target = indicator.target
+    target = milestone_in_force(indicator, period)
     body: dict[str, Any] = {
         "indicator": indicator.id,
         "period": period.label,

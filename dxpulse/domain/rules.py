@@ -13,7 +13,14 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
-from dxpulse.domain.catalog import Catalog, Indicator, Severity
+from dxpulse.domain.catalog import (
+    Catalog,
+    Indicator,
+    Severity,
+    Target,
+    milestone_in_force,
+    trajectory_start,
+)
 from dxpulse.domain.periods import Period, PeriodError, parse_period, period_of, shifted
 from dxpulse.domain.registry import Registry
 from dxpulse.domain.rollup import NATIONAL_SCOPE, compute_rollups
@@ -150,10 +157,17 @@ def describe(indicator: Indicator, rollup: Rollup) -> str:
     return f"{indicator.name} {percent(rollup.value)} ({fraction})"
 
 
-def _target_text(indicator: Indicator) -> str:
-    assert indicator.target is not None
-    target = indicator.target
-    return f"target {amount(indicator, target.value)} due {target.deadline.isoformat()}"
+def _target_text(indicator: Indicator, target: Target) -> str:
+    label = f" ({target.label})" if target.label else ""
+    return f"target {amount(indicator, target.value)} due {target.deadline.isoformat()}{label}"
+
+
+def judged_milestone(indicator: Indicator, rollup: Rollup) -> Target | None:
+    """The target the rules hold a rollup to: the milestone in force for its period."""
+    try:
+        return milestone_in_force(indicator, rollup.period)
+    except PeriodError:
+        return None
 
 
 def name_list(reporters: Sequence[str], limit: int = NAMES_IN_SUMMARY, total: int | None = None) -> str:
@@ -188,15 +202,16 @@ def count_by_kind(reporters: Sequence[str]) -> str:
 
 
 def below_target(indicator: Indicator, rollup: Rollup, now: datetime) -> Condition:
-    """After the deadline, the figure is short of its target."""
-    target = indicator.target
+    """After the deadline of the milestone in force for its period, the figure is short of it."""
+    target = judged_milestone(indicator, rollup)
     if not indicator.alerts.below_target.enabled or target is None or rollup.attainment is None:
         return Condition(False)
     if now.date() <= target.deadline or rollup.attainment >= 1.0:
         return Condition(False)
     behind = tuple(rollup.lagging)
     names = f"; not met: {name_list(behind, total=rollup.lagging_count)}" if behind else ""
-    return Condition(True, f"{describe(indicator, rollup)} below {_target_text(indicator)}{names}", behind)
+    text = f"{describe(indicator, rollup)} below {_target_text(indicator, target)}{names}"
+    return Condition(True, text, behind)
 
 
 def progress_category(progress: float) -> str:
@@ -236,8 +251,9 @@ def project(history: Sequence[Point], to: date, min_span: timedelta) -> float | 
 def off_trajectory(
     indicator: Indicator, rollup: Rollup, history: Sequence[Point], now: datetime
 ) -> Condition:
-    """Before the deadline: behind the baseline-to-target line, or projected to miss the target."""
-    rule, target = indicator.alerts.off_trajectory, indicator.target
+    """Before the deadline of the milestone in force for its period: behind the line to it (from its
+    baseline, or the milestone before it), or projected to miss it."""
+    rule, target = indicator.alerts.off_trajectory, judged_milestone(indicator, rollup)
     if not rule.enabled or target is None or rollup.value is None or rollup.latest_observed_at is None:
         return Condition(False)
     as_of = rollup.latest_observed_at.date()
@@ -246,7 +262,7 @@ def off_trajectory(
     slack = rule.tolerance * target.value
     category = ""
     reasons = []
-    baseline = target.baseline
+    baseline = trajectory_start(indicator, target)
     if baseline is not None and baseline.date < as_of:
         expected = straight_line((baseline.date, baseline.value), (target.deadline, target.value), as_of)
         if rollup.value < expected - slack:
@@ -267,7 +283,7 @@ def off_trajectory(
     return Condition(
         True,
         f"{describe(indicator, rollup)} on {as_of.isoformat()}: {category}; {'; '.join(reasons)};"
-        f" {_target_text(indicator)}",
+        f" {_target_text(indicator, target)}",
     )
 
 

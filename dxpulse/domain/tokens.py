@@ -12,6 +12,8 @@ TOKEN_PREFIX = "dxp_"  # noqa: S105 (a prefix, not a secret)
 """Every token starts with this, so secret scanners and humans recognise a leaked one."""
 NATIONAL_WILDCARD = "national:*"
 """A subject that may report as any national body (national-only indicators)."""
+READER = "reader"
+"""The subject of a read token: it reads the query API (reporters' own values too) and reports nothing."""
 
 
 @dataclass(frozen=True)
@@ -68,11 +70,11 @@ def may_report(subject: str, reporter: str) -> bool:
 
 def subject_error(subject: str, registry: Registry) -> str | None:
     """Why ``subject`` cannot be given a token (None when it can): it must be a known reporter."""
-    if subject == NATIONAL_WILDCARD or registry.get(subject) is not None:
+    if subject in (NATIONAL_WILDCARD, READER) or registry.get(subject) is not None:
         return None
     return (
         f"{subject!r} is not a reporter in the registry; use an id such as province:79,"
-        f" ministry:MIC, national:MPS, or {NATIONAL_WILDCARD}"
+        f" ministry:MIC, national:MPS, {NATIONAL_WILDCARD}, or {READER} for a read token"
     )
 
 

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
 
-from dxpulse.domain.catalog import Catalog
+from dxpulse.domain.catalog import Catalog, Indicator
 from dxpulse.domain.periods import Period, PeriodError, parse_period
 from dxpulse.domain.registry import Registry
-from schemas import Report
+from schemas import Report, ReportValue
 from schemas.events import MAX_AMOUNT, SCHEMA_VERSION
 
 CLOCK_SKEW = timedelta(minutes=5)
@@ -102,7 +102,14 @@ def validate_report(
             f" {report.reporter} is not among them",
             "reporter",
         )
-    value = report.value
+    problem = _value_problem(indicator, report.value)
+    if problem is not None:
+        return problem
+    return Accepted(report=report, period=period)
+
+
+def _value_problem(indicator: Indicator, value: ReportValue) -> Problem | None:
+    """What is wrong with a report's value for ``indicator``, if anything."""
     if value.kind != indicator.kind:
         return Problem(
             "wrong-value-kind",
@@ -128,7 +135,51 @@ def validate_report(
                 f" {indicator.items[0]} .. {indicator.items[-1]}",
                 "value.done",
             )
-    return Accepted(report=report, period=period)
+    return None
+
+
+class ReportJudge:
+    """``validate_report`` over one catalog and registry, remembering what does not depend on the
+    report itself: its period parsed for its indicator, and its reporter's standing in the registry.
+    A report passing the remembered checks is accepted at the cost of a few lookups; any other is
+    judged by ``validate_report``, which says why not (docs/design/aggregator-batches.md)."""
+
+    def __init__(self, catalog: Catalog, registry: Registry) -> None:
+        self._catalog = catalog
+        self._registry = registry
+        self._periods: dict[tuple[str, str], tuple[Indicator, Period, set[str]]] = {}
+        """(indicator, period label) of accepted reports → the indicator, the parsed period, and the
+        reporters that passed the registry's checks for its groups and period end."""
+        self._passed: dict[tuple[tuple[str, ...], date], set[str]] = {}
+        """(groups, period end) → the reporters that passed the registry's checks for them."""
+        self._instant: tuple[datetime, date, datetime] | None = None
+        """The last ``now`` judged at, its day, and the latest observation time it allows."""
+
+    def __call__(self, report: Report, now: datetime) -> Accepted | Problem:
+        known = self._periods.get((report.indicator, report.period))
+        if known is not None:
+            indicator, period, passed = known
+            _, today, latest = self._bounds(now)
+            if (
+                report.reporter in passed
+                and period.start <= today
+                and report.observed_at <= latest
+                and _value_problem(indicator, report.value) is None
+            ):
+                return Accepted(report=report, period=period)
+        verdict = validate_report(report, self._catalog, self._registry, now)
+        if isinstance(verdict, Accepted):
+            indicator = self._catalog[report.indicator]
+            passed = self._passed.setdefault((indicator.groups, verdict.period.end), set())
+            passed.add(report.reporter)
+            self._periods[(report.indicator, report.period)] = (indicator, verdict.period, passed)
+        return verdict
+
+    def _bounds(self, now: datetime) -> tuple[datetime, date, datetime]:
+        # A batch's reports are all judged at one instant: its bounds are worked out once.
+        if self._instant is None or self._instant[0] is not now:
+            self._instant = (now, now.date(), now + CLOCK_SKEW)
+        return self._instant
 
 
 _VALUE_KINDS = ("flag", "ratio", "count", "catalog")

@@ -46,6 +46,7 @@ from dxpulse.kafka.topics import (
     ensure_topics,
     leader_topic,
 )
+from dxpulse.log_format import LogFormat, configure_logging
 from dxpulse.monitoring import (
     ConsumerLagCollector,
     PartitionLag,
@@ -503,6 +504,9 @@ class DxpulseWeb(AiohttpWeb):
 class DxpulseApp(faust.App):
     """A faust app whose consumer is :class:`FromStartConsumer` and web server :class:`DxpulseWeb`."""
 
+    log_format: LogFormat = "text"
+    """How its worker writes log lines (DXPULSE_LOG_FORMAT); ``worker_logging`` applies it."""
+
     def _new_web(self) -> Web:
         # faust picks the driver named by its ``web`` setting, aiohttp's unless set, and dxpulse
         # never sets it.
@@ -588,6 +592,7 @@ def new_faust_app(app_id: str, settings: WorkerSettings, *, web_port: int) -> fa
         web_graph_enabled=settings.worker_debug_pages,
         web_metrics_enabled=settings.worker_debug_pages,
     )
+    app.log_format = settings.log_format
     add_stall_watchdog(app)
     return app
 
@@ -973,6 +978,8 @@ def run_worker(
     Exits with one line per problem when the existing topics or the cluster do not match the
     replication and partition settings (``dxpulse.kafka.topics.layout_problems``).
     """
+    # Until faust's worker sets up its own handlers (worker_logging), in the same format.
+    configure_logging(app.conf.id, settings.log_format)
     ensure = ensure_topics(
         settings.kafka_bootstrap,
         settings.topic_partitions,
@@ -987,9 +994,19 @@ def run_worker(
         raise SystemExit(f"{app.conf.id} refuses to start: {error}") from None
     # faust fails with FileNotFoundError on a state folder that does not exist yet.
     Path(app.conf.datadir).mkdir(parents=True, exist_ok=True)
-    # The worker command's own --web-host/--web-port defaults would override the app's settings.
-    sys.argv = [
+    sys.argv = worker_argv(app, loglevel, settings.log_format)
+    tune_gc(settings.gc_thresholds)
+    app.main()
+
+
+def worker_argv(app: faust.App, loglevel: str, log_format: LogFormat) -> list[str]:
+    """The command line ``app.main()`` runs the worker with: the app's web server settings (the
+    worker command's own --web-host/--web-port defaults would override them), and with JSON logs
+    --quiet, which keeps faust's banner, not a log line, off stdout."""
+    quiet = ["--quiet"] if log_format == "json" else []
+    return [
         sys.argv[0],
+        *quiet,
         "worker",
         "--loglevel",
         loglevel,
@@ -1000,8 +1017,6 @@ def run_worker(
         "--web-port",
         str(app.conf.web_port),
     ]
-    tune_gc(settings.gc_thresholds)
-    app.main()
 
 
 def raw_topic(app: faust.App, name: str) -> faust.TopicT:

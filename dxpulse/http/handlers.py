@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from dxpulse.http.problem_types import HTTP_ERROR
 from dxpulse.http.problems import document_problems, problem
 
 log = logging.getLogger(__name__)
@@ -116,8 +117,7 @@ async def _http_error(request: Request, error: Exception) -> Response:
         allowed = (error.headers or {}).get("Allow", "")
         detail = own or f"{path} does not answer {method}; it answers {allowed}"
         return problem(405, "method-not-allowed", "Method not allowed", detail, headers=error.headers)
-    slug = phrase.lower().replace(" ", "-")
-    return problem(status, slug, phrase, own or phrase, headers=error.headers)
+    return problem(status, HTTP_ERROR, phrase, own or phrase, headers=error.headers)
 
 
 def _location(loc: Sequence[Any]) -> tuple[str, str]:

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 
-PROBLEM_BASE = "https://dxpulse.dev/problems/"
-"""Problem type URIs are this base plus a slug documented in docs/guide/reporting.md."""
+from dxpulse.http.problem_types import PROBLEM_BASE as PROBLEM_BASE
+from dxpulse.http.problem_types import PROBLEM_TYPES, problem_examples
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_SCHEMA_REF = "#/components/schemas/ProblemDetails"
@@ -50,11 +51,19 @@ def problem(
     )
 
 
-def problem_doc(description: str, *, headers: tuple[str, ...] = ()) -> dict[str, Any]:
-    """An OpenAPI response entry whose body is a ProblemDetails, with ``headers`` (integer values)."""
+def problem_doc(
+    description: str, *, headers: tuple[str, ...] = (), slugs: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """An OpenAPI response entry whose body is a ProblemDetails, with ``headers`` (integer values) and
+    an example of each of ``slugs``: by default, of each problem type the description names."""
+    if slugs is None:
+        named = (word for word in re.findall(r"[a-z]+(?:-[a-z]+)*", description) if word in PROBLEM_TYPES)
+        slugs = list(dict.fromkeys(named))
     entry: dict[str, Any] = {
         "description": description,
-        "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": PROBLEM_SCHEMA_REF}}},
+        "content": {
+            PROBLEM_MEDIA_TYPE: {"schema": {"$ref": PROBLEM_SCHEMA_REF}, "examples": problem_examples(*slugs)}
+        },
     }
     if headers:
         entry["headers"] = {name: {"schema": {"type": "integer"}} for name in headers}

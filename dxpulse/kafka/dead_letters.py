@@ -112,6 +112,8 @@ class DeadLetters:
             refused.offset,
             reason,
             _cut(detail, 300),
+            # Fields of a JSON log line (dxpulse.log_format), to find the message by.
+            extra={"key": key.decode(errors="replace") if key is not None else None, "reason": reason},
         )
         try:
             await self._send(key, letter.model_dump_json().encode())

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import json
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Annotated
 
@@ -14,7 +15,7 @@ from rich.table import Table
 
 from dxpulse.stack.errors import StackError
 from dxpulse.stack.settings import StackSettings
-from dxpulse.stack.stack import Stack
+from dxpulse.stack.stack import ComponentStatus, Stack
 
 stack_app = typer.Typer(
     help="Run Kafka, PostgreSQL and the dxpulse services locally, as plain processes.",
@@ -85,27 +86,69 @@ def down() -> None:
     _with_stack(lambda stack: stack.down())
 
 
+NOT_RUNNING_EXIT = 3
+"""The exit code of ``stack status`` when a component ``up`` starts is not running and ready."""
+
+
 @stack_app.command()
-def status() -> None:
-    """Show each component: running or not, pid, address and log file."""
-    _with_stack(_print_status)
+def status(
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="One JSON object per component (name, state, pid, address, log)."),
+    ] = False,
+) -> None:
+    """Show each component: running or not, pid, address and log file.
+
+    Exits 3 when a component that `up` starts is not running and ready, so scripts can wait on it.
+    """
+
+    def action(stack: Stack) -> None:
+        items = stack.status()
+        if as_json:
+            for item in items:
+                print(json.dumps(_as_json(item)))
+        else:
+            _print_table(stack, items)
+        wanted = stack.components_up_starts()
+        if any(item.name in wanted and not item.ready for item in items):
+            raise typer.Exit(NOT_RUNNING_EXIT)
+
+    _with_stack(action)
+
+
+def _state(item: ComponentStatus) -> str:
+    if not item.running:
+        return "stopped"
+    return "running" if item.ready else "starting"
+
+
+def _as_json(item: ComponentStatus) -> dict[str, object]:
+    return {
+        "name": item.name,
+        "state": _state(item),
+        "pid": item.pid,
+        "address": item.address,
+        "log": str(item.log),
+    }
+
+
+_STATE_STYLES = {"stopped": "dim", "running": "green", "starting": "yellow"}
 
 
 def _print_status(stack: Stack) -> None:
+    _print_table(stack, stack.status())
+
+
+def _print_table(stack: Stack, items: Sequence[ComponentStatus]) -> None:
     table = Table(title=f"dxpulse stack in {stack.paths.root}")
     for column in ("component", "state", "pid", "address"):
         table.add_column(column, no_wrap=True)
     table.add_column("log", overflow="fold")
-    for item in stack.status():
-        if not item.running:
-            state = "[dim]stopped[/]"
-        elif item.ready:
-            state = "[green]running[/]"
-        else:
-            state = "[yellow]starting[/]"
+    for item in items:
+        state = _state(item)
         table.add_row(
             item.name,
-            state,
+            f"[{_STATE_STYLES[state]}]{state}[/]",
             str(item.pid) if item.pid is not None else "-",
             item.address or "-",
             escape(str(item.log)),

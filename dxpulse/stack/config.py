@@ -23,6 +23,7 @@ KAFKA = "kafka"
 POSTGRES = "postgres"
 PROMETHEUS = "prometheus"
 ALERTMANAGER = "alertmanager"
+POSTGRES_EXPORTER = "postgres-exporter"
 INGEST = "ingest"
 AGGREGATE = "aggregate"
 ALERTS = "alerts"
@@ -34,6 +35,7 @@ PROMETHEUS_BIN = Path("/usr/bin/prometheus")
 PROMETHEUS_RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "rules"
 """The pipeline's recording and alerting rules, shared with docker-compose and Kubernetes."""
 ALERTMANAGER_BIN = Path("/usr/bin/prometheus-alertmanager")
+POSTGRES_EXPORTER_BIN = Path("/usr/bin/prometheus-postgres-exporter")
 
 
 @dataclass(frozen=True)
@@ -351,6 +353,8 @@ def service_env(settings: StackSettings, paths: StackPaths) -> dict[str, str]:
         "DXPULSE_ALERTS_WEB_PORT": str(settings.alerts_web_port),
         "DXPULSE_HISTORY_WEB_PORT": str(settings.history_web_port),
         "DXPULSE_QUERY_PORT": str(settings.query_port),
+        # The query service serves the web scoreboard the alerts link to (docs/guide/scoreboard.md).
+        "DXPULSE_SCOREBOARD_URL": f"http://127.0.0.1:{settings.query_port}",
         "DXPULSE_STATE_DIR": str(paths.root),
         # Empty tells the alerts service to push nowhere when the stack runs no Alertmanager.
         "DXPULSE_ALERTMANAGER_URL": (
@@ -436,4 +440,16 @@ def alertmanager_spec(settings: StackSettings, paths: StackPaths, config: Path) 
             "--cluster.listen-address=",
         ),
         ready_port=settings.alertmanager_port,
+    )
+
+
+def postgres_exporter_spec(settings: StackSettings) -> ServiceSpec:
+    """Debian's PostgreSQL exporter on the stack's database (``pg_up`` and the pg_* metrics)."""
+    return ServiceSpec(
+        POSTGRES_EXPORTER,
+        (str(POSTGRES_EXPORTER_BIN), f"--web.listen-address=127.0.0.1:{settings.postgres_exporter_port}"),
+        # The DSN in the environment, not on the command line every user of the machine can read;
+        # the stack's PostgreSQL listens without TLS on 127.0.0.1.
+        {"DATA_SOURCE_NAME": f"{settings.database_url}?sslmode=disable"},
+        ready_port=settings.postgres_exporter_port,
     )

@@ -11,13 +11,18 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from dxpulse.stack.config import ALERTMANAGER_BIN, PROMETHEUS_BIN, kafka_pom
+from dxpulse.stack.config import ALERTMANAGER_BIN, POSTGRES_EXPORTER_BIN, PROMETHEUS_BIN, kafka_pom
 from dxpulse.stack.errors import StackError
 from dxpulse.stack.settings import StackSettings
 
 Report = Callable[[str], None]
 
-APT_PACKAGES: tuple[str, ...] = ("postgresql", "prometheus", "prometheus-alertmanager")
+APT_PACKAGES: tuple[str, ...] = (
+    "postgresql",
+    "prometheus",
+    "prometheus-alertmanager",
+    "prometheus-postgres-exporter",
+)
 # Leftovers of a resolve that was killed are removed once they are this old (another
 # install may still be filling a younger one).
 _STALE_TMP_S = 3600.0
@@ -106,6 +111,7 @@ def missing_apt_packages() -> list[str]:
         "postgresql": postgres_bin_dir() is not None,
         "prometheus": PROMETHEUS_BIN.exists(),
         "prometheus-alertmanager": ALERTMANAGER_BIN.exists(),
+        "prometheus-postgres-exporter": POSTGRES_EXPORTER_BIN.exists(),
     }
     return [name for name in APT_PACKAGES if not present[name]]
 

@@ -147,6 +147,12 @@ class StackSettings(BaseSettings):
         le=65535,
         description="DXPULSE_STACK_ALERTMANAGER_PORT: Alertmanager.",
     )
+    postgres_exporter_port: int = Field(
+        default=9187,
+        ge=1,
+        le=65535,
+        description="DXPULSE_STACK_POSTGRES_EXPORTER_PORT: the PostgreSQL exporter's /metrics.",
+    )
     prometheus_config: Path | None = Field(
         default=None,
         description=(
@@ -165,6 +171,14 @@ class StackSettings(BaseSettings):
         default=15.0,
         gt=0,
         description="DXPULSE_STACK_PROMETHEUS_SCRAPE_INTERVAL_S: scrape and rule evaluation interval.",
+    )
+    postgres_exporter: bool = Field(
+        default=True,
+        description=(
+            "DXPULSE_STACK_POSTGRES_EXPORTER: with Prometheus, `up` also starts Debian's"
+            " prometheus-postgres-exporter on the stack's database, scraped as the job"
+            " postgres-exporter."
+        ),
     )
     alertmanager_config: Path | None = Field(
         # Relative, like state_dir: the repository's file when commands run from the checkout.

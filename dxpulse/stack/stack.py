@@ -12,12 +12,15 @@ from dxpulse.stack.config import (
     ALERTMANAGER,
     KAFKA,
     POSTGRES,
+    POSTGRES_EXPORTER,
+    POSTGRES_EXPORTER_BIN,
     PROMETHEUS,
     SERVICE_NAMES,
     ServiceSpec,
     StackPaths,
     alertmanager_spec,
     kafka_nodes,
+    postgres_exporter_spec,
     prometheus_config,
     prometheus_spec,
     service_specs,
@@ -265,6 +268,23 @@ class Stack:
     def stop_alertmanager(self) -> bool:
         return self.stop_service(ALERTMANAGER)
 
+    def runs_postgres_exporter(self) -> bool:
+        """Whether ``up`` starts the PostgreSQL exporter: when enabled and Prometheus runs too."""
+        settings = self.settings
+        return settings.postgres_exporter and (settings.prometheus or settings.prometheus_config is not None)
+
+    def exporter_specs(self) -> list[ServiceSpec]:
+        """The exporters ``up`` starts beside Prometheus, which scrapes them like the services."""
+        return [postgres_exporter_spec(self.settings)] if self.runs_postgres_exporter() else []
+
+    def start_postgres_exporter(self, timeout_s: float = 60.0) -> ComponentStatus:
+        if not POSTGRES_EXPORTER_BIN.exists():
+            raise StackError(
+                f"{POSTGRES_EXPORTER_BIN} not found: run `dxpulse stack install` (as root) or"
+                " apt-get install prometheus-postgres-exporter, or set DXPULSE_STACK_POSTGRES_EXPORTER=false"
+            )
+        return self.start_spec(postgres_exporter_spec(self.settings), timeout_s=timeout_s)
+
     # --- the whole stack ---------------------------------------------------------------------
 
     def up(
@@ -281,10 +301,13 @@ class Stack:
         if self.settings.alertmanager_config is not None:
             self.start_alertmanager(self.settings.alertmanager_config)
         specs = list(services) if services is not None else self.service_specs()
+        exporters = self.exporter_specs()
+        if exporters:
+            self.start_postgres_exporter()
         if self.settings.prometheus_config is not None:
             self.start_prometheus(self.settings.prometheus_config)
         elif self.settings.prometheus:
-            self.start_prometheus(self.write_prometheus_config(specs))
+            self.start_prometheus(self.write_prometheus_config([*specs, *exporters]))
         if with_services:
             self.start_specs(specs)
         self.report(f"stack up in {time.monotonic() - started:.1f} s")
@@ -300,7 +323,7 @@ class Stack:
         started = time.monotonic()
         others = self._started_processes()
         # Services before what they use, so they shut down cleanly instead of erroring.
-        monitoring = [n for n in others if n in (PROMETHEUS, ALERTMANAGER)]
+        monitoring = [n for n in others if n in (PROMETHEUS, ALERTMANAGER, POSTGRES_EXPORTER)]
         self.stop_services([n for n in others if n not in monitoring])
         self.stop_services(monitoring)
         self.stop_postgres()
@@ -309,10 +332,11 @@ class Stack:
 
     def status(self) -> list[ComponentStatus]:
         """Every known component, whether it runs or not, plus any other process started."""
-        names = [*SERVICE_NAMES, PROMETHEUS, ALERTMANAGER]
+        names = [*SERVICE_NAMES, PROMETHEUS, ALERTMANAGER, POSTGRES_EXPORTER]
         ports = {spec.name: spec.ready_port for spec in self.service_specs()}
         ports[PROMETHEUS] = self.settings.prometheus_port
         ports[ALERTMANAGER] = self.settings.alertmanager_port
+        ports[POSTGRES_EXPORTER] = self.settings.postgres_exporter_port
         extra = [n for n in self._started_processes() if n not in names]
         brokers = self.broker_statuses()
         # Brokers of other settings (a cluster started with more) still show while they run.
@@ -327,6 +351,18 @@ class Stack:
             self.postgres_status(),
             *(self.service_status(name, ports.get(name)) for name in [*names, *extra]),
         ]
+
+    def components_up_starts(self) -> set[str]:
+        """The components ``up`` starts with these settings (services included)."""
+        names = {node.name for node in kafka_nodes(self.settings, self.paths)}
+        names |= {POSTGRES, *SERVICE_NAMES}
+        if self.settings.prometheus_config is not None or self.settings.prometheus:
+            names.add(PROMETHEUS)
+        if self.settings.alertmanager_config is not None:
+            names.add(ALERTMANAGER)
+        if self.runs_postgres_exporter():
+            names.add(POSTGRES_EXPORTER)
+        return names
 
     def _status(self, name: str, record: PidRecord | None, port: int | None) -> ComponentStatus:
         running = record is not None

@@ -28,6 +28,7 @@ _PORT_FIELDS: tuple[str, ...] = (
     "query_port",
     "prometheus_port",
     "alertmanager_port",
+    "postgres_exporter_port",
 )
 
 

@@ -224,12 +224,14 @@ def create_app(
 ) -> faust.App:
     """Build the aggregator worker (start it with ``app.main()`` or ``faust -A``)."""
     app = new_faust_app(settings.aggregate_app_id, settings, web_port=settings.aggregate_web_port)
+    catalog, registry = business_data(settings, catalog, registry)
     metrics = AggregateMetrics(
         RollupGauges(
             settings.rollup_gauge_periods,
             settings.topic_partitions,
             lambda: assigned_partitions(app, REPORTS),
-        )
+        ),
+        catalog,
     )
     add_metrics_page(app, metrics.registry)
     reports_topic = raw_topic(app, REPORTS)
@@ -238,7 +240,6 @@ def create_app(
     # (dxpulse.domain.state_records.writes_of).
     states = json_table(app, STATE_TABLE, settings.topic_partitions)
     sender = BatchSender(app, states, metrics, clock)
-    catalog, registry = business_data(settings, catalog, registry)
     aggregator = BatchAggregator(FaustTableView(states), catalog, registry, clock)
     # Batches: one state write and one rollup per scope per (indicator, period) and batch; a batch
     # is what arrived while the previous one was processed (dxpulse.faust_engine.batches.MessageBatches).

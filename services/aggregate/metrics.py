@@ -6,7 +6,8 @@ from collections.abc import Sequence
 
 from prometheus_client import Counter, Histogram
 
-from dxpulse.monitoring import RollupGauges, ServiceMetrics
+from dxpulse.domain.catalog import Catalog
+from dxpulse.monitoring import IndicatorInfo, RollupGauges, ServiceMetrics
 from schemas import Rollup
 from services.aggregate.processing import ReportMessage
 
@@ -18,9 +19,10 @@ REREAD_BUCKETS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900)
 
 
 class AggregateMetrics(ServiceMetrics):
-    """Reports processed by outcome, rollups published, end-to-end latency and the rollup gauges."""
+    """Reports processed by outcome, rollups published, end-to-end latency, the rollup gauges and
+    the catalog's indicator names and targets."""
 
-    def __init__(self, gauges: RollupGauges) -> None:
+    def __init__(self, gauges: RollupGauges, catalog: Catalog) -> None:
         super().__init__()
         self.processed = Counter(
             "dxpulse_aggregate_reports_processed",
@@ -47,6 +49,7 @@ class AggregateMetrics(ServiceMetrics):
         )
         self.gauges = gauges
         self.registry.register(gauges)
+        self.registry.register(IndicatorInfo(catalog))
 
     def dead_lettered(self, reason: str) -> None:
         """Count a report sent to the dead-letter topic (by reason in ``dxpulse_dead_letters_total``)."""

@@ -26,7 +26,7 @@ from dxpulse.domain.state_records import (
     stored_records,
     writes_of,
 )
-from dxpulse.domain.validation import Accepted, Problem, parse_report, validate_report
+from dxpulse.domain.validation import Accepted, Problem, ReportJudge, parse_report
 from schemas import Report, Rollup
 from schemas.events import report_key
 
@@ -55,6 +55,11 @@ class ReportMessage(Protocol):
     def offset(self) -> int: ...
     @property
     def timestamp(self) -> float | None: ...
+
+
+def _where(message: ReportMessage) -> dict[str, str | None]:
+    """The message's key, as a field of a JSON log line (dxpulse.log_format)."""
+    return {"key": message.key.decode(errors="replace") if message.key is not None else None}
 
 
 @dataclass(frozen=True)
@@ -168,6 +173,7 @@ class BatchAggregator:
         self._registry = registry
         self._clock = clock
         self._step = step
+        self._judge = ReportJudge(catalog, registry)
         self._decoded: dict[str, Decoded] = {}
         self._snapshot_records: dict[str, StoredSnapshots] | None = None
 
@@ -209,7 +215,7 @@ class BatchAggregator:
             verdict = self._judged(message.value, now)
         # A report no check foresaw must not stop the worker (docs/design/dead-letters.md).
         except Exception as error:
-            log.exception("judging %s@%s failed", message.partition, message.offset)
+            log.exception("judging %s@%s failed", message.partition, message.offset, extra=_where(message))
             letters.append(Refusal(message, PROCESSING_FAILED, f"judging the report failed: {error!r}"))
             return None
         if isinstance(verdict, Problem):
@@ -228,7 +234,7 @@ class BatchAggregator:
         parsed = parse_report(value or b"")
         if isinstance(parsed, Problem):
             return parsed
-        return validate_report(parsed, self._catalog, self._registry, now)
+        return self._judge(parsed, now)
 
     def _roll_up(self, key: str, found: list[Item], now: datetime, out: BatchOutcome) -> bool:
         """Add one (indicator, period)'s reports of the batch to ``out``; False if none was applied."""
@@ -236,8 +242,14 @@ class BatchAggregator:
         # Rolling up is pure: a report that raises is left out and dead-lettered
         # (docs/design/dead-letters.md).
         isolated = apply_isolating(found, functools.partial(self._stepped, held, now=now))
-        for (message, _, _), error in isolated.failed:
-            log.error("rolling up %s@%s failed: %r", message.partition, message.offset, error)
+        for (message, report, _), error in isolated.failed:
+            log.error(
+                "rolling up %s@%s failed: %r",
+                message.partition,
+                message.offset,
+                error,
+                extra={**_where(message), "event_id": str(report.event_id)},
+            )
             out.dead_letters.append(
                 Refusal(message, PROCESSING_FAILED, f"rolling the report up failed: {error!r}")
             )

@@ -83,7 +83,7 @@ def create_app(
     add_alerts_page(app, judge)
     alerts_topic = raw_topic(app, ALERTS)
     ticks, inputs = tick_topics(app, ticks_topic_name(settings), settings.topic_partitions)
-    pusher = alertmanager_pusher(settings, judge.firing, metrics.pushes, clock)
+    pusher = alertmanager_pusher(settings, judge.firing, metrics.pushes, clock, catalog)
     dead_letters = DeadLetters(
         partial(send_and_wait, raw_topic(app, DEAD_LETTERS)),
         metrics.registry,

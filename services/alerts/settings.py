@@ -69,10 +69,32 @@ class AlertsSettings(WorkerSettings):
             " unreachable (the wait doubles from 1 s up to this)."
         ),
     )
+    docs_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description=(
+            "DXPULSE_DOCS_URL: base address of the documentation site; each alert pushed to"
+            " Alertmanager links its rule's runbook page there (runbook_url). The default is"
+            " `mkdocs serve` on this machine."
+        ),
+    )
+    scoreboard_url: str = Field(
+        default="http://127.0.0.1:8081",
+        description=(
+            "DXPULSE_SCOREBOARD_URL: base address of the web scoreboard (the query service serves"
+            " it); each alert pushed to Alertmanager links its indicator's page there"
+            " (dashboard_url: /indicators/{indicator}?period={period})."
+        ),
+    )
 
     @field_validator("alertmanager_url")
     @classmethod
     def _url_or_empty(cls, value: str) -> str:
         if value:
             HttpUrl(value)  # raises with a readable message when it is no http(s) URL
+        return value.rstrip("/")
+
+    @field_validator("docs_url", "scoreboard_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        HttpUrl(value)
         return value.rstrip("/")

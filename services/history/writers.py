@@ -180,5 +180,8 @@ class ReporterLatestWriter(TableWriter[Report]):
         try:
             return accepted_report(message.key, message.value or b"", self.catalog, self.registry, now)
         except Exception:  # the aggregator dead-letters such a report (processing-failed)
-            log.exception("judging report %s@%s failed; not recorded", message.partition, message.offset)
+            where = {"key": message.key.decode(errors="replace") if message.key else None}
+            log.exception(
+                "judging report %s@%s failed; not recorded", message.partition, message.offset, extra=where
+            )
             return None

@@ -12,6 +12,7 @@ from dxpulse.business_data import business_data
 from dxpulse.domain.catalog import Catalog
 from dxpulse.domain.clock import Clock, utcnow
 from dxpulse.domain.registry import Registry
+from dxpulse.http.docs import install_offline_docs
 from dxpulse.http.handlers import install_problem_handlers
 from dxpulse.kafka.security import kafka_security
 from services.ingest.api.main import add_routes
@@ -52,7 +53,16 @@ def create_app(
     )
     producer = ReportProducer(kafka, metrics, settings.produce_timeout_s)
     retention = timedelta(days=settings.idempotency_retention_days)
-    app = FastAPI(title=TITLE, version="1", summary=SUMMARY, description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title=TITLE,
+        version="1",
+        summary=SUMMARY,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    install_offline_docs(app)
     app.state.ingest = Ingest(
         settings=settings,
         catalog=catalog,

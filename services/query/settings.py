@@ -44,11 +44,37 @@ class QuerySettings(ServiceSettings):
             " expensive request cannot hold a connection."
         ),
     )
+    query_public: bool = Field(
+        default=False,
+        description=(
+            "DXPULSE_QUERY_PUBLIC: true lets anyone read the scoreboard (catalog, registry, rollups,"
+            " unit figures, series, alerts, and the web pages) without a token; reporters' own values"
+            " in the JSON API always need a read token (`dxpulse token create reader`). False: the"
+            " web pages ask a browser to sign in with a read token."
+        ),
+    )
+    query_cache_max_age_s: int = Field(
+        default=30,
+        ge=0,
+        le=86_400,
+        description=(
+            "DXPULSE_QUERY_CACHE_MAX_AGE_S: how long a client or proxy may reuse an answer without"
+            " asking again (Cache-Control max-age); after that it revalidates with If-None-Match."
+        ),
+    )
     query_body_read_timeout_s: float = Field(
         default=30.0,
         gt=0,
         description=(
             "DXPULSE_QUERY_BODY_READ_TIMEOUT_S: a request body must arrive whole within this long of"
             " the API starting to read it, or the request is answered 408 and its connection closed."
+        ),
+    )
+    query_scoreboard_refresh_s: float = Field(
+        default=5.0,
+        ge=0,
+        description=(
+            "DXPULSE_QUERY_SCOREBOARD_REFRESH_S: how often an open scoreboard page asks whether new"
+            " figures or alerts arrived, and redraws itself without a reload when they did; 0 never."
         ),
     )

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncpg
 from pydantic import TypeAdapter
 
-from schemas import ReportValue, Rollup
+from dxpulse.domain.rollup import Snapshot
+from schemas import AlertEvent, ReportValue, Rollup
 from services.query.core import Page, ReporterValue, RollupRevision, page_of
 from services.query.settings import QuerySettings
 
@@ -33,6 +34,22 @@ SELECT reporter, indicator, period, observed_at, event_id, value FROM reporter_l
 WHERE reporter = $1 AND ($2::text IS NULL OR indicator = $2) AND ($3::text IS NULL OR period = $3)
 ORDER BY indicator, period
 LIMIT $4 OFFSET $5
+"""
+
+SERIES = """
+SELECT seq, body FROM rollup_current
+WHERE indicator = $1 AND scope = $2 AND ($3::text IS NULL OR period >= $3)
+  AND ($4::text IS NULL OR period <= $4)
+ORDER BY period
+LIMIT $5
+"""
+ALERT_HISTORY = """
+SELECT body FROM alert_history
+WHERE ($1::text IS NULL OR indicator = $1) AND ($2::text IS NULL OR period = $2)
+  AND ($3::text IS NULL OR scope = $3) AND ($4::text IS NULL OR rule = $4)
+  AND ($5::text IS NULL OR status = $5)
+ORDER BY changed_at, fingerprint, status
+LIMIT $6 OFFSET $7
 """
 
 
@@ -95,6 +112,42 @@ class HistoryStore:
     ) -> Page[ReporterValue]:
         rows = await self.pool.fetch(LATEST_OF_REPORTER, reporter, indicator, period, limit + 1, offset)
         return page_of([_reporter_value(r) for r in rows], limit, offset)
+
+    async def snapshots_for_figure(self, indicator: str, period: str) -> dict[str, Snapshot]:
+        """Every reporter's latest value for the indicator and period as the rollups take it, by
+        reporter id: what a figure on any registry version is computed from (``levels_of``)."""
+        rows = await self.pool.fetch(LATEST_FOR_FIGURE, indicator, period)
+        return {
+            row["reporter"]: Snapshot(
+                observed_at=row["observed_at"],
+                event_id=str(row["event_id"]),
+                value=_VALUE.validate_json(row["value"]),
+            )
+            for row in rows
+        }
+
+    async def series(
+        self, indicator: str, scope: str, first: str | None, last: str | None, limit: int
+    ) -> list[RollupRevision]:
+        """The current rollup of the indicator and scope per period from ``first`` to ``last``
+        (either open), oldest period first, at most ``limit``. Labels of one period type sort as
+        the periods do (2024-H2 < 2025-H1)."""
+        rows = await self.pool.fetch(SERIES, indicator, scope, first, last, limit)
+        return [_revision(r) for r in rows]
+
+    async def alert_history(
+        self,
+        indicator: str | None,
+        period: str | None,
+        scope: str | None,
+        rule: str | None,
+        status: str | None,
+        limit: int,
+        offset: int,
+    ) -> Page[AlertEvent]:
+        """Alert transitions, oldest first, optionally of one indicator, period, scope, rule, status."""
+        rows = await self.pool.fetch(ALERT_HISTORY, indicator, period, scope, rule, status, limit + 1, offset)
+        return page_of([AlertEvent.model_validate_json(r["body"]) for r in rows], limit, offset)
 
     async def ping(self) -> None:
         """Returns once PostgreSQL answers; raises what the pool raises otherwise."""

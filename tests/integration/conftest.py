@@ -20,8 +20,14 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackSettings
 
     Fails (never skips) when a server cannot start: a skipped integration suite proves nothing.
     """
-    # Services inherit this environment: a short hold-down and re-evaluation keep the alert tests quick.
-    timing = {"DXPULSE_HOLD_DOWN_S": "3", "DXPULSE_REEVALUATE_INTERVAL_S": "1"}
+    # Services inherit this environment: a short hold-down and re-evaluation keep the alert tests quick,
+    # and a public scoreboard lets the tests read rollups without a read token (reporters' values
+    # still need one; test_query_api.py checks the default, where everything does).
+    timing = {
+        "DXPULSE_HOLD_DOWN_S": "3",
+        "DXPULSE_REEVALUATE_INTERVAL_S": "1",
+        "DXPULSE_QUERY_PUBLIC": "true",
+    }
     saved = {name: os.environ.get(name) for name in timing}
     os.environ.update(timing)
     try:

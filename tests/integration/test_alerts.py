@@ -211,8 +211,11 @@ async def test_alertmanager_receives_the_alert_and_its_resolution(alerts_stack: 
         "period": "2024-H1",
         "scope": "national",
         "severity": "critical",
+        "audience": "scoreboard",
     }
     assert shown["annotations"]["summary"] == fired.summary
+    assert "Units not met (2): ministry:GI, ministry:MOC." in shown["annotations"]["description"]
+    assert shown["annotations"]["runbook_url"].endswith("/runbooks/below_target/")
     assert same_instant(shown["startsAt"], fired.starts_at)
 
     # Alertmanager restarted: it forgets its alerts; the periodic re-send brings this one back.

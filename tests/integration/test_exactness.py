@@ -21,9 +21,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from prometheus_client.parser import text_string_to_metric_families
-from typer.testing import CliRunner
 
-from dxpulse.cli.main import app as cli_app
 from dxpulse.domain.catalog import default_catalog
 from dxpulse.domain.periods import parse_period
 from dxpulse.domain.registry import default_registry
@@ -321,8 +319,6 @@ async def test_restarted_worker_recovers_its_table_from_the_changelog_without_do
         "examples.subscribe_rollups",
         "--bootstrap",
         settings.kafka_bootstrap,
-        "--group",
-        "example-subscriber",
         "--idle-exit",
         "5",
         stdout=asyncio.subprocess.PIPE,
@@ -429,24 +425,3 @@ async def test_retired_province_reporting_for_2025_h2_is_dead_lettered_naming_it
     assert letters, "the retired unit's report never reached the dead-letter topic"
     assert "province:56" in letters[0].detail
     assert letters[0].reason == "retired-reporter"
-
-
-async def test_2024_figures_on_the_2025_map_beside_2025_h2(kafka_only: tuple[StackSettings, Stack]) -> None:
-    settings, _ = kafka_only
-    khanh_hoa_2025 = next(r for r in emc_reports_2025_h2() if r.reporter == "province:56")
-    ninh_thuan_off = restated(
-        next(r for r in sample_reports() if r.reporter == "province:58" and r.indicator == "emc_connection"),
-        connected=False,
-        minutes=5,
-    )
-    await produce(settings.kafka_bootstrap, [*sample_reports(), ninh_thuan_off, khanh_hoa_2025])
-    args = ["remap", "emc_connection", "2024-H1", "--compare", "2025-H2", "--map-date", "2025-07-01"]
-    result = await asyncio.to_thread(
-        CliRunner().invoke, cli_app, [*args, "--kafka-bootstrap", settings.kafka_bootstrap]
-    )
-    assert result.exit_code == 0, result.output
-    rows = {line.split("│")[1].strip(): line for line in result.output.splitlines() if "province:" in line}
-    assert len(rows) == 34
-    cells = [cell.strip() for cell in rows["province:56"].split("│")[1:-1]]
-    assert cells == ["province:56", "Khanh Hoa", "56, 58", "1/2 = 50.0%", "1/1 = 100.0%"]
-    assert [c.strip() for c in rows["province:01"].split("│")[1:-1]][3:] == ["1/1 = 100.0%", "not reported"]

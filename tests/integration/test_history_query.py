@@ -17,6 +17,7 @@ import pytest
 from dxpulse.client import IngestClient
 from dxpulse.domain.registry import default_registry
 from dxpulse.domain.scenario import sample_reports
+from dxpulse.domain.tokens import READER
 from dxpulse.kafka.subscriber import latest_rollups, read_records
 from dxpulse.kafka.topics import ROLLUPS
 from dxpulse.postgres.token_store import temporary_tokens
@@ -166,7 +167,14 @@ def _sent_for(rollup: Rollup) -> int:
 async def test_query_api_against_the_real_postgresql(pipeline: StackSettings) -> None:
     topic = await _sent_and_settled(pipeline)
     registry = default_registry()
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{pipeline.query_port}", timeout=30) as http:
+    async with (
+        temporary_tokens(pipeline.database_url, [READER], "test") as tokens,
+        httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{pipeline.query_port}",
+            timeout=30,
+            headers={"Authorization": f"Bearer {tokens[READER]}"},  # reporters' values need it
+        ) as http,
+    ):
         # Current rollups: every page together is exactly the topic's current figures.
         listed = await _all_pages(http, "/v1/rollups", limit=7)
         assert {i["rollup"]["revision"] for i in listed} == {r.revision for r in topic.values()}

@@ -8,7 +8,7 @@ import logging
 import socket
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -33,6 +33,7 @@ from dxpulse.domain.periods import parse_period
 from dxpulse.domain.registry import default_registry
 from dxpulse.domain.rollup import Snapshot, apply, compute_rollups, scopes_of
 from dxpulse.domain.scenario import sample_reports
+from dxpulse.domain.tokens import READER
 from dxpulse.stack.stack import Stack
 from dxpulse.stack.testing import free_ports, stack_settings_for_tests
 from services.history.core import Published, write_latest, write_rollups
@@ -123,9 +124,17 @@ def _serving(app: FastAPI) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def query_api(database: str) -> Iterator[str]:
-    settings = QuerySettings(database_url=database, query_body_read_timeout_s=BODY_READ_TIMEOUT_S)
+    """The query API with a public scoreboard: reporters' values need a read token (``read_token``)."""
+    settings = QuerySettings(
+        database_url=database, query_body_read_timeout_s=BODY_READ_TIMEOUT_S, query_public=True
+    )
     with _serving(create_query(settings)) as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+def read_token(database: str) -> str:
+    return asyncio.run(new_token(database, READER))
 
 
 @pytest.fixture(scope="module")
@@ -216,7 +225,7 @@ def _slug(body: bytes) -> str:
     return str(httpx.Response(200, content=body).json()["type"]).rsplit("/", 1)[-1]
 
 
-def test_schemathesis_finds_no_server_error_and_no_schema_violation(query_api: str) -> None:
+def test_schemathesis_finds_no_server_error_and_no_schema_violation(query_api: str, read_token: str) -> None:
     """Generated requests to every documented operation of the query API, valid ones and ones the
     document forbids, over real history: never a 5xx, and every answer conforms to the document
     (status documented, content type, body and headers as documented). Positive data may still be
@@ -227,15 +236,23 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(query_api: s
     results = list(schema.get_all_operations())
     operations = [result.ok() for result in results if isinstance(result, Ok)]
     assert len(operations) == len(results), "the OpenAPI document has operations schemathesis cannot read"
-    assert {op.path for op in operations} == {
+    assert {op.path for op in operations} >= {
+        "/v1/indicators",
+        "/v1/indicators/{indicator}",
+        "/v1/registry/reporters",
+        "/v1/registry/reporters/{reporter}",
+        "/v1/registry/groups",
         "/v1/rollups",
         "/v1/rollups/{indicator}/{period}/{scope}/history",
+        "/v1/figures/{indicator}/{period}",
+        "/v1/series/{indicator}/{scope}",
+        "/v1/alerts",
         "/v1/reporting/{indicator}/{period}",
         "/v1/reporters/{reporter}/values",
         "/healthz",
     }
     answered: Counter[tuple[GenerationMode, int]] = Counter()
-    known = _known_path_parameters()
+    known: dict[str, list[dict[str, str] | None]] = defaultdict(lambda: [None], _known_path_parameters())
     runs = [(GenerationMode.POSITIVE, op) for op in operations]
     runs += [(GenerationMode.NEGATIVE, op) for op in operations if list(op.iter_parameters())]
 
@@ -245,7 +262,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(query_api: s
         def call(case: Any, ids: dict[str, str] | None) -> None:
             if mode is GenerationMode.POSITIVE and ids is not None:
                 case.path_parameters = {**(case.path_parameters or {}), **ids}
-            response = case.call(base_url=query_api)
+            response = case.call(base_url=query_api, headers={"Authorization": f"Bearer {read_token}"})
             answered[mode, response.status_code] += 1
             assert response.status_code < 500, (case.formatted_path, case.query, response.text[:500])
             case.validate_response(response, excluded_checks=[positive_data_acceptance])
@@ -285,8 +302,25 @@ def _known_path_parameters() -> dict[str, list[dict[str, str] | None]]:
             {"reporter": "province:99"},
             None,
         ],
-        "/v1/rollups": [None],
-        "/healthz": [None],
+        "/v1/indicators/{indicator}": [*({"indicator": i} for i, _ in figures), None],
+        "/v1/registry/reporters/{reporter}": [
+            *({"reporter": r} for r in reporters),
+            {"reporter": "province:99"},
+            None,
+        ],
+        "/v1/figures/{indicator}/{period}": [
+            *({"indicator": i, "period": p} for i, p in figures),
+            {"indicator": "emc_connection", "period": "2024"},
+            None,
+        ],
+        "/v1/series/{indicator}/{scope}": [
+            *(
+                {"indicator": h["indicator"], "scope": h["scope"]}
+                for h in history
+                if h["period"] == "2024-H1"
+            ),
+            None,
+        ],
     }
 
 

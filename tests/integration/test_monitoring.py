@@ -109,11 +109,13 @@ async def _send_scenario_and_a_bad_message(settings: StackSettings) -> None:
             )
     assert [outcome.reason for _, outcome in sent if not outcome.ok] == []
     assert refused.status_code == 422, refused.text
-    # A producer writing straight to Kafka with a broken body: the aggregator dead-letters it.
+    # A producer writing straight to Kafka a body that is not JSON and one that is not a report:
+    # the aggregator dead-letters both.
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
     await producer.start()
     try:
         await producer.send_and_wait(REPORTS, key=b"emc_connection|2024-H1", value=b"{not json")
+        await producer.send_and_wait(REPORTS, key=b"emc_connection|2024-H1", value=b'{"schema_version": 1}')
     finally:
         await producer.stop()
     await _rollups_when_settled(settings)
@@ -155,6 +157,7 @@ def values(result: list[dict[str, Any]]) -> list[float]:
         'dxpulse_aggregate_reports_processed_total{outcome="changed"}',
         'dxpulse_aggregate_reports_processed_total{outcome="dead_letter"}',
         'dxpulse_dead_letters_total{reason="invalid-report"}',
+        'dxpulse_dead_letters_total{reason="malformed-json"}',
         "dxpulse_aggregate_rollups_published_total",
         "dxpulse_end_to_end_seconds_count",
         "dxpulse_end_to_end_seconds_sum",
@@ -228,7 +231,11 @@ def test_prometheus_scrapes_every_service_of_the_stack(scraped: StackSettings) -
         "alerts": 1.0,
         "history": 1.0,
         "query": 1.0,
+        # Started beside Prometheus by the stack: PostgreSQL's metrics for the pipeline dashboard.
+        "postgres-exporter": 1.0,
     }
+    (pg_up,) = values(wait_for_data(scraped, 'pg_up{job="postgres-exporter"}'))
+    assert pg_up == 1.0
 
 
 def test_prometheus_loaded_the_pipeline_rules(scraped: StackSettings) -> None:

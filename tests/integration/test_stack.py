@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import socket
 import sys
 from collections.abc import Iterator
@@ -11,7 +13,10 @@ import asyncpg
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from typer.testing import CliRunner, Result
 
+from dxpulse.cli.main import app as cli_app
+from dxpulse.domain.tokens import hash_token
 from dxpulse.kafka.topics import ROLLUPS, TOPICS
 from dxpulse.stack import ServiceSpec, Stack, StackError, StackSettings
 from dxpulse.stack.config import KAFKA
@@ -172,3 +177,44 @@ def test_monitoring_processes_start_and_stop(tmp_path: Path) -> None:
         stack.down()
     assert not port_open(ports[0])
     assert not port_open(ports[1])
+
+
+async def test_commands_run_beside_the_stack_use_it(stack_settings: StackSettings, tmp_path: Path) -> None:
+    """Only DXPULSE_STACK_STATE_DIR names the stack: its ports (free ones) come from its pid files."""
+    env = {
+        "DXPULSE_STACK_STATE_DIR": str(stack_settings.state_dir),
+        "DXPULSE_KAFKA_BOOTSTRAP": None,
+        "DXPULSE_DATABASE_URL": None,
+    }
+    reporters = tmp_path / "reporters.txt"
+    reporters.write_text("# a vendor's sites\nprovince:79\nprovince:01\nministry:MIC\nprovince:79\n")
+
+    def cli(*args: str) -> Result:
+        return CliRunner().invoke(cli_app, list(args), env=env)
+
+    created = await asyncio.to_thread(
+        cli, "token", "create", "--from-file", str(reporters), "--label", "bulk"
+    )
+    assert created.exit_code == 0, created.output
+    assert f"using PostgreSQL of the local stack in {stack_settings.state_dir.absolute()}" in created.stderr
+    tokens = dict(line.split("\t") for line in created.stdout.splitlines())
+    assert list(tokens) == ["province:79", "province:01", "ministry:MIC"]  # each reporter once
+
+    listed = await asyncio.to_thread(cli, "token", "list", "--json")
+    assert listed.exit_code == 0, listed.output
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert {(r["reporter"], r["label"]) for r in rows} >= {(s, "bulk") for s in tokens}
+    conn = await asyncpg.connect(stack_settings.database_url)
+    try:
+        for subject, secret in tokens.items():
+            stored = await conn.fetchval(
+                "SELECT subject FROM api_tokens WHERE token_hash = $1", hash_token(secret)
+            )
+            assert stored == subject
+    finally:
+        await conn.close()
+
+    rollups = await asyncio.to_thread(cli, "rollups", "--json")
+    assert rollups.exit_code == 0, rollups.output
+    assert rollups.stdout == ""  # nothing aggregated on this stack; stdout stays JSON only
+    assert f"using Kafka of the local stack in {stack_settings.state_dir.absolute()}" in rollups.stderr

@@ -1,60 +1,58 @@
-"""``IngestClient.send_all`` without a server: batches, per-item outcomes, stopping on a refused token."""
+"""dxpulse sends with dxpulse_client: the same classes, pydantic reports as their JSON, the same ids."""
 
 from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime
 
+import dxpulse_client
 import httpx
+from hypothesis import given
+from hypothesis import strategies as st
 
-from dxpulse.client import IngestClient
-
-PROBLEM = "https://dxpulse.dev/problems/"
-
-
-def _reports(n: int) -> list[dict[str, object]]:
-    return [{"event_id": str(uuid.uuid4()), "reporter": "province:79"} for _ in range(n)]
+from dxpulse import client
+from dxpulse.cli.report_files import derived_event_id
+from schemas import Report
+from schemas.events import RatioValue
 
 
-async def test_every_batch_is_sent_and_each_item_keeps_its_own_outcome() -> None:
-    sizes: list[int] = []
+def test_dxpulse_client_is_the_installable_package() -> None:
+    assert client.IngestClient is dxpulse_client.IngestClient
+    assert client.ItemOutcome is dxpulse_client.ItemOutcome
+
+
+async def test_a_pydantic_report_is_sent_as_its_json() -> None:
+    report = Report(
+        event_id=uuid.uuid4(),
+        reporter="province:79",
+        indicator="online_records_rate",
+        period="2024-H1",
+        observed_at=datetime(2024, 6, 30, 10, tzinfo=UTC),
+        value=RatioValue(numerator=1, denominator=2),
+    )
+    bodies: list[object] = []
 
     def answer(request: httpx.Request) -> httpx.Response:
-        reports = json.loads(request.content)["reports"]
-        sizes.append(len(reports))
-        results = [
-            {"index": i, "event_id": r["event_id"], "status": "accepted" if i % 2 == 0 else "duplicate"}
-            for i, r in enumerate(reports)
-        ]
+        bodies.append(json.loads(request.content))
+        items = json.loads(request.content)["reports"]
+        results = [{"index": i, "event_id": r["event_id"], "status": "accepted"} for i, r in enumerate(items)]
         return httpx.Response(200, json={"results": results})
 
-    items = _reports(1_200)
-    advanced: list[int] = []
-    async with IngestClient("http://ingest", token="t", transport=httpx.MockTransport(answer)) as client:
-        outcomes = await client.send_all(items, progress=advanced.append)
-    assert sizes == [500, 500, 200]
-    assert [o.index for o in outcomes] == list(range(1_200))
-    assert [o.event_id for o in outcomes] == [r["event_id"] for r in items]
-    assert [o.status for o in outcomes[498:502]] == ["accepted", "duplicate", "accepted", "duplicate"]
-    assert sum(advanced) == 1_200
+    async with client.IngestClient("http://i", token="t", transport=httpx.MockTransport(answer)) as sender:
+        outcomes = await sender.send_all([report])
+    assert bodies == [{"reports": [report.model_dump(mode="json")]}]
+    assert outcomes[0].event_id == str(report.event_id)
 
 
-async def test_a_refused_token_stops_the_sending_and_every_report_gets_the_refusal() -> None:
-    requests: list[httpx.Request] = []
-    refusal = {"type": PROBLEM + "unauthorized", "status": 401, "detail": "unknown or revoked token"}
-
-    def answer(request: httpx.Request) -> httpx.Response:
-        requests.append(request)
-        return httpx.Response(401, json=refusal, headers={"content-type": "application/problem+json"})
-
-    items = _reports(1_200)
-    advanced: list[int] = []
-    async with IngestClient("http://ingest", token="bad", transport=httpx.MockTransport(answer)) as client:
-        outcomes = await client.send_all(items, progress=advanced.append)
-    assert len(requests) == 1  # not three: the later batches would be refused the same way
-    assert requests[0].headers["authorization"] == "Bearer bad"
-    assert len(outcomes) == 1_200
-    assert {o.status for o in outcomes} == {"rejected"}
-    assert {o.reason for o in outcomes} == {"unauthorized: unknown or revoked token"}
-    assert [o.event_id for o in outcomes] == [r["event_id"] for r in items]
-    assert sum(advanced) == 1_200
+@given(
+    st.sampled_from(["province:79", "ministry:MOH"]),
+    st.text(min_size=1, max_size=20),
+    st.sampled_from(["2024", "2024-H1", "2024-07"]),
+    st.text(max_size=30),
+)
+def test_the_client_derives_the_same_event_ids_as_dxpulse_send(
+    reporter: str, indicator: str, period: str, observed_at: str
+) -> None:
+    ours = dxpulse_client.derived_event_id(reporter, indicator, period, observed_at)
+    assert ours == derived_event_id(reporter, indicator, period, observed_at)

@@ -16,6 +16,7 @@ from dxpulse.kafka.topics import partition_of
 from dxpulse.monitoring import (
     ROLLUP_GAUGES,
     ConsumerLagCollector,
+    IndicatorInfo,
     PartitionLag,
     RollupGauges,
     consumer_lag,
@@ -158,3 +159,19 @@ def test_gauge_series_stay_within_the_bound_the_readme_states(catalog: Catalog) 
     exported = gauge_samples(gauges.exported())
     assert {name: len(exported[name]) for name in ROLLUP_GAUGES} == dict.fromkeys(ROLLUP_GAUGES, bound)
     assert re.search(rf"\b{bound} series per gauge and aggregator worker", OPERATORS_GUIDE.read_text())
+
+
+def test_indicator_info_names_every_catalog_indicator_with_its_targets(catalog: Catalog) -> None:
+    registry = CollectorRegistry()
+    registry.register(IndicatorInfo(catalog))
+    text = generate_latest(registry).decode()
+    assert text.count("dxpulse_indicator_info{") == len(catalog.indicators)
+    emc = catalog["emc_connection"]
+    assert (
+        f'dxpulse_indicator_info{{indicator="emc_connection",name="{emc.name}",'
+        f'target="100.0% by 2024-12-31",unit="{emc.unit}"}} 1.0'
+    ) in text
+    for indicator in catalog.indicators:
+        if not indicator.milestones:
+            assert f'indicator="{indicator.id}",name="{indicator.name}"' in text
+            assert re.search(rf'indicator="{indicator.id}",[^}}]*target="none"', text)

@@ -1,17 +1,20 @@
 """What the query routes share: the pool, the history store, the catalog and registry, their parameters."""
 
 # No `from __future__ import annotations`: FastAPI reads the parameter types below at run time.
+import re
 from dataclasses import dataclass
-from typing import Annotated, Any
+from datetime import date
+from typing import Annotated, Any, Literal
 
 import asyncpg
 from fastapi import Depends, Path, Query, Request
+from pydantic import BeforeValidator
 
 from dxpulse.domain.catalog import Catalog, Indicator
 from dxpulse.domain.periods import Period, PeriodError, parse_period
-from dxpulse.domain.registry import Registry
+from dxpulse.domain.registry import Registry, ReporterKind
 from schemas import Report
-from schemas.events import REPORTER_PATTERN
+from schemas.events import REPORTER_PATTERN, AlertStatus
 from services.query.api.problems import BadPeriod, NotFound
 from services.query.core import scope_groups
 from services.query.metrics import QueryMetrics
@@ -26,6 +29,7 @@ INDICATOR_PATTERN = Indicator.model_json_schema()["properties"]["id"]["pattern"]
 SCOPE_PATTERN = INDICATOR_PATTERN
 """Group names and ``national`` are spelled as indicator ids are."""
 PERIOD_PATTERN = Report.model_json_schema()["properties"]["period"]["pattern"]
+AlertRule = Literal["below_target", "off_trajectory", "regression", "missing_reports"]
 
 
 class Lookup:
@@ -39,19 +43,26 @@ class Lookup:
     def indicator(self, indicator_id: str) -> Indicator:
         indicator = self.catalog.get(indicator_id)
         if indicator is None:
-            raise NotFound(
-                "indicator", f"no indicator {indicator_id!r}; GET /v1/indicators on ingest lists them"
-            )
+            raise NotFound("indicator", f"no indicator {indicator_id!r}; GET /v1/indicators lists them")
         return indicator
 
     def figure(self, indicator_id: str, period: str, scope: str) -> tuple[Indicator, Period]:
         """The indicator and period of a figure in ``scope``; checked in turn: indicator, scope, period."""
+        indicator = self.scope(indicator_id, scope)
+        return indicator, self.period(indicator, period)
+
+    def scope(self, indicator_id: str, scope: str) -> Indicator:
+        """The indicator, checked to have ``scope``."""
         indicator = self.indicator(indicator_id)
         if scope_groups(indicator, scope) is None:
             scopes = ", ".join((*indicator.groups, "national"))
             raise NotFound("scope", f"{indicator.id} has no scope {scope!r}; its scopes are {scopes}")
+        return indicator
+
+    def period(self, indicator: Indicator, period: str) -> Period:
+        """``period`` parsed as one of the indicator's type (BadPeriod otherwise)."""
         try:
-            return indicator, parse_period(period, indicator.period_type)
+            return parse_period(period, indicator.period_type)
         except PeriodError as error:
             raise BadPeriod(str(error)) from None
 
@@ -120,16 +131,34 @@ Offset = Annotated[
     ),
 ]
 IndicatorPath = Annotated[
-    str, Path(pattern=INDICATOR_PATTERN, description="Catalog indicator id, e.g. emc_connection.")
+    str,
+    Path(
+        pattern=INDICATOR_PATTERN,
+        description="Catalog indicator id, e.g. emc_connection.",
+        examples=["low_signal_villages_broadband"],
+    ),
 ]
 PeriodPath = Annotated[
-    str, Path(pattern=PERIOD_PATTERN, description="Period of the indicator's type, e.g. 2024-H1.")
+    str,
+    Path(
+        pattern=PERIOD_PATTERN,
+        description="Period of the indicator's type, e.g. 2024-H1.",
+        examples=["2024-H1"],
+    ),
 ]
 ScopePath = Annotated[
-    str, Path(pattern=SCOPE_PATTERN, description="A group the indicator spans, or national.")
+    str,
+    Path(
+        pattern=SCOPE_PATTERN, description="A group the indicator spans, or national.", examples=["national"]
+    ),
 ]
 ReporterPath = Annotated[
-    str, Path(pattern=REPORTER_PATTERN, description="Reporter id, e.g. province:79 or ministry:MIC.")
+    str,
+    Path(
+        pattern=REPORTER_PATTERN,
+        description="Reporter id, e.g. province:79 or ministry:MIC.",
+        examples=["province:58"],
+    ),
 ]
 IndicatorFilter = Annotated[str | None, Query(pattern=INDICATOR_PATTERN, description="Only this indicator.")]
 PeriodFilter = Annotated[
@@ -141,3 +170,38 @@ ScopeFilter = Annotated[
 ScopeQuery = Annotated[
     str, Query(pattern=SCOPE_PATTERN, description="A group the indicator spans, or national.")
 ]
+ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _iso_day(value: object) -> object:
+    """Only YYYY-MM-DD: pydantic would take a number for a Unix time (``on=1.5`` as 1970-01-01)."""
+    if isinstance(value, str) and not ISO_DAY.fullmatch(value):
+        raise ValueError("write the day as YYYY-MM-DD")
+    return value
+
+
+Day = Annotated[date, BeforeValidator(_iso_day)]
+DayQuery = Annotated[
+    Day | None, Query(description="The day to take the registry on (YYYY-MM-DD); default: today.")
+]
+MapDate = Annotated[
+    Day | None,
+    Query(
+        alias="map",
+        description=(
+            "The day whose registry gives the units (YYYY-MM-DD), e.g. 2025-07-01 for the 34"
+            " provinces; default: the period's last day, its own map."
+        ),
+        examples=["2025-07-01"],
+    ),
+]
+KindFilter = Annotated[ReporterKind | None, Query(description="Only reporters of this kind.")]
+FirstPeriod = Annotated[
+    str | None,
+    Query(alias="from", pattern=PERIOD_PATTERN, description="The first period, e.g. 2024-H1."),
+]
+LastPeriod = Annotated[
+    str | None, Query(alias="to", pattern=PERIOD_PATTERN, description="The last period, e.g. 2025-H2.")
+]
+RuleFilter = Annotated[AlertRule | None, Query(description="Only this alert rule.")]
+StatusFilter = Annotated[AlertStatus | None, Query(description="Only transitions to this status.")]

@@ -1,4 +1,4 @@
-"""The query API's own refusals: unknown names (404), a period of another type (422), no PostgreSQL (503)."""
+"""The query API's refusals: no read token 401, unknown names 404, a wrong period 422, no database 503."""
 
 from __future__ import annotations
 
@@ -23,6 +23,10 @@ class NotFound(Exception):
 
 class BadPeriod(Exception):
     """A period is not one of the indicator's type: answered with 422."""
+
+
+class Unauthorized(Exception):
+    """No read token, or one that is unknown, revoked or not a read token: answered with 401."""
 
 
 DATABASE_UNAVAILABLE = (
@@ -64,6 +68,16 @@ async def bad_period(request: Request, error: Exception) -> Response:
     return problem(422, "invalid-period", "Invalid period", str(error), field="period")
 
 
+async def unauthorized(request: Request, error: Exception) -> Response:
+    return problem(
+        401,
+        "unauthorized",
+        "Unauthorized",
+        str(error),
+        headers={"WWW-Authenticate": 'Bearer realm="dxpulse"'},
+    )
+
+
 async def database_unavailable(request: Request, error: Exception) -> Response:
     log.warning("query failed on the database: %r", error)
     return problem(
@@ -77,8 +91,9 @@ async def database_unavailable(request: Request, error: Exception) -> Response:
 
 
 def install_query_problems(app: FastAPI) -> None:
-    """Answer NotFound, BadPeriod and PostgreSQL being away as problem+json."""
+    """Answer NotFound, BadPeriod, Unauthorized and PostgreSQL being away as problem+json."""
     app.add_exception_handler(NotFound, not_found)
     app.add_exception_handler(BadPeriod, bad_period)
+    app.add_exception_handler(Unauthorized, unauthorized)
     for error_type in DATABASE_UNAVAILABLE:
         app.add_exception_handler(error_type, database_unavailable)

@@ -26,7 +26,7 @@ async def test_the_changelog_records_recover_what_the_faust_table_holds(app: fau
     processor = BatchAggregator(
         FaustTableView(table), default_catalog(), default_registry(), lambda: COMPUTED_AT
     )
-    metrics = AggregateMetrics(RollupGauges(4, 6, lambda: None))
+    metrics = AggregateMetrics(RollupGauges(4, 6, lambda: None), default_catalog())
     sender = BatchSender(app, table, metrics, lambda: COMPUTED_AT)
     reports = [make_report(f"province:{code}", flag(True), minutes=1) for code in ("01", "58", "79")]
     out = await processor.process(messages_of(reports))
@@ -44,7 +44,7 @@ async def test_the_changelog_records_recover_what_the_faust_table_holds(app: fau
 
 
 def test_reports_are_counted_by_outcome() -> None:
-    metrics = AggregateMetrics(RollupGauges(4, 6, lambda: None))
+    metrics = AggregateMetrics(RollupGauges(4, 6, lambda: None), default_catalog())
     reports = [make_report(f"province:{code}", flag(True)) for code in ("01", "79")]
     metrics.batch_done(messages_of(reports), [], 2.0, changed=1)
     metrics.dead_lettered("wrong-key")

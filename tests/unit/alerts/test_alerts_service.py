@@ -9,9 +9,10 @@ import pytest
 from prometheus_client import generate_latest
 from pydantic import ValidationError
 
+from dxpulse.domain.catalog import default_catalog
 from dxpulse.stack.settings import StackSettings
 from schemas import AlertEvent
-from services.alerts.alertmanager import RESEND_FACTOR, alertmanager_payload
+from services.alerts.alertmanager import RESEND_FACTOR, Annotations, alertmanager_payload
 from services.alerts.history import history_row
 from services.alerts.metrics import AlertsMetrics
 from services.alerts.settings import AlertsSettings
@@ -19,6 +20,7 @@ from services.alerts.settings import AlertsSettings
 START = datetime(2025, 2, 1, tzinfo=UTC)
 NOW = START + timedelta(hours=1)
 RESEND = timedelta(minutes=1)
+ANNOTATE = Annotations(default_catalog(), "https://docs.example.org", "https://scoreboard.example.org")
 
 
 def alert(status: str = "firing", fingerprint: str = "f1", rule: str = "below_target") -> AlertEvent:
@@ -44,7 +46,7 @@ def alert(status: str = "firing", fingerprint: str = "f1", rule: str = "below_ta
 
 
 def test_firing_alert_has_the_fingerprint_labels_and_ends_resends_ahead() -> None:
-    (sent,) = alertmanager_payload([alert()], [], NOW, RESEND)
+    (sent,) = alertmanager_payload([alert()], [], NOW, RESEND, ANNOTATE)
     assert sent == {
         "labels": {
             "alertname": "below_target",
@@ -52,21 +54,34 @@ def test_firing_alert_has_the_fingerprint_labels_and_ends_resends_ahead() -> Non
             "period": "2024-H1",
             "scope": "national",
             "severity": "critical",
+            "audience": "scoreboard",
         },
-        "annotations": {"summary": alert().summary, "fingerprint": "f1"},
+        "annotations": {
+            "summary": alert().summary,
+            "description": (
+                "Procedure systems connected to EMC (emc_connection), 2024-H1, scope national:"
+                " value 97.6% (share of units), target 100.0% (share of units).\n"
+                "Units not met (2): ministry:GI, ministry:MOC."
+            ),
+            "runbook_url": "https://docs.example.org/runbooks/below_target/",
+            "dashboard_url": "https://scoreboard.example.org/indicators/emc_connection?period=2024-H1",
+            "fingerprint": "f1",
+        },
         "startsAt": "2025-02-01T00:00:00+00:00",
         "endsAt": (NOW + RESEND_FACTOR * RESEND).isoformat(),
     }
 
 
 def test_resolved_alert_ends_when_its_condition_ended() -> None:
-    (sent,) = alertmanager_payload([], [alert("resolved")], NOW, RESEND)
+    (sent,) = alertmanager_payload([], [alert("resolved")], NOW, RESEND, ANNOTATE)
     assert sent["endsAt"] == "2025-02-01T00:30:00+00:00"
     assert sent["labels"]["alertname"] == "below_target"
 
 
 def test_an_alert_firing_again_is_not_also_sent_resolved() -> None:
-    sent = alertmanager_payload([alert()], [alert("resolved"), alert("resolved", "f2")], NOW, RESEND)
+    sent = alertmanager_payload(
+        [alert()], [alert("resolved"), alert("resolved", "f2")], NOW, RESEND, ANNOTATE
+    )
     assert [(a["annotations"]["fingerprint"], a["endsAt"] > NOW.isoformat()) for a in sent] == [
         ("f1", True),
         ("f2", False),

@@ -27,7 +27,7 @@ def test_the_packaged_files_pass() -> None:
     result = CliRunner().invoke(cli_app, ["check-data"])
     assert result.exit_code == 0, result.output
     assert result.stdout == (
-        "ok: the packaged catalog and the packaged registry: 11 indicators, 90 reporters, 4 groups\n"
+        "ok: the packaged catalog and the packaged registry: 53 indicators, 90 reporters, 4 groups\n"
     )
 
 
@@ -62,7 +62,7 @@ def test_json_gives_file_line_field_and_message(tmp_path: Path) -> None:
     }
     assert problems[-1]["field"] == "indicators[0].kind"
     passed = CliRunner().invoke(cli_app, ["check-data", "--json"])
-    assert json.loads(passed.stdout) == {"indicators": 11, "reporters": 90, "groups": 4}
+    assert json.loads(passed.stdout) == {"indicators": 53, "reporters": 90, "groups": 4}
 
 
 def test_token_create_checks_the_reporter_against_the_registry_it_is_given(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 import dxpulse.cli.db
-from dxpulse.cli.db import where
+from dxpulse.cli.endpoints import without_password
 from dxpulse.cli.main import app
 from dxpulse.postgres.migrations import migration_files
 
@@ -63,14 +63,16 @@ def test_an_unreachable_postgresql_is_one_line_without_the_password() -> None:
     assert result.stdout == ""
     (line,) = result.stderr.splitlines()
     assert line.startswith("error: cannot reach PostgreSQL at dxpulse@127.0.0.1:9/dxpulse (")
-    assert line.endswith("); check DXPULSE_DATABASE_URL / --database-url")
+    assert line.endswith(
+        "); start the local stack (dxpulse stack up) or check DXPULSE_DATABASE_URL / --database-url"
+    )
     assert "s3cret" not in result.stderr
 
 
 @pytest.mark.parametrize(
     ("error", "start"),
     [
-        (asyncpg.InvalidPasswordError("password authentication failed"), "error: cannot reach PostgreSQL"),
+        (asyncpg.InvalidPasswordError("password authentication failed"), "error: PostgreSQL at dxpulse@"),
         (asyncpg.InsufficientPrivilegeError("permission denied for schema public"), "error: migrating"),
     ],
 )
@@ -84,5 +86,5 @@ def test_a_refusal_is_one_line_too(monkeypatch: pytest.MonkeyPatch, error: BaseE
 
 
 def test_where_never_shows_the_password() -> None:
-    assert where(DSN) == "dxpulse@127.0.0.1:9/dxpulse"
-    assert where("postgresql:///dxpulse") == "localhost/dxpulse"
+    assert without_password(DSN) == "dxpulse@127.0.0.1:9/dxpulse"
+    assert without_password("postgresql:///dxpulse") == "localhost/dxpulse"

@@ -22,6 +22,6 @@ def test_send_to_an_unreachable_ingest_says_what_to_check(tmp_path: Path) -> Non
     result = CliRunner().invoke(cli_app, ["send", str(reports), "--token", "dxp_x_y", "--ingest-url", url])
     assert result.exit_code == 1, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    assert f"cannot reach {url}" in result.stderr
+    assert f"cannot reach the ingest at {url}" in result.stderr
     assert "--ingest-url" in result.stderr
     assert "Traceback" not in result.output

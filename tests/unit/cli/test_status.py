@@ -1,10 +1,15 @@
-"""``dxpulse status``'s pure parts: alert order and the summary line."""
+"""``dxpulse status``: alert order, the summary line, its JSON; and every read command's --json."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
-from dxpulse.cli.status import by_severity, summary
+import pytest
+from typer.testing import CliRunner
+
+from dxpulse.cli.main import app
+from dxpulse.cli.status import by_severity, status_document, summary
 from schemas import AlertEvent
 from tests.unit.conftest import feed, flag, make_report
 
@@ -53,3 +58,32 @@ def test_summary_counts_figures_and_alerts_by_severity() -> None:
     assert line.startswith("1 figures, newest computed 2025-09-01 12:30:00 UTC;")
     assert line.endswith("2 alerts firing (1 critical, 1 warning)")
     assert summary([], []) == "0 figures; 0 alerts firing (none)"
+
+
+def test_json_holds_the_events_as_their_topics_carry_them() -> None:
+    alerts = [_alert("regression", "warning", 1)]
+    document = status_document([], alerts)
+    assert json.loads(json.dumps(document)) == document
+    assert AlertEvent.model_validate(document["alerts"][0]) == alerts[0]
+    assert document["summary"] == "0 figures; 1 alerts firing (1 warning)"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["rollups"],
+        ["alerts"],
+        ["status"],
+        ["remap"],
+        ["token", "list"],
+        ["token", "create"],
+        ["stack", "status"],
+        ["check-data"],
+        ["db", "migrate"],
+    ],
+    ids=" ".join,
+)
+def test_every_read_command_has_json(command: list[str]) -> None:
+    result = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "120"})
+    assert result.exit_code == 0
+    assert "--json" in result.stdout

@@ -61,7 +61,9 @@ SERVICES = ("ingest", "aggregate", "alerts", "history", "query")
 """The long-running dxpulse services, each run as ``python -m services.<name>``."""
 WORKERS = ("aggregate", "alerts")
 """The faust workers, whose table changelogs kafka-init creates."""
-EXPECTED = {"kafka", "kafka-init", "postgres", *SERVICES, "prometheus", "alertmanager", "grafana"}
+EXPORTERS = {"postgres-exporter": 9187}
+"""Third-party exporters Prometheus scrapes beside the services, with their ports."""
+EXPECTED = {"kafka", "kafka-init", "postgres", *SERVICES, *EXPORTERS, "prometheus", "alertmanager", "grafana"}
 
 
 def service_port(settings: CommonSettings) -> int:
@@ -412,8 +414,10 @@ def test_prometheus_scrapes_every_service_on_its_default_port(services: dict[str
     # The rules sit beside prometheus.yml in the mounted deploy/prometheus folder.
     assert config["rule_files"] == ["rules/*.yml"]
     assert list((PROMETHEUS_YML.parent / "rules").glob("*.yml"))
-    targets = list(scrape_targets(config))
+    targets = [target for target in scrape_targets(config) if target[1] not in EXPORTERS]
     assert sorted(host for _, host, _ in targets) == sorted(SERVICES)
+    exporters = {host: port for _, host, port in scrape_targets(config) if host in EXPORTERS}
+    assert exporters == EXPORTERS
     for job in config["scrape_configs"]:
         assert job.get("scrape_interval", config["global"]["scrape_interval"]) == "15s"
         assert job.get("metrics_path", "/metrics") == "/metrics"
@@ -438,7 +442,7 @@ def test_prometheus_and_alertmanager_reference_each_other(services: dict[str, di
     receivers = {receiver["name"]: receiver for receiver in config["receivers"]}
     assert route["receiver"] == "dxpulse-default"
     assert receivers["dxpulse-default"] == {"name": "dxpulse-default"}, "the default receiver is a null one"
-    assert route["group_by"] == ["alertname", "indicator", "scope"]
+    assert route["group_by"] == ["alertname", "indicator", "period", "scope"]
     for child in route.get("routes", []):
         assert child["receiver"] in receivers
 

@@ -13,9 +13,17 @@ from typing import Any
 import pytest
 import yaml
 
-from dxpulse.monitoring import CONTRACT
-from dxpulse.stack.config import PROMETHEUS_RULES, ServiceSpec, StackPaths, prometheus_config, service_specs
+from dxpulse.monitoring import CONTRACT, EXPORTER_METRICS
+from dxpulse.stack.config import (
+    POSTGRES_EXPORTER,
+    PROMETHEUS_RULES,
+    ServiceSpec,
+    StackPaths,
+    prometheus_config,
+    service_specs,
+)
 from dxpulse.stack.settings import StackSettings
+from dxpulse.stack.stack import Stack
 
 ROOT = Path(__file__).resolve().parents[3]
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
@@ -27,6 +35,8 @@ K8S_PROMETHEUS = ROOT / "deploy" / "k8s" / "prometheus" / "prometheus.yml"
 
 # Metric names in PromQL: dxpulse_* contract metrics (with histogram suffixes) and dxpulse:* recordings.
 _METRIC = re.compile(r"\bdxpulse[_:][a-z0-9_:]+")
+# The PostgreSQL exporter's metrics (EXPORTER_METRICS).
+_EXPORTER_METRIC = re.compile(r"\bpg_[a-z0-9_]+")
 _HISTOGRAM_PARTS = ("_bucket", "_sum", "_count")
 # Grafana's template variables, as the live test substitutes them.
 _VARIABLE = re.compile(r"\$(\w+)|\$\{(\w+)(?::\w+)?\}")
@@ -39,6 +49,11 @@ def promtool(*args: str) -> str:
     result = subprocess.run([binary, *args], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
+
+
+def exporter_names(expr: str) -> set[str]:
+    """The exporter metrics an expression reads (``datname`` and other labels are not metrics)."""
+    return {name for name in _EXPORTER_METRIC.findall(expr) if not re.search(rf"\b{name}\s*[=!]~?", expr)}
 
 
 def recorded_names() -> set[str]:
@@ -105,6 +120,7 @@ def test_rules_read_only_contract_metrics() -> None:
         for group in yaml.safe_load(path.read_text())["groups"]:
             for rule in group["rules"]:
                 assert metric_names(rule["expr"]) <= known, (path.name, rule["expr"])
+                assert exporter_names(rule["expr"]) <= set(EXPORTER_METRICS), (path.name, rule["expr"])
 
 
 def test_generated_stack_config_scrapes_every_service_with_a_port(tmp_path: Path) -> None:
@@ -171,9 +187,11 @@ def test_dashboard_panels_query_contract_metrics(path: Path) -> None:
         assert targets, f"panel {panel['title']!r} has no query"
         for target in targets:
             expr = target["expr"]
-            names = metric_names(expr)
-            assert names or "up{" in expr, f"panel {panel['title']!r} reads no dxpulse metric: {expr}"
+            names, exported = metric_names(expr), exporter_names(expr)
+            assert names or exported or "up{" in expr, f"panel {panel['title']!r} reads no metric: {expr}"
             assert names <= known, f"panel {panel['title']!r} reads unknown metrics {names - known}"
+            unknown = exported - set(EXPORTER_METRICS)
+            assert not unknown, f"panel {panel['title']!r} reads exporter metrics not listed: {unknown}"
             used = {a or b for a, b in _VARIABLE.findall(expr)} - {"__rate_interval", "__range"}
             assert used <= variables, f"panel {panel['title']!r} uses undefined variables {used - variables}"
             assert target["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
@@ -200,3 +218,62 @@ def test_grafana_provider_points_at_the_dashboards_folder() -> None:
     provider = yaml.safe_load((DASHBOARD_DIR.parent / "dxpulse.yml").read_text())["providers"][0]
     # docker-compose mounts deploy/grafana/provisioning at /etc/grafana/provisioning.
     assert provider["options"]["path"] == "/etc/grafana/provisioning/dashboards/json"
+
+
+def business_targets() -> list[tuple[str, dict[str, Any]]]:
+    """Every query of the dashboards that read the business gauges (labelled with indicator ids)."""
+    return [
+        (path.stem, target)
+        for path in DASHBOARDS
+        for panel in panels(load(path))
+        for target in panel.get("targets", [])
+        if "dxpulse_rollup_" in target["expr"]
+    ]
+
+
+def test_business_panels_show_indicator_names_and_targets_not_ids() -> None:
+    found = business_targets()
+    assert {stem for stem, _ in found} == {"dxpulse-national", "dxpulse-provinces"}
+    for stem, target in found:
+        expr, legend = target["expr"], target.get("legendFormat", "")
+        # Joined with the info metric on the id; several aggregator workers export it, hence max by.
+        assert "* on (indicator) group_left (name" in expr, (stem, expr)
+        assert re.search(r"max by \(indicator, name[\w, ]*\) \(dxpulse_indicator_info\)", expr), (stem, expr)
+        assert "{{indicator}}" not in legend, (stem, legend)
+        assert not legend or "{{name}}" in legend, (stem, legend)
+    tiles = panels(load(DASHBOARD_DIR / "dxpulse-national.json"))
+    (tile,) = [panel for panel in tiles if panel["title"].startswith("Attainment against target")]
+    assert tile["targets"][0]["legendFormat"] == "{{name}} (target {{target}})"
+
+
+def test_tables_show_the_indicator_name_not_its_id() -> None:
+    for name in ("dxpulse-national", "dxpulse-provinces"):
+        board = load(DASHBOARD_DIR / f"{name}.json")
+        (table,) = [panel for panel in panels(board) if panel["type"] == "table"]
+        organize = next(t["options"] for t in table["transformations"] if t["id"] == "organize")
+        assert organize["excludeByName"]["indicator"] is True
+        assert {"name", "target", "unit"} <= set(organize["indexByName"])
+
+
+def test_the_pipeline_dashboard_shows_postgresql_from_the_exporter() -> None:
+    board = load(DASHBOARD_DIR / "dxpulse-pipeline.json")
+    exprs = [target["expr"] for panel in panels(board) for target in panel.get("targets", [])]
+    assert "pg_up" in exprs
+    assert any("pg_stat_database_numbackends" in expr for expr in exprs)
+
+
+def test_the_stack_scrapes_the_postgres_exporter_it_starts(tmp_path: Path) -> None:
+    settings = StackSettings(state_dir=tmp_path, postgres_exporter_port=9)
+    stack = Stack(settings, report=lambda _: None)
+    assert [spec.name for spec in stack.exporter_specs()] == [POSTGRES_EXPORTER]
+    config = yaml.safe_load(prometheus_config(settings, [*stack.service_specs(), *stack.exporter_specs()]))
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert jobs[POSTGRES_EXPORTER]["static_configs"] == [
+        {"targets": ["127.0.0.1:9"], "labels": {"system": "dxpulse"}}
+    ]
+    assert set(EXPORTER_METRICS.values()) == {POSTGRES_EXPORTER}
+    without = Stack(StackSettings(state_dir=tmp_path, postgres_exporter=False), report=lambda _: None)
+    assert without.exporter_specs() == []
+    assert POSTGRES_EXPORTER not in without.components_up_starts()
+    no_prometheus = Stack(StackSettings(state_dir=tmp_path, prometheus=False), report=lambda _: None)
+    assert no_prometheus.exporter_specs() == []

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from dxpulse.domain.catalog import Catalog, IndicatorKind, load_catalog
+from dxpulse.domain.catalog import Catalog, IndicatorKind, load_catalog, milestone_in_force
 from dxpulse.domain.periods import PeriodType
 from dxpulse.domain.registry import Registry
 
@@ -57,6 +57,13 @@ def test_essential_public_services_lists_53_distinct_items(catalog: Catalog) -> 
         ("vneid_accounts", 40_000_000, date(2024, 12, 31)),
         ("households_fibre_rate", 0.8, date(2025, 12, 31)),
         ("adults_online_public_services", 0.4, date(2024, 12, 31)),
+        ("adults_online_public_services", 0.5, date(2025, 12, 31)),
+        ("security_platform_in_use", 1.0, date(2024, 12, 31)),
+        ("industrial_park_firms_on_digital_platforms", 0.6, date(2024, 12, 31)),
+        ("full_process_online_services_rate", 1.0, date(2025, 12, 31)),
+        ("records_with_personal_id_rate", 1.0, date(2025, 12, 31)),
+        ("procedure_satisfaction_rate", 0.9, date(2025, 12, 31)),
+        ("population_data_procedures_reduced", 0.5, date(2025, 12, 31)),
         ("digital_tech_enterprises", 48_000, date(2024, 12, 31)),
         ("emc_connection", 1.0, date(2024, 12, 31)),
         ("gov_reporting_connection", 1.0, date(2024, 12, 31)),
@@ -65,7 +72,7 @@ def test_essential_public_services_lists_53_distinct_items(catalog: Catalog) -> 
 def test_seed_target_value_and_deadline(
     catalog: Catalog, indicator_id: str, value: float, deadline: date
 ) -> None:
-    target = catalog[indicator_id].target
+    target = milestone_in_force(catalog[indicator_id], str(deadline.year))
     assert target is not None
     assert (target.value, target.deadline) == (value, deadline)
 

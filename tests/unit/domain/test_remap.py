@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from datetime import date
 
-from dxpulse.domain.catalog import Catalog
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dxpulse.domain.catalog import Catalog, default_catalog
 from dxpulse.domain.periods import parse_period
-from dxpulse.domain.registry import Registry
-from dxpulse.domain.remap import on_map_of, predecessors_on
+from dxpulse.domain.registry import Registry, default_registry
+from dxpulse.domain.remap import levels_of, on_map_of, predecessors_on
 from dxpulse.domain.scenario import sample_reports
 from tests.unit.conftest import COMPUTED_AT, feed, flag, make_report, ratio
 
@@ -86,3 +89,38 @@ def test_sample_scenario_totals_are_the_same_on_either_map(catalog: Catalog, reg
         assert sum(f.rollup.reporters_expected for f in figures) == len(
             registry.expected(indicator.groups, H1_2024.end)
         )
+
+
+@given(
+    values=st.dictionaries(
+        st.integers(min_value=0, max_value=62),
+        st.tuples(st.integers(0, 1000), st.integers(1, 1000)).map(lambda nd: (min(nd), max(nd))),
+        max_size=63,
+    ),
+    map_day=st.sampled_from([H1_2024.end, date(2025, 6, 30), NEW_MAP, date(2030, 1, 1)]),
+)
+@settings(max_examples=40, deadline=None)
+def test_every_level_adds_up_on_any_map(values: dict[int, tuple[int, int]], map_day: date) -> None:
+    """Whatever the provinces reported and whichever map: each unit's figure is its predecessors'
+    sums, and the units of the group add up to the group's figure, which the national one is."""
+    registry, catalog = default_registry(), default_catalog()
+    provinces = sorted(registry.members("provinces", H1_2024.end))
+    reports = [
+        make_report(provinces[i], ratio(n, d), indicator="low_signal_villages_broadband")
+        for i, (n, d) in values.items()
+    ]
+    state, _ = feed(reports, "low_signal_villages_broadband", "2024-H1")
+    indicator = catalog["low_signal_villages_broadband"]
+    levels = levels_of(indicator, H1_2024, state.latest, registry, map_day, COMPUTED_AT)
+    reported = {provinces[i]: nd for i, nd in values.items()}
+    (group,) = levels.groups
+    assert (group.scope, levels.national.numerator) == ("provinces", group.numerator)
+    assert len(levels.units) == (63 if map_day < date(2025, 7, 1) else 34)
+    for unit in levels.units:
+        olds = [p for p in unit.predecessors if p in reported]
+        assert unit.rollup.numerator == sum(reported[p][0] for p in olds), unit.unit
+        assert unit.rollup.denominator == sum(reported[p][1] for p in olds), unit.unit
+        assert unit.rollup.reporters_reported == len(olds)
+    assert sum(u.rollup.numerator or 0 for u in levels.units) == group.numerator
+    assert sum(u.rollup.denominator or 0 for u in levels.units) == group.denominator
+    assert sum(u.rollup.reporters_expected for u in levels.units) == group.reporters_expected == 63

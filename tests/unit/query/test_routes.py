@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from dxpulse.domain.catalog import Catalog
 from dxpulse.domain.registry import Registry
 from schemas import Rollup
+from services.query.api.access import require_reader
 from services.query.api.deps import Lookup, Paging
 from services.query.api.problems import BadPeriod, NotFound
 from services.query.app import create_app
@@ -57,6 +58,10 @@ class FakePool:
         return 1
 
 
+async def _anyone() -> None:
+    """Stands in for the read-token check (test_access.py covers it)."""
+
+
 @pytest.fixture
 def pool() -> FakePool:
     return FakePool(_rollups(), ["province:79", "ministry:MIC", "national:MPS"])
@@ -67,6 +72,7 @@ async def http(pool: FakePool) -> AsyncIterator[httpx.AsyncClient]:
     """The API on ``pool``, with pages of 2 by default and 5 at most (its lifespan never runs)."""
     settings = QuerySettings(query_page_size=2, query_max_page_size=5)
     app: FastAPI = create_app(settings)
+    app.dependency_overrides[require_reader] = _anyone
     app.state.pool = pool
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://query") as client:

@@ -314,6 +314,7 @@ def test_services_get_the_stack_environment(tmp_path: Path) -> None:
         "DXPULSE_ALERTS_WEB_PORT": "6067",
         "DXPULSE_HISTORY_WEB_PORT": "6068",
         "DXPULSE_QUERY_PORT": "8081",
+        "DXPULSE_SCOREBOARD_URL": "http://127.0.0.1:8081",
         "DXPULSE_STATE_DIR": str(tmp_path),
         "DXPULSE_ALERTMANAGER_URL": "http://127.0.0.1:9093",
     }
@@ -496,6 +497,7 @@ def test_down_and_status_with_nothing_running(tmp_path: Path) -> None:
         "query",
         "prometheus",
         "alertmanager",
+        "postgres-exporter",
     ]
     assert not any(s.running for s in stack.status())
 
@@ -581,7 +583,8 @@ def test_present_packages_need_no_apt(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("dxpulse.stack.install.subprocess.run", no_subprocess)
     lines: list[str] = []
     installer.install_system_packages(lines.append)
-    assert lines == ["system packages present: postgresql, prometheus, prometheus-alertmanager"]
+    assert lines == [f"system packages present: {', '.join(installer.APT_PACKAGES)}"]
+    assert "prometheus-postgres-exporter" in installer.APT_PACKAGES
 
 
 def test_missing_java_and_maven_messages(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -654,7 +657,7 @@ def test_cli_help_lists_the_commands() -> None:
 def test_cli_status_on_an_empty_state_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("DXPULSE_STACK_STATE_DIR", str(tmp_path))
     result = CliRunner().invoke(stack_app, ["status"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 3, result.output  # nothing runs
     assert "kafka" in result.output
     assert "stopped" in result.output
 

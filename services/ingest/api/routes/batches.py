@@ -13,7 +13,13 @@ from dxpulse.domain.validation import Problem, parse_report
 from dxpulse.http.problems import PROBLEM_MEDIA_TYPE
 from services.ingest import problems
 from services.ingest.api.deps import AdmittedSender, Sender
-from services.ingest.api.openapi import common_responses, json_body
+from services.ingest.api.openapi import (
+    BATCH_EXAMPLES,
+    BATCH_RESULT_EXAMPLE,
+    UNAVAILABLE_BATCH_EXAMPLE,
+    common_responses,
+    json_body,
+)
 from services.ingest.api.refusals import retry_after
 from services.ingest.items import Item, item_result
 from services.ingest.models import BatchRequest, BatchResult
@@ -25,13 +31,22 @@ router = APIRouter()
 @router.post(
     "/v1/batches",
     response_model=None,
-    openapi_extra=json_body("BatchRequest"),
+    openapi_extra=json_body("BatchRequest", BATCH_EXAMPLES),
     responses={
-        200: {"model": BatchResult, "description": "one result per report, in order"},
+        200: {
+            "model": BatchResult,
+            "description": "one result per report, in order",
+            "content": {"application/json": {"example": BATCH_RESULT_EXAMPLE}},
+        },
         503: {
             "description": "kafka-unavailable: the results say which reports Kafka did acknowledge",
             "headers": {"Retry-After": {"schema": {"type": "integer"}}},
-            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/BatchUnavailable"}}},
+            "content": {
+                PROBLEM_MEDIA_TYPE: {
+                    "schema": {"$ref": "#/components/schemas/BatchUnavailable"},
+                    "example": UNAVAILABLE_BATCH_EXAMPLE,
+                }
+            },
         },
         **{k: v for k, v in common_responses().items() if k != 503},
     },

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
 from services.ingest.api.deps import IngestDep
+from services.ingest.api.openapi import NOT_READY_EXAMPLE, NOT_READY_SCHEMA
 from services.ingest.api.refusals import retry_after
 
 router = APIRouter()
@@ -19,7 +20,12 @@ async def health() -> dict[str, str]:
 
 @router.get(
     "/readyz",
-    responses={503: {"description": "not connected to Kafka, or some partitions of the report topic fail"}},
+    responses={
+        503: {
+            "description": "not connected to Kafka, or some partitions of the report topic fail",
+            "content": {"application/json": {"schema": NOT_READY_SCHEMA, "example": NOT_READY_EXAMPLE}},
+        }
+    },
 )
 async def ready(ingest: IngestDep) -> JSONResponse:
     """Readiness: Kafka answers and acknowledges reports on every partition of the report topic."""

@@ -9,7 +9,7 @@ from dxpulse.domain.validation import Problem, parse_report
 from dxpulse.http.problems import problem_doc
 from services.ingest import problems
 from services.ingest.api.deps import AdmittedSender
-from services.ingest.api.openapi import common_responses, json_body
+from services.ingest.api.openapi import REPORT_EXAMPLES, common_responses, json_body, outcome_example
 from services.ingest.api.refusals import retry_after
 from services.ingest.items import Item
 from services.ingest.models import Outcome
@@ -21,10 +21,18 @@ router = APIRouter()
     "/v1/reports",
     status_code=202,
     response_model=None,
-    openapi_extra=json_body("Report"),
+    openapi_extra=json_body("Report", REPORT_EXAMPLES),
     responses={
-        202: {"model": Outcome, "description": "accepted: Kafka acknowledged it (acks=all)"},
-        200: {"model": Outcome, "description": "duplicate: this event id was accepted before"},
+        202: {
+            "model": Outcome,
+            "description": "accepted: Kafka acknowledged it (acks=all)",
+            "content": {"application/json": {"example": outcome_example("accepted")}},
+        },
+        200: {
+            "model": Outcome,
+            "description": "duplicate: this event id was accepted before",
+            "content": {"application/json": {"example": outcome_example("duplicate")}},
+        },
         403: problem_doc("forbidden-reporter: the token is another reporter's"),
         **common_responses(),
     },

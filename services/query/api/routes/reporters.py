@@ -4,7 +4,7 @@
 # and ``Limit`` is local to ``router``.
 from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
 
 from services.query.api.deps import (
     IndicatorFilter,
@@ -16,18 +16,22 @@ from services.query.api.deps import (
     StoreDep,
 )
 from services.query.api.problems import PATH_RESPONSES
-from services.query.core import Page, ReporterValue
+from services.query.api.representation import CSV_RESPONSE, answer
+from services.query.core import Page, ReporterValue, named_value
 
 
 def router(paging: Paging) -> APIRouter:
     """The reporter routes, their ``limit`` bounded by ``paging``."""
-    routes = APIRouter()
+    routes = APIRouter(tags=["reporters' values"])
     Limit = Annotated[int, paging.limit()]
 
     @routes.get(
-        "/v1/reporters/{reporter}/values", response_model=Page[ReporterValue], responses=PATH_RESPONSES
+        "/v1/reporters/{reporter}/values",
+        response_model=Page[ReporterValue],
+        responses={**PATH_RESPONSES, **CSV_RESPONSE},
     )
     async def reporter_values(
+        request: Request,
         store: StoreDep,
         lookup: LookupDep,
         reporter: ReporterPath,
@@ -35,9 +39,17 @@ def router(paging: Paging) -> APIRouter:
         period: PeriodFilter = None,
         limit: Limit = paging.default,
         offset: Offset = 0,
-    ) -> Page[ReporterValue]:
+    ) -> Response:
         """One reporter's latest value per indicator and period, ordered by indicator and period."""
         lookup.reporter(reporter)
-        return await store.latest_of_reporter(reporter, indicator, period, limit, offset)
+        page = await store.latest_of_reporter(reporter, indicator, period, limit, offset)
+        page = page.model_copy(update={"items": [named_value(v, lookup.registry) for v in page.items]})
+        return answer(
+            request,
+            page,
+            versions=[str(v.event_id) for v in page.items],
+            rows=(v.model_dump(mode="json") for v in page.items),
+            raw=True,
+        )
 
     return routes

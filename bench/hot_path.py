@@ -1,0 +1,111 @@
+"""``python -m bench.hot_path``: the aggregator's per-batch work without Kafka, for instruction counts.
+
+Runs full-size benchmark reports, as Kafka carries them, through what the aggregator does per batch
+(decode, judge, roll up over an in-memory table, encode the changelog records and rollups), with the
+worker's garbage-collector settings. Wall-clock rates on a shared machine are noise; count
+instructions instead, with the warm-up batches left out::
+
+    valgrind --tool=callgrind --instr-atstart=no .venv/bin/python -m bench.hot_path --callgrind
+
+and divide the "Collected" instructions by the reports measured. ``--stage`` stops after decoding
+(``json.loads`` alone is the floor any worker pays, ``parse`` pydantic's decoding, ``judge`` the
+checks too).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+import os
+import subprocess
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+from faust.serializers import codecs
+
+from bench.synthetic import SIZES, Workload
+from dxpulse.domain.validation import parse_report
+from dxpulse.gc_tuning import DEFAULT_THRESHOLDS, tune_gc
+from dxpulse.kafka.topics import REPORTS
+from services.aggregate.processing import BatchAggregator, BatchOutcome, RawReport
+from services.aggregate.settings import AggregateSettings
+from tests.unit.aggregate.support import MemoryTable
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class Stage(enum.StrEnum):
+    json = "json"
+    parse = "parse"
+    judge = "judge"
+    all = "all"
+
+
+def _instrument(on: bool) -> None:
+    """Turn callgrind's instrumentation of this process on or off (``--instr-atstart=no``)."""
+    state = "on" if on else "off"
+    subprocess.run(["callgrind_control", "-i", state, str(os.getpid())], check=True, capture_output=True)
+
+
+def _changelog_records(outcome: BatchOutcome) -> list[tuple[bytes, Any]]:
+    """The batch's changelog records encoded as ``BatchSender.changelog_record`` encodes them."""
+    return [
+        (
+            codecs.dumps("json", write.key),
+            write.value
+            if write.value is None or isinstance(write.value, bytes)
+            else codecs.dumps("json", write.value),
+        )
+        for write in outcome.changelog
+    ]
+
+
+async def _run(
+    aggregator: BatchAggregator,
+    batches: Sequence[Sequence[RawReport]],
+    stage: Stage,
+    warm_up: int,
+    callgrind: bool,
+) -> None:
+    for number, batch in enumerate(batches):
+        if callgrind and number == warm_up:
+            _instrument(True)
+        if stage is Stage.json:
+            for message in batch:
+                json.loads(message.value or b"")
+        elif stage is Stage.parse:
+            for message in batch:
+                parse_report(message.value or b"")
+        elif stage is Stage.judge:
+            for message in batch:
+                aggregator._accepted(message, NOW, [])  # noqa: SLF001 - the judging step alone
+        else:
+            _changelog_records(await aggregator.process(batch))
+    if callgrind:
+        _instrument(False)
+
+
+def main(
+    batches: Annotated[int, typer.Option(help="Batches run in all, warm-up included.")] = 5,
+    warm_up: Annotated[int, typer.Option(help="Batches run before the measured ones.")] = 3,
+    stage: Annotated[Stage, typer.Option(help="How far each report is taken.")] = Stage.all,
+    callgrind: Annotated[bool, typer.Option(help="Instrument only the measured batches.")] = False,
+) -> None:
+    size = AggregateSettings().aggregate_batch_max
+    workload = Workload(SIZES["full"])
+    messages = [
+        RawReport(key, value, REPORTS, 0, offset, 1.0)
+        for offset, (key, value) in enumerate(workload.messages(0, batches * size))
+    ]
+    aggregator = BatchAggregator(MemoryTable(), workload.catalog, workload.registry, lambda: NOW)
+    tune_gc(DEFAULT_THRESHOLDS)
+    chunks = [messages[start : start + size] for start in range(0, len(messages), size)]
+    asyncio.run(_run(aggregator, chunks, stage, warm_up, callgrind))
+    typer.echo(f"{stage}: {(batches - warm_up) * size:,} reports measured after {warm_up * size:,}")
+
+
+if __name__ == "__main__":
+    typer.run(main)
