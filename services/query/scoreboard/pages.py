@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 
-from dxpulse.domain.catalog import Catalog, Indicator, milestone_in_force
+from dxpulse.domain.catalog import Catalog, Indicator, milestone_in_force, next_milestone
 from dxpulse.domain.periods import Period, PeriodError, parse_period, period_of
 from dxpulse.domain.registry import Registry, Reporter
 from dxpulse.domain.remap import on_map_of
@@ -57,6 +57,16 @@ def target_text(indicator: Indicator, period: Period | str) -> str:
         return "no target"
     source = f" ({target.label})" if target.label else ""
     return f"{amount(indicator, target.value)} by {target.deadline.isoformat()}{source}"
+
+
+def next_milestone_text(indicator: Indicator, period: Period | str, today: date) -> str:
+    """The milestone still ahead today, when it is not the one the period is judged against:
+    "next: 50.0% by 2025-12-31"; "" otherwise."""
+    ahead = next_milestone(indicator, today)
+    if ahead is None or ahead == milestone_in_force(indicator, period):
+        return ""
+    source = f" ({ahead.label})" if ahead.label else ""
+    return f"next: {amount(indicator, ahead.value)} by {ahead.deadline.isoformat()}{source}"
 
 
 def milestones_text(indicator: Indicator) -> str:
@@ -221,7 +231,8 @@ class Scoreboard:
             f'<div class="sub"><span class="period-label">{esc(label)}</span> {" ".join(groups)}</div>',
             f'<span class="value">{esc(amount(indicator, rollup.value) if rollup else NO_VALUE)}</span>'
             f'<div class="fraction">{esc(figure_text(rollup))}</div>',
-            f'<span class="target">{esc(target_text(indicator, label))}</span>',
+            f'<span class="target">{esc(target_text(indicator, label))}</span><div class="sub">'
+            f"{esc(next_milestone_text(indicator, label, self.today()))}</div>",
             f'<span class="attainment">{esc(percent(rollup.attainment) if rollup else NO_VALUE)}</span>',
             self._progress_cell(indicator, rollup, series),
             f'<span class="completeness">{esc(completeness)}</span>',
@@ -260,7 +271,8 @@ class Scoreboard:
                 f"/indicators/{indicator.id}", offered, period.label, {"map": "today"} if today_map else {}
             ),
             f'<p class="muted">{esc(indicator.unit)}; reported per {esc(indicator.period_type)} by'
-            f" {esc(', '.join(indicator.groups))}. Targets: {esc(milestones_text(indicator))}.</p></section>",
+            f" {esc(', '.join(indicator.groups))}. Targets: {esc(milestones_text(indicator))}."
+            f" {esc(next_milestone_text(indicator, period, self.today()))}</p></section>",
             self._headline(indicator, rollup, series, figures),
             '<div class="columns"><section class="map">',
             self._map_section(indicator, period, values, today_map),

@@ -10,10 +10,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from dxpulse.domain.catalog import Catalog
+from dxpulse.domain.catalog import Catalog, default_catalog
 from dxpulse.domain.registry import Registry
 from dxpulse.domain.scenario import sample_reports
-from services.query.scoreboard.pages import Scoreboard
+from services.query.scoreboard.pages import Scoreboard, next_milestone_text
 from services.query.scoreboard.routes import CONTENT_SECURITY_POLICY, get_scoreboard, install_scoreboard
 from tests.unit.query.scoreboard_fakes import MemoryReads
 
@@ -148,3 +148,17 @@ async def test_todays_map_ranks_todays_provinces_with_the_units_that_formed_them
     assert "3/3" in ho_chi_minh
     period_map = (await client.get("/indicators/digital_tech_enterprises", params={"period": "2024-H1"})).text
     assert 'class="ranking today"' not in period_map
+
+
+def test_the_target_cell_names_the_next_milestone_when_another_is_ahead() -> None:
+    catalog = default_catalog()
+    online = catalog["adults_online_public_services"]
+    assert [m.deadline.isoformat() for m in online.milestones] == ["2024-12-31", "2025-12-31"]
+    # 2024-H1 is judged against the 2024 milestone; on 2025-03-01 the 2025 one is the next.
+    assert next_milestone_text(online, "2024-H1", date(2025, 3, 1)).startswith("next: 50.0% by 2025-12-31")
+    # The milestone ahead is the one the period is judged against: nothing to add.
+    assert next_milestone_text(online, "2025-H1", date(2025, 3, 1)) == ""
+    # Every deadline passed, or a single target in force: nothing either.
+    assert next_milestone_text(online, "2024-H1", date(2026, 1, 1)) == ""
+    emc = catalog["emc_connection"]
+    assert next_milestone_text(emc, "2024-H1", date(2024, 3, 1)) == ""
