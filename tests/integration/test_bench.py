@@ -74,4 +74,4 @@ def test_bench_suite_runs_tiny_and_prints_every_figure(tmp_path: Path) -> None:
         assert re.match(NUMBER, baseline), row
         if " | throughput vs " in figure or figure.startswith("replay | rebuild from"):
             # A peer's figure counts only once its final rollups match dxpulse's.
-            assert "correct: all 9 final rollups match dxpulse's" in row, row
+            assert re.search(r"correct: all [0-9,]+ final rollups match dxpulse's", row), row
