@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -152,18 +152,19 @@ class ReportJudge:
         reporters that passed the registry's checks for its groups and period end."""
         self._passed: dict[tuple[tuple[str, ...], date], set[str]] = {}
         """(groups, period end) → the reporters that passed the registry's checks for them."""
-        self._instant: tuple[datetime, date, datetime] | None = None
-        """The last ``now`` judged at, its day, and the latest observation time it allows."""
+        self._instant: tuple[datetime, date, datetime, date] | None = None
+        """The last ``now`` judged at, its day, the latest observation time it allows, and the first
+        day (in the observation's own time zone) whose observations need comparing with that."""
 
     def __call__(self, report: Report, now: datetime) -> Accepted | Problem:
         known = self._periods.get((report.indicator, report.period))
         if known is not None:
             indicator, period, passed = known
-            _, today, latest = self._bounds(now)
+            _, today, latest, comparing_from = self._bounds(now)
             if (
                 report.reporter in passed
                 and period.start <= today
-                and report.observed_at <= latest
+                and (report.observed_at.date() < comparing_from or report.observed_at <= latest)
                 and _value_problem(indicator, report.value) is None
             ):
                 return Accepted(report=report, period=period)
@@ -175,10 +176,17 @@ class ReportJudge:
             self._periods[(report.indicator, report.period)] = (indicator, verdict.period, passed)
         return verdict
 
-    def _bounds(self, now: datetime) -> tuple[datetime, date, datetime]:
+    def _bounds(self, now: datetime) -> tuple[datetime, date, datetime, date]:
         # A batch's reports are all judged at one instant: its bounds are worked out once.
         if self._instant is None or self._instant[0] is not now:
-            self._instant = (now, now.date(), now + CLOCK_SKEW)
+            latest = now + CLOCK_SKEW
+            # An observation dated before the day before ``latest``'s UTC day is earlier than
+            # ``latest`` whatever its UTC offset (under a day): no need to compare the instants,
+            # which asks both time zones for their offsets.
+            comparing_from = (
+                latest.astimezone(UTC).date() - timedelta(days=1) if latest.tzinfo is not None else date.min
+            )
+            self._instant = (now, now.date(), latest, comparing_from)
         return self._instant
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 
 from dxpulse.domain.catalog import default_catalog
 from dxpulse.domain.registry import default_registry
-from dxpulse.domain.validation import Accepted, Problem, ReportJudge, parse_report, validate_report
+from dxpulse.domain.validation import (
+    CLOCK_SKEW,
+    Accepted,
+    Problem,
+    ReportJudge,
+    parse_report,
+    validate_report,
+)
 from schemas import Report
 
 NOW = datetime(2026, 12, 6, 12, tzinfo=UTC)
@@ -122,3 +129,22 @@ def test_a_reporter_accepted_for_one_indicator_is_judged_again_for_another() -> 
     refused = judge(_report("ministry:GO", "emc_connection", "2024-H2"), NOW)
     assert isinstance(refused, Problem)
     assert refused.type == "reporter-not-expected"
+
+
+@given(
+    offset=st.integers(-(24 * 60 - 1), 24 * 60 - 1),
+    seconds=st.integers(-3 * 86_400, 86_400),
+    now=st.datetimes(min_value=datetime(2025, 1, 1), max_value=datetime(2030, 1, 1), timezones=st.just(UTC)),
+)
+@settings(max_examples=500, deadline=None)
+def test_observations_near_the_clock_skew_are_judged_as_validate_report(
+    offset: int, seconds: int, now: datetime
+) -> None:
+    """Whatever the observation's UTC offset, including offsets of almost a day either way."""
+    zone = timezone(timedelta(minutes=offset))
+    observed = (now + CLOCK_SKEW + timedelta(seconds=seconds)).astimezone(zone)
+    report = Report.model_validate({**VALID, "observed_at": observed.isoformat()})
+    judge = ReportJudge(CATALOG, REGISTRY)
+    judge(Report.model_validate(VALID), now)
+    judge(Report.model_validate(VALID), now)  # the bounds of ``now`` remembered
+    assert judge(report, now) == validate_report(report, CATALOG, REGISTRY, now)
