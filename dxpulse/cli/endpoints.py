@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import typer
@@ -31,35 +31,29 @@ OPTION_OF = {
 """The option and variable that name each server, for the messages that say what to change."""
 
 _DEFAULT_HELP = " Default: the local stack running here, else the DXPULSE_STACK_* ports."
+
+
+def _server_option(flag: str, metavar: str, help_text: str, envvar: str) -> Any:
+    """A server's option: its variable, and the local stack (or the DXPULSE_STACK_* ports) when unset."""
+    return typer.Option(
+        flag, metavar=metavar, help=help_text + _DEFAULT_HELP, envvar=envvar, show_default=False
+    )
+
+
 KafkaBootstrap = Annotated[
     str | None,
-    typer.Option(
-        "--kafka-bootstrap",
-        metavar="HOST:PORT,...",
-        help="Kafka bootstrap servers." + _DEFAULT_HELP,
-        envvar="DXPULSE_KAFKA_BOOTSTRAP",
-        show_default=False,
+    _server_option(
+        "--kafka-bootstrap", "HOST:PORT,...", "Kafka bootstrap servers.", "DXPULSE_KAFKA_BOOTSTRAP"
     ),
 ]
 DatabaseUrl = Annotated[
     str | None,
-    typer.Option(
-        "--database-url",
-        metavar="DSN",
-        help="URL of the PostgreSQL database (postgresql://...)." + _DEFAULT_HELP,
-        envvar="DXPULSE_DATABASE_URL",
-        show_default=False,
+    _server_option(
+        "--database-url", "DSN", "URL of the PostgreSQL database (postgresql://...).", "DXPULSE_DATABASE_URL"
     ),
 ]
 IngestUrl = Annotated[
-    str | None,
-    typer.Option(
-        "--ingest-url",
-        metavar="URL",
-        help="Base URL of the ingest API." + _DEFAULT_HELP,
-        envvar="DXPULSE_INGEST_URL",
-        show_default=False,
-    ),
+    str | None, _server_option("--ingest-url", "URL", "Base URL of the ingest API.", "DXPULSE_INGEST_URL")
 ]
 
 _in_use: dict[Server, str] = {}

@@ -72,7 +72,8 @@ def _revision(row: asyncpg.Record) -> RollupRevision:
     return RollupRevision(seq=row["seq"], rollup=Rollup.model_validate_json(row["body"]))
 
 
-def _reporter_value(row: asyncpg.Record) -> ReporterValue:
+def reporter_value(row: asyncpg.Record) -> ReporterValue:
+    """A ``reporter_latest`` row as the API answers it."""
     return ReporterValue(
         reporter=row["reporter"],
         indicator=row["indicator"],
@@ -105,13 +106,13 @@ class HistoryStore:
     async def latest_for_figure(self, indicator: str, period: str) -> dict[str, ReporterValue]:
         """Every reporter's latest value for the indicator and period, by reporter id."""
         rows = await self.pool.fetch(LATEST_FOR_FIGURE, indicator, period)
-        return {r["reporter"]: _reporter_value(r) for r in rows}
+        return {r["reporter"]: reporter_value(r) for r in rows}
 
     async def latest_of_reporter(
         self, reporter: str, indicator: str | None, period: str | None, limit: int, offset: int
     ) -> Page[ReporterValue]:
         rows = await self.pool.fetch(LATEST_OF_REPORTER, reporter, indicator, period, limit + 1, offset)
-        return page_of([_reporter_value(r) for r in rows], limit, offset)
+        return page_of([reporter_value(r) for r in rows], limit, offset)
 
     async def snapshots_for_figure(self, indicator: str, period: str) -> dict[str, Snapshot]:
         """Every reporter's latest value for the indicator and period as the rollups take it, by

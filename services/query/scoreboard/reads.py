@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncpg
-from pydantic import TypeAdapter
 
-from schemas import AlertEvent, ReportValue, Rollup
+from schemas import AlertEvent, Rollup
 from services.query.core import ReporterValue
-
-_VALUE: TypeAdapter[ReportValue] = TypeAdapter(ReportValue)
+from services.query.store import reporter_value
 
 NATIONAL_FIGURES = """
 SELECT body FROM rollup_current WHERE scope = 'national' ORDER BY indicator, period
@@ -39,17 +37,6 @@ SELECT (SELECT coalesce(sum(seq), 0) FROM rollup_current)::text || '-'
 """Grows whenever a rollup gets a revision or appears (seq only grows) and whenever an alert changes."""
 
 
-def _reporter_value(row: asyncpg.Record) -> ReporterValue:
-    return ReporterValue(
-        reporter=row["reporter"],
-        indicator=row["indicator"],
-        period=row["period"],
-        observed_at=row["observed_at"],
-        event_id=row["event_id"],
-        value=_VALUE.validate_json(row["value"]),
-    )
-
-
 class ScoreboardReads:
     """Whole sets, not pages: every list is bounded by the catalog and the registry (indicators x
     periods x scopes, or the units of one figure)."""
@@ -70,12 +57,12 @@ class ScoreboardReads:
     async def unit_values(self, indicator: str, period: str) -> dict[str, ReporterValue]:
         """Every reporter's latest value for the figure, by reporter id."""
         rows = await self.pool.fetch(LATEST_FOR_FIGURE, indicator, period)
-        return {r["reporter"]: _reporter_value(r) for r in rows}
+        return {r["reporter"]: reporter_value(r) for r in rows}
 
     async def values_of_reporters(self, reporters: list[str], periods: list[str]) -> list[ReporterValue]:
         """The latest value of these reporters for every indicator in these periods."""
         rows = await self.pool.fetch(LATEST_OF_REPORTER, reporters, periods)
-        return [_reporter_value(r) for r in rows]
+        return [reporter_value(r) for r in rows]
 
     async def firing_alerts(self, indicator: str) -> list[AlertEvent]:
         """The alerts of the indicator whose latest transition is firing."""
