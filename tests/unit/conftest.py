@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +24,14 @@ OBSERVED = datetime(2024, 6, 30, 12, 0, tzinfo=UTC)
 NOW = datetime(2025, 9, 1, 12, 0, tzinfo=UTC)
 """The fixed "now" of validation tests: 2025-H2 has started, 2026 has not."""
 COMPUTED_AT = datetime(2025, 9, 1, 12, 30, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def _no_dxpulse_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings from their defaults: one run of the whole suite has the integration tests' stack
+    variables (e.g. DXPULSE_QUERY_PUBLIC) in its environment while the unit tests run."""
+    for name in [name for name in os.environ if name.startswith("DXPULSE_")]:
+        monkeypatch.delenv(name)
 
 
 def flag(value: bool) -> FlagValue:
