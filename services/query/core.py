@@ -13,7 +13,7 @@ from dxpulse.domain.catalog import Catalog, Indicator
 from dxpulse.domain.periods import Period
 from dxpulse.domain.registry import Registry, Reporter, ReporterKind
 from dxpulse.domain.remap import Levels
-from dxpulse.domain.rollup import NATIONAL_SCOPE, scopes_of
+from dxpulse.domain.rollup import NATIONAL_SCOPE, Snapshot, scopes_of
 from schemas import ReportValue, Rollup
 
 Item = TypeVar("Item", bound=BaseModel)
@@ -59,6 +59,10 @@ class ReporterValue(_Response):
     event_id: UUID
     value: ReportValue
     name: str | None = Field(default=None, description="The reporter's name in the registry.")
+
+    def snapshot(self) -> Snapshot:
+        """The value as the rollups take it."""
+        return Snapshot(observed_at=self.observed_at, event_id=str(self.event_id), value=self.value)
 
 
 class ReporterRef(_Response):

@@ -117,15 +117,8 @@ class HistoryStore:
     async def snapshots_for_figure(self, indicator: str, period: str) -> dict[str, Snapshot]:
         """Every reporter's latest value for the indicator and period as the rollups take it, by
         reporter id: what a figure on any registry version is computed from (``levels_of``)."""
-        rows = await self.pool.fetch(LATEST_FOR_FIGURE, indicator, period)
-        return {
-            row["reporter"]: Snapshot(
-                observed_at=row["observed_at"],
-                event_id=str(row["event_id"]),
-                value=_VALUE.validate_json(row["value"]),
-            )
-            for row in rows
-        }
+        values = await self.latest_for_figure(indicator, period)
+        return {reporter: value.snapshot() for reporter, value in values.items()}
 
     async def series(
         self, indicator: str, scope: str, first: str | None, last: str | None, limit: int

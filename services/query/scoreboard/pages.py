@@ -79,10 +79,7 @@ def milestones_text(indicator: Indicator) -> str:
 
 
 def _snapshots(values: Mapping[str, ReporterValue]) -> dict[str, Snapshot]:
-    return {
-        reporter: Snapshot(observed_at=v.observed_at, event_id=str(v.event_id), value=v.value)
-        for reporter, v in values.items()
-    }
+    return {reporter: value.snapshot() for reporter, value in values.items()}
 
 
 class Scoreboard:

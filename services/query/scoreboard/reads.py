@@ -6,17 +6,13 @@ import asyncpg
 
 from schemas import AlertEvent, Rollup
 from services.query.core import ReporterValue
-from services.query.store import reporter_value
+from services.query.store import HistoryStore, reporter_value
 
 NATIONAL_FIGURES = """
 SELECT body FROM rollup_current WHERE scope = 'national' ORDER BY indicator, period
 """
 FIGURES_OF_PERIODS = """
 SELECT body FROM rollup_current WHERE period = ANY($1::text[]) ORDER BY indicator, period, scope
-"""
-LATEST_FOR_FIGURE = """
-SELECT reporter, indicator, period, observed_at, event_id, value FROM reporter_latest
-WHERE indicator = $1 AND period = $2
 """
 LATEST_OF_REPORTER = """
 SELECT reporter, indicator, period, observed_at, event_id, value FROM reporter_latest
@@ -43,6 +39,7 @@ class ScoreboardReads:
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
+        self.history = HistoryStore(pool)
 
     async def national_figures(self) -> list[Rollup]:
         """The current national figure of every indicator and period."""
@@ -56,8 +53,7 @@ class ScoreboardReads:
 
     async def unit_values(self, indicator: str, period: str) -> dict[str, ReporterValue]:
         """Every reporter's latest value for the figure, by reporter id."""
-        rows = await self.pool.fetch(LATEST_FOR_FIGURE, indicator, period)
-        return {r["reporter"]: reporter_value(r) for r in rows}
+        return await self.history.latest_for_figure(indicator, period)
 
     async def values_of_reporters(self, reporters: list[str], periods: list[str]) -> list[ReporterValue]:
         """The latest value of these reporters for every indicator in these periods."""
