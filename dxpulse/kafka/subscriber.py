@@ -5,19 +5,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable
-from datetime import UTC, datetime
 from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from dxpulse.domain.catalog import Catalog
-from dxpulse.domain.registry import Registry
-from dxpulse.domain.validation import Problem, validate_report
 from dxpulse.faust_engine.clients import refresh_metadata
 from dxpulse.kafka.security import PLAINTEXT, KafkaSecurity
-from dxpulse.kafka.topics import ALERTS, REPORTS, ROLLUPS
-from schemas import AlertEvent, Report, Rollup
+from dxpulse.kafka.topics import ALERTS, ROLLUPS
+from schemas import AlertEvent, Rollup
 
 Event = TypeVar("Event", bound=BaseModel)
 
@@ -193,25 +189,3 @@ async def alert_events(
     parse = AlertEvent.model_validate_json
     events = await read_topic(bootstrap, ALERTS, parse, timeout_s=timeout_s, security=security)
     return [event for _, event in events]
-
-
-async def valid_reports(
-    bootstrap: str,
-    catalog: Catalog,
-    registry: Registry,
-    *,
-    timeout_s: float = 60.0,
-    security: KafkaSecurity = PLAINTEXT,
-) -> list[Report]:
-    """Every report on the raw report topic that the pipeline accepts (what the aggregator counted)."""
-    now = datetime.now(UTC)
-
-    def parse(raw: bytes) -> Report | None:
-        try:
-            report = Report.model_validate_json(raw)
-        except ValidationError:
-            return None
-        return None if isinstance(validate_report(report, catalog, registry, now), Problem) else report
-
-    read = await read_topic(bootstrap, REPORTS, parse, timeout_s=timeout_s, security=security)
-    return [report for _, report in read]
