@@ -134,7 +134,15 @@ DESCRIBE_ATTEMPTS = 50
 
 
 class TopicLayoutError(Exception):
-    """Existing topics or the cluster do not match the settings; one line per problem."""
+    """Existing topics or the cluster do not match the settings; one line per problem.
+
+    ``live_brokers``: how many brokers the answering broker's metadata listed, so a caller that
+    has just started more of them can tell a cluster still assembling from a wrong layout.
+    """
+
+    def __init__(self, problems: str, live_brokers: int) -> None:
+        super().__init__(problems)
+        self.live_brokers = live_brokers
 
 
 def layout_problems(
@@ -268,7 +276,7 @@ async def check_layout(
     brokers = len((await admin.describe_cluster())["brokers"])
     problems = layout_problems(specs, states, partitions=partitions, replication=replication, brokers=brokers)
     if problems:
-        raise TopicLayoutError("\n".join(problems))
+        raise TopicLayoutError("\n".join(problems), brokers)
     if brokers < replication.factor:
         log.warning(
             "%d live brokers for %d replicas of every partition: writes go on while %d are in sync",

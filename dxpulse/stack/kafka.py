@@ -192,10 +192,13 @@ async def _wait_for_brokers(settings: StackSettings, deadline: float) -> None:
         await asyncio.sleep(0.3)
 
 
-async def _ensure_topics(settings: StackSettings, deadline: float, alive: Callable[[], bool]) -> list[str]:
+async def ensure_stack_topics(
+    settings: StackSettings, deadline: float, alive: Callable[[], bool]
+) -> list[str]:
     await _wait_for_brokers(settings, deadline)
-    # Right after "started" the controller may still refuse metadata changes: retry until the
-    # deadline, but stop early if a broker died.
+    # Right after "started" the controller may still refuse metadata changes, and a broker's
+    # metadata may not list yet every broker another one lists (or one slow to heartbeat under
+    # load is fenced for a moment): retry until the deadline, but stop early if a broker died.
     replication = Replication(settings.replication_factor, settings.min_insync_replicas)
     while True:
         remaining = deadline - time.monotonic()
@@ -209,7 +212,11 @@ async def _ensure_topics(settings: StackSettings, deadline: float, alive: Callab
         except KafkaError:
             if time.monotonic() >= deadline or not alive():
                 raise
-            await asyncio.sleep(0.5)
+        except TopicLayoutError as exc:
+            assembling = exc.live_brokers < settings.kafka_brokers
+            if not assembling or time.monotonic() >= deadline or not alive():
+                raise
+        await asyncio.sleep(0.5)
 
 
 def start_kafka(settings: StackSettings, paths: StackPaths, report: Report, timeout_s: float = 90.0) -> None:
@@ -223,7 +230,7 @@ def start_kafka(settings: StackSettings, paths: StackPaths, report: Report, time
 
     first_log = paths.log(nodes[0].name)
     try:
-        created = run_sync(_ensure_topics(settings, started + timeout_s, alive))
+        created = run_sync(ensure_stack_topics(settings, started + timeout_s, alive))
     except KafkaError as exc:
         what = f"kafka accepts connections but topics could not be created ({exc!r})"
         raise _log_error(first_log, what) from exc

@@ -172,7 +172,7 @@ def test_an_error_creating_a_topic_is_raised() -> None:
 
 def test_a_worker_refuses_to_start_with_one_line_per_problem(monkeypatch: pytest.MonkeyPatch) -> None:
     async def refuse(*_: Any, **__: Any) -> list[str]:
-        raise TopicLayoutError("topic x has replication factor 1 but DXPULSE_REPLICATION_FACTOR is 3: ...")
+        raise TopicLayoutError("topic x has replication factor 1 but DXPULSE_REPLICATION_FACTOR is 3: ...", 3)
 
     monkeypatch.setattr(dxpulse.faust_engine.support, "ensure_topics", refuse)
     app = SimpleNamespace(conf=SimpleNamespace(id="dxpulse-history"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import signal
@@ -15,7 +16,9 @@ import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
+from dxpulse.kafka.topics import TopicLayoutError
 from dxpulse.stack import install as installer
+from dxpulse.stack import kafka as stack_kafka
 from dxpulse.stack.cli import stack_app
 from dxpulse.stack.config import (
     INCLUDE_LINE,
@@ -741,3 +744,55 @@ def test_readiness_is_a_parameter(tmp_path: Path) -> None:
         assert stack.service_status("never").running
     finally:
         stack.stop_service("never")
+
+
+def _layout_answers(
+    monkeypatch: pytest.MonkeyPatch, answers: list[TopicLayoutError | list[str]]
+) -> list[TopicLayoutError | list[str]]:
+    """Make the stack's topic creation answer ``answers`` in turn, with no Kafka behind it."""
+
+    async def registered(*_: object) -> None:
+        return None
+
+    async def answer(*_: object, **__: object) -> list[str]:
+        given = answers.pop(0)
+        if isinstance(given, TopicLayoutError):
+            raise given
+        return given
+
+    monkeypatch.setattr(stack_kafka, "_wait_for_brokers", registered)
+    monkeypatch.setattr(stack_kafka, "ensure_topics", answer)
+    return answers
+
+
+def test_topics_wait_for_a_cluster_whose_brokers_are_not_all_listed_yet(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    short = TopicLayoutError("the Kafka cluster has 2 live brokers but DXPULSE_REPLICATION_FACTOR is 3", 2)
+    answers = _layout_answers(monkeypatch, [short, short, ["dxpulse.reports"]])
+    settings = StackSettings(kafka_brokers=3)
+    created = asyncio.run(stack_kafka.ensure_stack_topics(settings, time.monotonic() + 60, lambda: True))
+    assert created == ["dxpulse.reports"]
+    assert answers == []
+
+
+def test_a_wrong_layout_is_refused_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    wrong = TopicLayoutError(
+        "topic dxpulse.reports has replication factor 1 but DXPULSE_REPLICATION_FACTOR is 3", 3
+    )
+    answers = _layout_answers(monkeypatch, [wrong, ["never asked"]])
+    settings = StackSettings(kafka_brokers=3)
+    with pytest.raises(TopicLayoutError, match="replication factor 1"):
+        asyncio.run(stack_kafka.ensure_stack_topics(settings, time.monotonic() + 60, lambda: True))
+    assert answers == [["never asked"]]
+
+
+def test_a_cluster_still_short_of_brokers_at_the_deadline_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    short = TopicLayoutError("the Kafka cluster has 2 live brokers but DXPULSE_REPLICATION_FACTOR is 3", 2)
+    _layout_answers(monkeypatch, [short])
+    with pytest.raises(TopicLayoutError, match="2 live brokers"):
+        asyncio.run(
+            stack_kafka.ensure_stack_topics(
+                StackSettings(kafka_brokers=3), time.monotonic() - 1, lambda: True
+            )
+        )
