@@ -316,8 +316,8 @@ async def _peer(bench: Bench, run: PeerRun, base: list[Report], keys: int, probe
                 "reports/s",
                 rate,
                 f"{name}, same reports",
-                "(reported)",
-                None,
+                ">= 1.00: at least the peer" if run.peer.pace_setter else "(reported)",
+                dxpulse["throughput"] >= rate if run.peer.pace_setter else None,
                 f"{correct}; {len(consumed):,} reports over {keys:,} reporter-keys, one instance,"
                 " timed from its first rollup",
             )

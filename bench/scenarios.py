@@ -176,10 +176,10 @@ async def aggregator(bench: Bench) -> None:
             "reports/s",
             raw_rate,
             "raw consume+decode",
-            ">= 50,000/s and >= 0.40 of raw",
-            rate >= 50_000 and rate >= 0.4 * raw_rate,
+            ">= 50,000/s and >= 0.60 of the faust ceiling",
+            rate >= 50_000 and rate >= 0.6 * ceiling_rate,
             f"{n:,} reports over {keys:,} reporter-keys; {published:,.0f} rollups published;"
-            f" {rate / ceiling_rate:.2f} of the faust ceiling below"
+            f" {rate / ceiling_rate:.2f} of the faust ceiling below (the target's ratio)"
             + ("" if reread_s is None else f"; timed after the worker's gauge re-read ({reread_s:.1f} s)"),
         )
     )
@@ -415,8 +415,8 @@ async def ingest_throughput(bench: Bench) -> None:
                 "reports/s",
                 raw_rate,
                 "raw producer acks=all",
-                "(reported, no target)",
-                None,
+                ">= 5,000 requests/s",
+                n / seconds >= 5_000,
                 f"{n:,} reports, {HTTP_CONCURRENCY} connections",
             )
         )

@@ -61,6 +61,9 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        # FastAPI's own OpenTelemetry hooks ask for the global providers at every request (3% of a
+        # single report's instructions, bench/ingest_path.py); this app's metrics are Prometheus'.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_offline_docs(app)
     app.state.ingest = Ingest(

@@ -8,7 +8,9 @@ import logging
 import httpx
 import pytest
 from fastapi.routing import APIRoute
+from starlette.routing import Match
 
+from services.ingest.api.routes import reports
 from services.ingest.app import create_app
 from tests.unit.conftest import NOW
 from tests.unit.ingest.conftest import offline_settings
@@ -85,3 +87,12 @@ async def test_the_lifespan_connects_kafka_prunes_old_ids_and_closes_everything(
     assert [(NOW - before).days for before in store.pruned_before] == [90]
     assert kafka.stopped
     assert store.closed
+
+
+def test_a_single_report_is_served_by_the_plain_route_its_api_route_documents() -> None:
+    app = create_app(offline_settings())
+    scope = {"type": "http", "method": "POST", "path": "/v1/reports", "root_path": ""}
+    matching = [route for route in app.router.routes if route.matches(scope)[0] is Match.FULL]
+    assert matching[0] is reports.served
+    [documenting] = [route for route in matching if isinstance(route, APIRoute)]
+    assert documenting.endpoint is reports.served.endpoint
