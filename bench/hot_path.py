@@ -17,8 +17,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import json
-import os
-import subprocess
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -26,6 +24,7 @@ from typing import Annotated, Any
 import typer
 from faust.serializers import codecs
 
+from bench.callgrind import Callgrind, instrument
 from bench.synthetic import SIZES, Workload
 from dxpulse.domain.validation import parse_report
 from dxpulse.gc_tuning import DEFAULT_THRESHOLDS, tune_gc
@@ -42,12 +41,6 @@ class Stage(enum.StrEnum):
     parse = "parse"
     judge = "judge"
     all = "all"
-
-
-def _instrument(on: bool) -> None:
-    """Turn callgrind's instrumentation of this process on or off (``--instr-atstart=no``)."""
-    state = "on" if on else "off"
-    subprocess.run(["callgrind_control", "-i", state, str(os.getpid())], check=True, capture_output=True)
 
 
 def _changelog_records(outcome: BatchOutcome) -> list[tuple[bytes, Any]]:
@@ -72,7 +65,7 @@ async def _run(
 ) -> None:
     for number, batch in enumerate(batches):
         if callgrind and number == warm_up:
-            _instrument(True)
+            instrument(True)
         if stage is Stage.json:
             for message in batch:
                 json.loads(message.value or b"")
@@ -85,14 +78,14 @@ async def _run(
         else:
             _changelog_records(await aggregator.process(batch))
     if callgrind:
-        _instrument(False)
+        instrument(False)
 
 
 def main(
     batches: Annotated[int, typer.Option(help="Batches run in all, warm-up included.")] = 5,
     warm_up: Annotated[int, typer.Option(help="Batches run before the measured ones.")] = 3,
     stage: Annotated[Stage, typer.Option(help="How far each report is taken.")] = Stage.all,
-    callgrind: Annotated[bool, typer.Option(help="Instrument only the measured batches.")] = False,
+    callgrind: Callgrind = False,
 ) -> None:
     size = AggregateSettings().aggregate_batch_max
     workload = Workload(SIZES["full"])

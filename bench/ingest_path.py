@@ -20,14 +20,13 @@ import asyncio
 import cProfile
 import enum
 import json
-import os
-import subprocess
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from bench.callgrind import Callgrind, instrument
 from bench.synthetic import SIZES, Workload
 from services.ingest.app import create_app
 from services.ingest.settings import IngestSettings
@@ -43,12 +42,6 @@ Asgi = Callable[[Scope, Receive, Send], Awaitable[None]]
 class App(enum.StrEnum):
     ingest = "ingest"
     bare = "bare"
-
-
-def _instrument(on: bool) -> None:
-    """Turn callgrind's instrumentation of this process on or off (``--instr-atstart=no``)."""
-    state = "on" if on else "off"
-    subprocess.run(["callgrind_control", "-i", state, str(os.getpid())], check=True, capture_output=True)
 
 
 async def bare_app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -128,7 +121,7 @@ def main(
     requests: Annotated[int, typer.Option(help="Requests sent in all, warm-up included.")] = 3_000,
     warm_up: Annotated[int, typer.Option(help="Requests sent before the measured ones.")] = 1_000,
     app: Annotated[App, typer.Option(help="The ingest, or the least an ASGI app does.")] = App.ingest,
-    callgrind: Annotated[bool, typer.Option(help="Instrument only the measured requests.")] = False,
+    callgrind: Callgrind = False,
     profile: Annotated[Path | None, typer.Option(help="Write cProfile statistics here.")] = None,
 ) -> None:
     workload = Workload(SIZES["full"])
@@ -158,7 +151,7 @@ def main(
 
     def measure(on: bool) -> None:
         if callgrind:
-            _instrument(on)
+            instrument(on)
         if profile is not None:
             profiler.enable() if on else profiler.disable()
 
