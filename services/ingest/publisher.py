@@ -7,7 +7,7 @@ import logging
 
 from services.ingest.items import Item
 from services.ingest.producer import ReportProducer
-from services.ingest.store import STORE_ERRORS, AcceptedIds, EventKey, IngestStore
+from services.ingest.store import STORE_ERRORS, AcceptedIds, EventKey, IngestStore, RecordsBehind
 
 log = logging.getLogger(__name__)
 
@@ -15,16 +15,18 @@ log = logging.getLogger(__name__)
 class Publisher:
     """Publishes every valid, not yet accepted report, and records the ids Kafka acknowledged.
 
-    An id is recorded (in memory, ``AcceptedIds``, and in PostgreSQL) only after Kafka's ack, so a
-    2xx always means Kafka has the report. A report whose event is being published by another
-    request (or earlier in the same batch) waits for that send and is then a duplicate, or is sent
-    itself if that send failed. docs/design/ingest.md says why a report published twice is harmless.
+    An id is recorded (in memory, ``AcceptedIds``, and in PostgreSQL behind the answer,
+    ``RecordsBehind``) only after Kafka's ack, so a 2xx always means Kafka has the report. A report
+    whose event is being published by another request (or earlier in the same batch) waits for that
+    send and is then a duplicate, or is sent itself if that send failed. docs/design/ingest.md says
+    why a report published twice is harmless.
     """
 
     def __init__(self, producer: ReportProducer, store: IngestStore, accepted_ids: AcceptedIds) -> None:
         self.producer = producer
         self.store = store
         self.accepted_ids = accepted_ids
+        self.records = RecordsBehind(store)
         self.in_flight: dict[EventKey, asyncio.Future[None]] = {}
         """The events being published, each with a future done once its send has ended."""
 
@@ -60,11 +62,7 @@ class Publisher:
         failed = [e for e in errors if e is not None]
         if failed:
             log.warning("Kafka did not acknowledge %d report(s): %r", len(failed), failed[0])
-        newly = [item.key for item in valid if item.status == "accepted"]
-        try:
-            await self.store.record(newly)
-        except STORE_ERRORS as error:
-            log.warning("cannot record %d accepted event ids (%s)", len(newly), type(error).__name__)
+        await self.records.record([item.key for item in valid if item.status == "accepted"])
 
     async def _publish_one(self, item: Item) -> BaseException | None:
         """Publish unless this event was accepted already; waits for a send of the same event in flight."""

@@ -50,5 +50,6 @@ class Ingest:
         finally:
             pruner.cancel()
             await asyncio.gather(pruner, return_exceptions=True)
+            await self.publisher.records.drain()
             await self.kafka.stop()
             await self.store.close()

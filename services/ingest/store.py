@@ -163,6 +163,56 @@ class Coalesced:
                 self._running.discard(current)
 
 
+RECORDS_BEHIND = 50_000
+"""Accepted ids written behind the answers at most, before requests wait for their own writes."""
+
+
+class RecordsBehind:
+    """Writes accepted ids to the durable record after their requests are answered.
+
+    A request waits for Kafka's ack, not for PostgreSQL: an id is in memory (``AcceptedIds``) from
+    the ack on, and written here in the background, concurrent requests' ids as one query
+    (``Coalesced``). A crash before the write, or another ingest process asked the same event id
+    within those milliseconds, can only publish a report twice, which is harmless
+    (docs/design/ingest.md, Idempotency). While PostgreSQL is slow, at most ``limit`` ids wait;
+    past that a request writes its own before it is answered, so a slow database slows the
+    requests instead of filling memory. ``drain`` waits for every write (at shutdown).
+    """
+
+    def __init__(self, store: IngestStore, limit: int = RECORDS_BEHIND) -> None:
+        self.store = store
+        self.limit = limit
+        self.pending = 0
+        """Ids handed over and not yet written (or given up)."""
+        self._writes: set[asyncio.Task[None]] = set()
+
+    async def record(self, keys: list[EventKey]) -> None:
+        """Write ``keys`` in the background, or now while ``limit`` ids wait already."""
+        if not keys:
+            return
+        if self.pending + len(keys) > self.limit:
+            await self._write(keys)
+            return
+        self.pending += len(keys)
+        write = asyncio.create_task(self._write(keys, behind=True), name="record-accepted-ids")
+        self._writes.add(write)
+        write.add_done_callback(self._writes.discard)
+
+    async def drain(self) -> None:
+        """Wait until every id handed over is written or given up."""
+        while self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)
+
+    async def _write(self, keys: list[EventKey], *, behind: bool = False) -> None:
+        try:
+            await self.store.record(keys)
+        except STORE_ERRORS as error:
+            log.warning("cannot record %d accepted event ids (%s)", len(keys), type(error).__name__)
+        finally:
+            if behind:
+                self.pending -= len(keys)
+
+
 class Store:
     """A connection pool opened on first use (so the API starts while PostgreSQL is down), on a
     database with every migration: applied first when ``migrate``, else awaited (``prepare_schema``)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Iterable
 
 import pytest
 
@@ -14,7 +15,7 @@ from services.ingest.items import Item
 from services.ingest.metrics import IngestMetrics
 from services.ingest.producer import ReportProducer
 from services.ingest.publisher import Publisher
-from services.ingest.store import AcceptedIds
+from services.ingest.store import AcceptedIds, EventKey, RecordsBehind
 from tests.unit.conftest import flag, make_report
 from tests.unit.ingest.fakes import FakeKafkaLink, FakeProducer, FakeStore
 
@@ -45,6 +46,7 @@ async def test_a_report_is_accepted_once_kafka_has_it_and_then_is_a_duplicate(
     first, again = _items(sent), _items(sent)
     await publisher.publish(first)
     await publisher.publish(again)
+    await publisher.records.drain()
     assert [item.status for item in first + again] == ["accepted", "duplicate"]
     assert producer.values() == [sent.__pydantic_serializer__.to_json(sent)]
     assert store.recorded == [[("province:79", sent.event_id)]]
@@ -139,6 +141,7 @@ async def test_postgresql_down_still_publishes_relying_on_memory(
     first, again = _items(sent), _items(sent)
     await publisher.publish(first)
     await publisher.publish(again)
+    await publisher.records.drain()
     assert [item.status for item in first + again] == ["accepted", "duplicate"]
     assert len(producer.produced) == 1
     assert "cannot read accepted event ids (ConnectionRefusedError); relying on memory" in caplog.text
@@ -152,8 +155,66 @@ async def test_without_kafka_every_report_is_unavailable_and_nothing_recorded(
     kafka.disconnect()
     items = _items(_report(), _report(period="2024-H2"))
     await publisher.publish(items)
+    await publisher.records.drain()
     assert [item.status for item in items] == ["unavailable", "unavailable"]
     assert store.recorded == []
     assert (
         "Kafka did not acknowledge 2 report(s): ConnectionError('not connected to Kafka yet')" in caplog.text
     )
+
+
+class SlowStore(FakeStore):
+    """A PostgreSQL whose writes of accepted ids wait until ``writable`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writable = asyncio.Event()
+
+    async def record(self, keys: Iterable[EventKey]) -> None:
+        await self.writable.wait()
+        await super().record(keys)
+
+
+async def test_the_answer_waits_for_kafka_not_for_the_durable_record(producer: FakeProducer) -> None:
+    store = SlowStore()
+    publisher = Publisher(
+        ReportProducer(FakeKafkaLink(producer), IngestMetrics(), timeout_s=0.2), store, AcceptedIds(100)
+    )
+    sent = _report()
+    items = _items(sent)
+    async with asyncio.timeout(5):
+        await publisher.publish(items)
+    assert items[0].status == "accepted"
+    assert (store.recorded, publisher.records.pending) == ([], 1)
+    resent = _items(sent)
+    await publisher.publish(resent)
+    assert resent[0].status == "duplicate", "known from memory while its write is behind"
+    store.writable.set()
+    await publisher.records.drain()
+    assert (store.recorded, publisher.records.pending) == ([[("province:79", sent.event_id)]], 0)
+
+
+async def test_past_the_limit_of_writes_behind_a_request_writes_its_own() -> None:
+    store = SlowStore()
+    records = RecordsBehind(store, limit=2)
+    await records.record([("province:79", uuid.uuid4()), ("province:80", uuid.uuid4())])
+    assert records.pending == 2
+    third = asyncio.create_task(records.record([("province:81", uuid.uuid4())]))
+    await asyncio.sleep(0.01)
+    assert not third.done(), "the request waits for its own write"
+    store.writable.set()
+    async with asyncio.timeout(5):
+        await third
+        await records.drain()
+    assert sorted(len(keys) for keys in store.recorded) == [1, 2]
+    assert records.pending == 0
+
+
+async def test_a_write_behind_that_fails_is_logged_and_given_up(caplog: pytest.LogCaptureFixture) -> None:
+    store = FakeStore()
+    store.down = True
+    records = RecordsBehind(store)
+    await records.record([("province:79", uuid.uuid4())])
+    await records.drain()
+    assert records.pending == 0
+    assert "cannot record 1 accepted event ids (ConnectionRefusedError)" in caplog.text
