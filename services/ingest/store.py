@@ -165,6 +165,8 @@ class Coalesced:
 
 RECORDS_BEHIND = 50_000
 """Accepted ids written behind the answers at most, before requests wait for their own writes."""
+DRAIN_TIMEOUT_S = 10.0
+"""How long a shutdown waits for the ids still to be written."""
 
 
 class RecordsBehind:
@@ -198,10 +200,22 @@ class RecordsBehind:
         self._writes.add(write)
         write.add_done_callback(self._writes.discard)
 
-    async def drain(self) -> None:
-        """Wait until every id handed over is written or given up."""
+    async def drain(self, timeout_s: float = DRAIN_TIMEOUT_S) -> None:
+        """Wait until every id handed over is written or given up, for at most ``timeout_s``: a
+        PostgreSQL that does not answer must not hold a shutdown."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
         while self._writes:
-            await asyncio.gather(*self._writes, return_exceptions=True)
+            left = deadline - asyncio.get_running_loop().time()
+            _, unwritten = await asyncio.wait(set(self._writes), timeout=max(left, 0.0))
+            if unwritten and left <= 0:
+                log.warning(
+                    "gave up writing %d accepted event ids: PostgreSQL did not answer within %g s",
+                    self.pending,
+                    timeout_s,
+                )
+                for write in unwritten:
+                    write.cancel()
+                await asyncio.gather(*unwritten, return_exceptions=True)
 
     async def _write(self, keys: list[EventKey], *, behind: bool = False) -> None:
         try:

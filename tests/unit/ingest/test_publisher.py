@@ -218,3 +218,14 @@ async def test_a_write_behind_that_fails_is_logged_and_given_up(caplog: pytest.L
     await records.drain()
     assert records.pending == 0
     assert "cannot record 1 accepted event ids (ConnectionRefusedError)" in caplog.text
+
+
+async def test_a_shutdown_gives_up_writes_postgresql_does_not_answer(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    records = RecordsBehind(SlowStore())
+    await records.record([("province:79", uuid.uuid4())])
+    async with asyncio.timeout(5):
+        await records.drain(timeout_s=0.05)
+    assert records.pending == 0
+    assert "gave up writing 1 accepted event ids: PostgreSQL did not answer within 0.05 s" in caplog.text

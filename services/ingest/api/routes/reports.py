@@ -58,7 +58,7 @@ async def send_report(request: Request) -> JSONResponse:
 served = Route("/v1/reports", send_report, methods=["POST"])
 """What answers ``POST /v1/reports``, ahead of the router's route, which documents it.
 
-The hot path of single reports skips FastAPI's dependency solving and parameter handling, a third
+The hot path of single reports skips FastAPI's dependency solving and parameter handling, a quarter
 of a request's instructions (docs/design/ingest.md, The request path): ``send_report`` takes the
 request as it is and admits its sender itself. The handlers and middleware are the app's, as for
 every route.
