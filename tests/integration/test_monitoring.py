@@ -33,8 +33,9 @@ DASHBOARD_DIR = (
 SUBSTITUTIONS = {
     "period": PERIOD,
     "indicator": "emc_connection",
-    # Grafana's value depends on the time range; this one spans the scenario, sent minutes ago at most.
-    "__rate_interval": "5m",
+    # Grafana's value depends on the time range; this one spans the scenario, sent once before this
+    # file's tests, which take minutes: a shorter window left the quantile panels with no observation.
+    "__rate_interval": "1h",
     "__range": "1h",
     "datasource": "dxpulse-prometheus",
 }
