@@ -205,9 +205,10 @@ class RecordsBehind:
         PostgreSQL that does not answer must not hold a shutdown."""
         deadline = asyncio.get_running_loop().time() + timeout_s
         while self._writes:
-            left = deadline - asyncio.get_running_loop().time()
-            _, unwritten = await asyncio.wait(set(self._writes), timeout=max(left, 0.0))
-            if unwritten and left <= 0:
+            left = max(deadline - asyncio.get_running_loop().time(), 0.0)
+            # Writes still running after the wait mean the time is up.
+            _, unwritten = await asyncio.wait(set(self._writes), timeout=left)
+            if unwritten:
                 log.warning(
                     "gave up writing %d accepted event ids: PostgreSQL did not answer within %g s",
                     self.pending,
