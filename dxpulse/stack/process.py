@@ -88,10 +88,21 @@ def is_alive(pid: int, start_time: int | None = None) -> bool:
             return True
         return True
     state, started = stat
-    # A zombie has exited; it lingers when the reaper (PID 1 in a container) does not wait.
-    if state in ("Z", "X"):
+    if start_time is not None and started != start_time:
         return False
-    return start_time is None or started == start_time
+    # A zombie has exited; it lingers when the reaper (PID 1 in a container) does not wait.
+    # A zombie leader whose other threads still run is a process still exiting: its open
+    # files, listening sockets included, close only when the last thread is gone.
+    if state in ("Z", "X"):
+        return _other_threads_run(pid)
+    return True
+
+
+def _other_threads_run(pid: int) -> bool:
+    try:
+        return any(task.name != str(pid) for task in Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return False
 
 
 def write_pid_file(path: Path, record: PidRecord) -> None:

@@ -406,6 +406,36 @@ def test_a_zombie_is_not_alive() -> None:
         child.wait()
 
 
+_LEADER_EXITS_FIRST = """
+import ctypes, socket, sys, threading, time
+server = socket.socket()
+server.bind(("127.0.0.1", 0))
+server.listen()
+print(server.getsockname()[1], flush=True)
+threading.Thread(target=lambda: time.sleep(1.5)).start()
+ctypes.CDLL(None).pthread_exit(None)
+"""
+
+
+def test_a_process_whose_leader_thread_exited_first_is_alive_until_its_last_thread_ends() -> None:
+    # As a Go server exiting: its leader turns zombie while other threads still hold its sockets.
+    with subprocess.Popen(
+        [sys.executable, "-c", _LEADER_EXITS_FIRST], stdout=subprocess.PIPE, text=True
+    ) as child:
+        assert child.stdout is not None
+        port = int(child.stdout.readline())
+        deadline = time.monotonic() + 10
+        while parse_proc_stat(Path(f"/proc/{child.pid}/stat").read_text())[0] != "Z":
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert port_open(port)
+        assert is_alive(child.pid)
+        while is_alive(child.pid):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert not port_open(port)
+
+
 def test_launch_detaches_and_stop_kills_the_group(tmp_path: Path) -> None:
     log = tmp_path / "logs" / "x.log"
     # The parent spawns a grandchild in its process group; stopping must take both.
