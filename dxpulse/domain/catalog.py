@@ -202,9 +202,21 @@ def trajectory_start(indicator: Indicator, milestone: Target) -> Baseline | None
     return Baseline(value=before.value, date=before.deadline)
 
 
+EARLIEST_PERIOD_START = date(2020, 1, 1)
+"""The default ``Catalog.earliest_period_start``: the national digital-transformation programme's start."""
+
+
 class Catalog(_Entry):
     """All indicators, by id."""
 
+    earliest_period_start: date = Field(
+        default=EARLIEST_PERIOD_START,
+        description=(
+            "The first day a reported period may start, and the earliest observation time: anything"
+            " earlier is refused (period-too-old, observation-too-old). Without a floor one reporter"
+            " could create a figure, its state and its alerts for every period since year 1."
+        ),
+    )
     indicators: tuple[Indicator, ...]
 
     @field_validator("indicators")

@@ -337,6 +337,17 @@ def reporting_deadline(indicator: Indicator, period: str) -> date | None:
     return end + timedelta(days=indicator.alerts.missing_reports.grace_days)
 
 
+def owed(indicator: Indicator, period: str) -> bool:
+    """Whether reporters owe a report for ``period``: none is owed before the indicator's
+    ``first_period``, so an early report (a backfill) does not make the others missing."""
+    if indicator.first_period is None:
+        return True
+    try:
+        return parse_period(period).start >= parse_period(indicator.first_period).start
+    except PeriodError:
+        return False
+
+
 def due_periods(indicator: Indicator, now: datetime) -> list[Period]:
     """The periods whose reporting deadline has passed at ``now``, oldest first: the latest
     ``lookback_periods`` of them, none before the indicator's ``first_period``.
@@ -390,7 +401,7 @@ def missing_reports(indicator: Indicator, rollup: Rollup, now: datetime) -> Cond
     if not indicator.alerts.missing_reports.enabled or rollup.scope != NATIONAL_SCOPE:
         return Condition(False)
     due = reporting_deadline(indicator, rollup.period)
-    if due is None or now.date() <= due or not rollup.not_reported:
+    if due is None or now.date() <= due or not rollup.not_reported or not owed(indicator, rollup.period):
         return Condition(False)
     missing = tuple(rollup.not_reported)
     count = max(rollup.not_reported_count, len(missing))

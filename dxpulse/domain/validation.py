@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -52,6 +52,14 @@ def validate_report(
         period = parse_period(report.period, indicator.period_type)
     except PeriodError as error:
         return Problem("invalid-period", "Period does not fit the indicator", str(error), "period")
+    if period.start < catalog.earliest_period_start:
+        return Problem(
+            "period-too-old",
+            "Period is before the catalog's first",
+            f"period {period.label} starts on {period.start}, before {catalog.earliest_period_start},"
+            " the first day a reported period may start",
+            "period",
+        )
     if period.start > now.date():
         return Problem(
             "future-period",
@@ -65,6 +73,14 @@ def validate_report(
             "Observation time is in the future",
             f"observed_at {report.observed_at.isoformat()} is later than now"
             f" ({now.isoformat()}); check the reporting system's clock",
+            "observed_at",
+        )
+    if report.observed_at < datetime.combine(catalog.earliest_period_start, time.min, UTC):
+        return Problem(
+            "observation-too-old",
+            "Observation time is before the catalog's first period",
+            f"observed_at {report.observed_at.isoformat()} is before {catalog.earliest_period_start};"
+            " check the reporting system's clock and date format",
             "observed_at",
         )
     reporter = registry.get(report.reporter)
@@ -152,6 +168,9 @@ class ReportJudge:
         reporters that passed the registry's checks for its groups and period end."""
         self._passed: dict[tuple[tuple[str, ...], date], set[str]] = {}
         """(groups, period end) → the reporters that passed the registry's checks for them."""
+        self._observed_from = catalog.earliest_period_start
+        """An observation dated after this day, in its own time zone, is after the earliest allowed
+        instant whatever its UTC offset (under a day); one dated on it or before is judged in full."""
         self._instant: tuple[datetime, date, datetime, date] | None = None
         """The last ``now`` judged at, its day, the latest observation time it allows, and the first
         day (in the observation's own time zone) whose observations need comparing with that."""
@@ -164,6 +183,7 @@ class ReportJudge:
             if (
                 report.reporter in passed
                 and period.start <= today
+                and self._observed_from < report.observed_at.date()
                 and (report.observed_at.date() < comparing_from or report.observed_at <= latest)
                 and _value_problem(indicator, report.value) is None
             ):

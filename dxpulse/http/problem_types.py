@@ -129,6 +129,13 @@ _TYPES = (
         "period",
     ),
     ProblemType(
+        "period-too-old",
+        422,
+        "Period is before the catalog's first",
+        "period 1999-H1 starts on 1999-01-01, before 2020-01-01, the first day a reported period may start",
+        "period",
+    ),
+    ProblemType(
         "future-period",
         422,
         "Period has not started",
@@ -141,6 +148,14 @@ _TYPES = (
         "Observation time is in the future",
         "observed_at 2099-06-30T10:00:00+00:00 is later than now (2025-07-01T08:00:00+00:00);"
         " check the reporting system's clock",
+        "observed_at",
+    ),
+    ProblemType(
+        "observation-too-old",
+        422,
+        "Observation time is before the catalog's first period",
+        "observed_at 0001-01-01T00:00:00+00:01 is before 2020-01-01; check the reporting system's"
+        " clock and date format",
         "observed_at",
     ),
     ProblemType(

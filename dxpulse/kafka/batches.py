@@ -3,30 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import Sequence
 from typing import Any, TypeAlias
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from aiokafka.partitioner import DefaultPartitioner, murmur2
+from aiokafka.partitioner import DefaultPartitioner
+
+from dxpulse.kafka.topics import partition_of
 
 BATCH_BYTES = 256 * 1024
 """A message at least this large (key and value) is sent alone rather than in a shared batch."""
 
 
-@functools.lru_cache(maxsize=1 << 16)
-def _key_index(key: bytes, partitions: int) -> int:
-    return int(murmur2(key) & 0x7FFFFFFF) % partitions
-
-
 def keyed_partition(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
-    """Kafka's default partitioner (murmur2, as the Java client and aiokafka), remembering each
-    key's partition: reports are keyed ``indicator|period``, a few keys sent again and again, and
-    aiokafka's pure-Python murmur2 was 7% of a batch's CPU."""
+    """Kafka's default partitioner (murmur2, as the Java client and aiokafka), each key's partition
+    remembered (``partition_of``): aiokafka's own partitioner computes murmur2 for every message."""
     if key is None:
         return int(DefaultPartitioner()(key, all_partitions, available))
-    return all_partitions[_key_index(key, len(all_partitions))]
+    return all_partitions[partition_of(key, len(all_partitions))]
 
 
 class PartitionTurns:
@@ -79,7 +74,7 @@ async def send_as_batches(
             handed[:] = [error] * len(messages)
             return
         for index, (key, _) in enumerate(messages):
-            by_partition.setdefault(known[_key_index(key, len(known))], []).append(index)
+            by_partition.setdefault(known[partition_of(key, len(known))], []).append(index)
     else:
         for index, partition in enumerate(partitions):
             by_partition.setdefault(partition, []).append(index)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,9 +29,11 @@ DEAD_LETTERS = "dxpulse.reports.deadletter.v1"
 """Raw messages the pipeline could not accept, with the reason and the original bytes."""
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def partition_of(key: bytes, partitions: int) -> int:
     """The partition a keyed message goes to: Kafka's default partitioner (murmur2), as the Java
-    clients, aiokafka and so faust all use it."""
+    clients, aiokafka and so faust all use it. Remembered per key: reports are keyed
+    ``indicator|period``, a few keys again and again, and aiokafka's murmur2 is pure Python."""
     hashed: int = murmur2(key)
     return (hashed & 0x7FFFFFFF) % partitions
 

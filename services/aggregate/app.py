@@ -34,7 +34,7 @@ from dxpulse.kafka.batches import Message as KafkaMessage
 from dxpulse.kafka.dead_letters import DeadLetters, Refused
 from dxpulse.kafka.security import KafkaSecurity, kafka_security
 from dxpulse.kafka.subscriber import Pacer, latest_rollups
-from dxpulse.kafka.topics import DEAD_LETTERS, REPORTS, ROLLUPS, TopicSpec, changelog
+from dxpulse.kafka.topics import DEAD_LETTERS, REPORTS, ROLLUPS, TopicSpec, changelog, partition_of
 from dxpulse.monitoring import RollupGauges
 from services.aggregate.metrics import AggregateMetrics
 from services.aggregate.processing import (
@@ -240,7 +240,13 @@ def create_app(
     # (dxpulse.domain.state_records.writes_of).
     states = json_table(app, STATE_TABLE, settings.topic_partitions)
     sender = BatchSender(app, states, metrics, clock)
-    aggregator = BatchAggregator(FaustTableView(states), catalog, registry, clock)
+    aggregator = BatchAggregator(
+        FaustTableView(states),
+        catalog,
+        registry,
+        clock,
+        home_partition=functools.partial(partition_of, partitions=settings.topic_partitions),
+    )
     # Batches: one state write and one rollup per scope per (indicator, period) and batch; a batch
     # is what arrived while the previous one was processed (dxpulse.faust_engine.batches.MessageBatches).
     batches = take_batches(

@@ -36,6 +36,8 @@ INVALID_REPORT = "invalid-report"
 PROCESSING_FAILED = "processing-failed"
 """Dead-letter reason of a report whose judging or rolling up raised."""
 WRONG_KEY = "wrong-key"
+WRONG_PARTITION = "wrong-partition"
+"""Dead-letter reason of a report keyed right but written to another partition than its key's."""
 DEAD_LETTER_REASONS = (INVALID_REPORT, PROCESSING_FAILED)
 """The reasons exported at 0 from the start (the others are the validation's problem slugs)."""
 
@@ -166,9 +168,13 @@ class BatchAggregator:
         registry: Registry,
         clock: Clock,
         *,
+        home_partition: Callable[[bytes], int],
         step: StepMany = step_many,
     ) -> None:
+        """``home_partition``: the partition of the reports topic a key belongs on (Kafka's default
+        partitioner over its partitions, ``dxpulse.kafka.topics.partition_of``)."""
         self._table = table
+        self._home_partition = home_partition
         self._catalog = catalog
         self._registry = registry
         self._clock = clock
@@ -227,6 +233,19 @@ class BatchAggregator:
             # The table is partitioned by this key: a report on another partition would start a
             # second, disagreeing state for the same (indicator, period).
             letters.append(Refusal(message, WRONG_KEY, f"reports must be keyed {key!r} (indicator|period)"))
+            return None
+        home = self._home_partition(message.key)
+        if message.partition != home:
+            # The same danger as a wrong key: this partition's worker would hold a second state.
+            letters.append(
+                Refusal(
+                    message,
+                    WRONG_PARTITION,
+                    f"reports keyed {key!r} belong on partition {home}, not {message.partition}: produce"
+                    " with Kafka's default partitioner (murmur2, as the Java client and aiokafka do;"
+                    " librdkafka clients set partitioner=murmur2_random) and no explicit partition",
+                )
+            )
             return None
         return key, report, verdict.period
 

@@ -18,7 +18,7 @@ from dxpulse.faust_engine.support import (
     take_batches,
 )
 from dxpulse.kafka.dead_letters import DeadLetters
-from dxpulse.kafka.topics import DEAD_LETTERS, REPORTS, ROLLUPS
+from dxpulse.kafka.topics import DEAD_LETTERS, REPORTS, ROLLUPS, partition_of
 from dxpulse.postgres.migrations import open_pool
 from dxpulse.postgres.retry import RETRY_DELAYS_S
 from services.history.core import BATCH, write_latest, write_rollups
@@ -72,6 +72,7 @@ def create_app(
         catalog,
         registry,
         clock,
+        partial(partition_of, partitions=settings.topic_partitions),
     )
     app.task(rollups.run)
     app.task(latest.run)

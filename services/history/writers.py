@@ -163,11 +163,15 @@ class ReporterLatestWriter(TableWriter[Report]):
         catalog: Catalog,
         registry: Registry,
         clock: Clock,
+        home_partition: Callable[[bytes], int],
     ) -> None:
+        """``home_partition``: the partition of the reports topic a key belongs on, as the aggregator
+        checks it (``services.aggregate.processing.WRONG_PARTITION``)."""
         super().__init__(batches, writer, metrics)
         self.catalog = catalog
         self.registry = registry
         self.clock = clock
+        self.home_partition = home_partition
 
     async def record(self, batch: list[Message]) -> None:
         now = self.clock()
@@ -177,6 +181,8 @@ class ReporterLatestWriter(TableWriter[Report]):
         self.metrics.reports.labels(outcome="refused").inc(len(batch) - recorded)
 
     def accepted(self, message: Message, now: datetime) -> Report | None:
+        if message.key is not None and message.partition != self.home_partition(message.key):
+            return None  # the aggregator dead-letters it (wrong-partition)
         try:
             return accepted_report(message.key, message.value or b"", self.catalog, self.registry, now)
         except Exception:  # the aggregator dead-letters such a report (processing-failed)

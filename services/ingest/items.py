@@ -43,6 +43,13 @@ def item_result(item: Item, raw: list[Any]) -> dict[str, Any]:
 
 
 def raw_event_id(value: Any) -> str | None:
-    """The event id of an item that did not parse, when it has a usable one."""
+    """The event id of an item that did not parse, when it has a usable one: a short string that
+    UTF-8 can write (JSON's ``\\ud800`` escape decodes to a lone surrogate, which it cannot)."""
     found = value.get("event_id") if isinstance(value, dict) else None
-    return found if isinstance(found, str) and len(found) <= 64 else None
+    if not isinstance(found, str) or len(found) > 64:
+        return None
+    try:
+        found.encode()
+    except UnicodeEncodeError:
+        return None
+    return found

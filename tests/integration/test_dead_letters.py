@@ -12,7 +12,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from dxpulse.kafka.subscriber import latest_rollups, read_records
-from dxpulse.kafka.topics import DEAD_LETTERS, REPORTS
+from dxpulse.kafka.topics import DEAD_LETTERS, REPORTS, partition_of
 from dxpulse.stack.settings import StackSettings
 from schemas import DeadLetter
 from tests.integration.ingest_support import report
@@ -32,6 +32,8 @@ async def test_malformed_raw_messages_are_dead_lettered_and_the_worker_keeps_goi
     ratio = {"kind": "ratio", "numerator": 1, "denominator": 4}
     wrong_key = json.dumps(report("province:01", indicator, period, ratio)).encode()
     no_key = json.dumps(report("province:02", indicator, period, ratio)).encode()
+    # Keyed right, on another partition than its key's: its worker would hold a second state.
+    wrong_partition = json.dumps(report("province:58", indicator, period, ratio)).encode()
     # After the bad ones: a valid report, whose rollup proves the worker went on.
     valid = report(
         "province:79",
@@ -49,6 +51,8 @@ async def test_malformed_raw_messages_are_dead_lettered_and_the_worker_keeps_goi
         await producer.send_and_wait(REPORTS, key=key, value=b"\xff\xfe\x00")
         await producer.send_and_wait(REPORTS, key=b"province:01", value=wrong_key)
         await producer.send_and_wait(REPORTS, value=no_key)
+        elsewhere = (partition_of(key, pipeline.topic_partitions) + 1) % pipeline.topic_partitions
+        await producer.send_and_wait(REPORTS, key=key, value=wrong_partition, partition=elsewhere)
         await producer.send_and_wait(REPORTS, key=key, value=json.dumps(valid).encode())
     finally:
         await producer.stop()
@@ -63,7 +67,7 @@ async def test_malformed_raw_messages_are_dead_lettered_and_the_worker_keeps_goi
         if (
             garbage in originals
             and b"\xff\xfe\x00" in originals
-            and {wrong_key, no_key} <= set(originals)
+            and {wrong_key, no_key, wrong_partition} <= set(originals)
             and f"{indicator}|{period}|national" in rollups
         ):
             break
@@ -77,4 +81,8 @@ async def test_malformed_raw_messages_are_dead_lettered_and_the_worker_keeps_goi
     assert originals[json.dumps(wrong_kind).encode()].reason == "wrong-value-kind"
     assert (originals[wrong_key].reason, originals[wrong_key].original_key) == ("wrong-key", "province:01")
     assert (originals[no_key].reason, originals[no_key].original_key) == ("wrong-key", None)
+    assert (originals[wrong_partition].reason, originals[wrong_partition].source_partition) == (
+        "wrong-partition",
+        elsewhere,
+    )
     assert rollups[f"{indicator}|{period}|provinces"].reporters_reported == 1

@@ -28,7 +28,7 @@ from dxpulse.domain.catalog import default_catalog
 from dxpulse.domain.registry import default_registry
 from dxpulse.domain.validation import Problem, parse_report, validate_report
 from dxpulse.kafka.subscriber import latest_rollups, read_records
-from dxpulse.kafka.topics import DEAD_LETTERS, REPORTS
+from dxpulse.kafka.topics import DEAD_LETTERS, REPORTS, partition_of
 from dxpulse.stack.settings import StackSettings
 from dxpulse.stack.stack import Stack
 from schemas import DeadLetter
@@ -39,6 +39,8 @@ from tests.integration.processes import all_alive, service_pids
 
 pytestmark = pytest.mark.integration
 
+PARTITIONS = 6
+"""The reports topic's partitions in the session's stack (checked in each round)."""
 BROKER_MESSAGE_MAX = 1_048_588
 """Kafka's default ``message.max.bytes``: a record batch (one record here) up to this is accepted."""
 VALUE_MAX = BROKER_MESSAGE_MAX - 4_096
@@ -64,23 +66,30 @@ HOSTILE_SETTINGS = settings(
 )
 
 
+RawMessage = tuple[bytes | None, bytes, int | None]
+"""A message as a producer writing straight to Kafka might send it: key, value, and the partition
+it names (None: Kafka's default partitioner chooses)."""
+
+
 @st.composite
-def raw_messages(draw: st.DrawFn) -> tuple[bytes | None, bytes]:
-    """A message as a producer writing straight to Kafka might send it: (key, value)."""
+def raw_messages(draw: st.DrawFn) -> RawMessage:
+    """A message as a producer writing straight to Kafka might send it."""
     which = draw(st.sampled_from(["report", "report", "report", "json", "bytes", "large"]))
     if which == "report":
         raw = draw(raw_reports(INDICATORS, PERIODS))
         key = report_key(raw["indicator"], raw["period"]).encode()
         if draw(st.integers(0, 9)) == 0:
             key = draw(st.sampled_from([b"", b"\xff\xfe", b"x" * 5_000, key + b"|x"]))
-        return key, as_json(raw)
+        # Now and then a partition of the producer's choosing: its key's, or another.
+        partition = draw(st.integers(0, PARTITIONS - 1)) if draw(st.integers(0, 4)) == 0 else None
+        return key, as_json(raw), partition
     key = f"{draw(st.sampled_from(INDICATORS))}|2025-H1".encode()
     if which == "json":
-        return key, as_json(draw(JSON))
+        return key, as_json(draw(JSON)), None
     if which == "bytes":
-        return key, draw(st.binary(max_size=2_000))
+        return key, draw(st.binary(max_size=2_000)), None
     size = draw(st.one_of(st.integers(100_000, VALUE_MAX), st.sampled_from([VALUE_MAX, 700_000, 900_000])))
-    return key, sized_bytes(size, draw(st.integers(0, 2**32)))
+    return key, sized_bytes(size, draw(st.integers(0, 2**32))), None
 
 
 @st.composite
@@ -100,14 +109,17 @@ def api_bodies(draw: st.DrawFn) -> tuple[str, bytes]:
     return "/v1/reports", body
 
 
-def _refused_by_pipeline(key: bytes | None, value: bytes, now: datetime) -> bool:
+def _refused_by_pipeline(message: RawMessage, now: datetime) -> bool:
     """Whether the aggregator must dead-letter this message: the oracle, from the pure checks."""
+    key, value, partition = message
     parsed = parse_report(value)
     if isinstance(parsed, Problem):
         return True
     if isinstance(validate_report(parsed, default_catalog(), default_registry(), now), Problem):
         return True
-    return key is None or key.decode(errors="replace") != report_key(parsed.indicator, parsed.period)
+    if key is None or key.decode(errors="replace") != report_key(parsed.indicator, parsed.period):
+        return True
+    return partition is not None and partition != partition_of(key, PARTITIONS)
 
 
 async def _dead_letter_digests(bootstrap: str) -> set[str]:
@@ -120,13 +132,13 @@ async def _dead_letter_digests(bootstrap: str) -> set[str]:
     }
 
 
-async def _write_raw(bootstrap: str, messages: list[tuple[bytes | None, bytes]]) -> None:
+async def _write_raw(bootstrap: str, messages: list[RawMessage]) -> None:
     # Above aiokafka's 1 MiB default request limit, so that the broker's own limit is the one tried.
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=2 * 1024 * 1024)
     await producer.start()
     try:
-        for key, value in messages:
-            await producer.send_and_wait(REPORTS, key=key, value=value)
+        for key, value, partition in messages:
+            await producer.send_and_wait(REPORTS, key=key, value=value, partition=partition)
     finally:
         await producer.stop()
 
@@ -180,12 +192,18 @@ def _report_of(value: dict[str, Any], reporter: str = "province:79") -> dict[str
 
 
 DTE_KEY = b"digital_tech_enterprises|2025-H1"
-KNOWN_KILLERS: list[tuple[bytes | None, bytes]] = [
+KNOWN_KILLERS: list[RawMessage] = [
     # Each once stopped the aggregator for good: two counts whose sum overflows a float, and a
     # message whose dead letter (base64, a third larger) went over Kafka's record size.
-    (DTE_KEY, as_json(_report_of({"kind": "count", "value": 1e308}, "province:01"))),
-    (DTE_KEY, as_json(_report_of({"kind": "count", "value": 1e308}, "province:79"))),
-    (DTE_KEY, sized_bytes(900_000, 1)),
+    (DTE_KEY, as_json(_report_of({"kind": "count", "value": 1e308}, "province:01")), None),
+    (DTE_KEY, as_json(_report_of({"kind": "count", "value": 1e308}, "province:79")), None),
+    (DTE_KEY, sized_bytes(900_000, 1), None),
+    # A report on another partition than its key's would start a second state of its figure.
+    (
+        DTE_KEY,
+        as_json(_report_of({"kind": "count", "value": 3}, "province:01")),
+        (partition_of(DTE_KEY, PARTITIONS) + 1) % PARTITIONS,
+    ),
 ]
 
 
@@ -198,7 +216,7 @@ KNOWN_KILLERS: list[tuple[bytes | None, bytes]] = [
 def test_no_input_stops_the_pipeline(
     pipeline: StackSettings,
     province_token: str,
-    messages: list[tuple[bytes | None, bytes]],
+    messages: list[RawMessage],
     bodies: list[tuple[str, bytes]],
 ) -> None:
     asyncio.run(_hostile_round(pipeline, province_token, messages, bodies))
@@ -207,9 +225,10 @@ def test_no_input_stops_the_pipeline(
 async def _hostile_round(
     pipeline: StackSettings,
     token: str,
-    messages: list[tuple[bytes | None, bytes]],
+    messages: list[RawMessage],
     bodies: list[tuple[str, bytes]],
 ) -> None:
+    assert pipeline.topic_partitions == PARTITIONS
     stack = Stack(pipeline, report=lambda _: None)
     before = service_pids(stack)
     assert all_alive(before), before
@@ -218,7 +237,7 @@ async def _hostile_round(
     await _write_raw(pipeline.kafka_bootstrap, messages)
     accepted = await _send_to_api(url, token, bodies)
     now = datetime.now(UTC)
-    refused = {hashlib.sha256(v).hexdigest() for k, v in messages if _refused_by_pipeline(k, v, now)}
+    refused = {hashlib.sha256(m[1]).hexdigest() for m in messages if _refused_by_pipeline(m, now)}
 
     # A valid report after them all, on a figure nobody else reports: rolled up, so the worker went on.
     marker = uuid.uuid4().int % 1_000_000

@@ -10,7 +10,7 @@ from typing import Any
 from dxpulse.domain.catalog import default_catalog
 from dxpulse.domain.registry import default_registry
 from dxpulse.domain.rollup import step_many
-from dxpulse.kafka.topics import REPORTS
+from dxpulse.kafka.topics import REPORTS, partition_of
 from schemas import Report
 from schemas.events import report_key
 from services.aggregate.processing import (
@@ -56,15 +56,33 @@ def recovered(writes: Iterable[ChangelogWrite]) -> MemoryTable:
     return table
 
 
+PARTITIONS = 6
+"""The reports topic's partitions in these tests, as in the local stack."""
+
+
+def home_partition(key: bytes) -> int:
+    """The partition a report keyed ``key`` belongs on."""
+    return partition_of(key, PARTITIONS)
+
+
 def aggregator(table: MemoryTable, step: StepMany = step_many) -> BatchAggregator:
     """An aggregator over ``table`` whose clock always reads ``COMPUTED_AT``."""
-    return BatchAggregator(table, default_catalog(), default_registry(), lambda: COMPUTED_AT, step=step)
+    return BatchAggregator(
+        table,
+        default_catalog(),
+        default_registry(),
+        lambda: COMPUTED_AT,
+        home_partition=home_partition,
+        step=step,
+    )
 
 
-def message_of(report: Report, offset: int, partition: int = 3) -> RawReport:
-    """``report`` as read from the reports topic, keyed as the ingest keys it."""
+def message_of(report: Report, offset: int, partition: int | None = None) -> RawReport:
+    """``report`` as read from the reports topic, keyed as the ingest keys it, on its key's partition
+    unless ``partition`` says otherwise."""
     key = report_key(report.indicator, report.period).encode()
-    return RawReport(key, report.model_dump_json().encode(), REPORTS, partition, offset, timestamp=1.0)
+    where = home_partition(key) if partition is None else partition
+    return RawReport(key, report.model_dump_json().encode(), REPORTS, where, offset, timestamp=1.0)
 
 
 def messages_of(reports: Sequence[Report], first_offset: int = 0) -> list[RawReport]:

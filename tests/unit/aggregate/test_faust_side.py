@@ -15,7 +15,7 @@ from schemas.events import report_key
 from services.aggregate.app import STATE_TABLE, BatchSender, FaustTableView
 from services.aggregate.metrics import AggregateMetrics
 from services.aggregate.processing import BatchAggregator
-from tests.unit.aggregate.support import MemoryTable, aggregator, messages_of
+from tests.unit.aggregate.support import MemoryTable, aggregator, home_partition, messages_of
 from tests.unit.conftest import COMPUTED_AT, flag, make_report
 
 EMC = report_key("emc_connection", "2024-H1")
@@ -24,7 +24,11 @@ EMC = report_key("emc_connection", "2024-H1")
 async def test_the_changelog_records_recover_what_the_faust_table_holds(app: faust.App) -> None:
     table = json_table(app, STATE_TABLE, 6)
     processor = BatchAggregator(
-        FaustTableView(table), default_catalog(), default_registry(), lambda: COMPUTED_AT
+        FaustTableView(table),
+        default_catalog(),
+        default_registry(),
+        lambda: COMPUTED_AT,
+        home_partition=home_partition,
     )
     metrics = AggregateMetrics(RollupGauges(4, 6, lambda: None), default_catalog())
     sender = BatchSender(app, table, metrics, lambda: COMPUTED_AT)

@@ -19,10 +19,20 @@ from schemas.events import report_key
 from services.aggregate.processing import (
     PROCESSING_FAILED,
     WRONG_KEY,
+    WRONG_PARTITION,
     ChangelogWrite,
     RawReport,
 )
-from tests.unit.aggregate.support import MemoryTable, aggregator, message_of, messages_of, recovered, run
+from tests.unit.aggregate.support import (
+    PARTITIONS,
+    MemoryTable,
+    aggregator,
+    home_partition,
+    message_of,
+    messages_of,
+    recovered,
+    run,
+)
 from tests.unit.conftest import COMPUTED_AT, flag, make_report, ratio
 from tests.unit.domain.test_rollup_batch import _split
 from tests.unit.domain.test_rollup_properties import PERIOD, SECONDARY_SETTINGS, _deliveries, _ratio_values
@@ -92,8 +102,25 @@ def test_each_indicator_and_period_of_a_batch_is_rolled_up_on_its_own() -> None:
     assert [done.messages for done in out.done] == [messages[0::2], messages[1::2]]
     assert out.rollups == _records(rate_rollups + emc_rollups)
     assert (processor.state_of(RATE), processor.state_of(EMC)) == (rate_state, emc_state)
-    # Each one's records on the partition of its first report.
-    assert {write.partition for write in out.changelog} == {messages[0].partition}
+    # Each one's records on its reports' partition.
+    for key in (RATE, EMC):
+        assert {write.partition for write in out.changelog if write.key.startswith(key)} == {
+            home_partition(key.encode())
+        }
+
+
+def test_a_report_keyed_right_on_another_partition_is_dead_lettered_and_changes_nothing() -> None:
+    # On another partition its worker would hold a second, disagreeing state of the same figure
+    # (a librdkafka client's default partitioner, or an explicit partition, puts it there).
+    valid = _flags(["province:01", "province:79"], 1)
+    home = home_partition(EMC.encode())
+    elsewhere = message_of(valid[1], 1, partition=(home + 1) % PARTITIONS)
+    processor = aggregator(MemoryTable())
+    out = run(processor, [message_of(valid[0], 0), elsewhere])
+    assert [(letter.message, letter.reason) for letter in out.dead_letters] == [(elsewhere, WRONG_PARTITION)]
+    assert f"belong on partition {home}, not {elsewhere.partition}" in out.dead_letters[0].detail
+    assert list(processor.state_of(EMC).latest) == ["province:01"]
+    assert {write.partition for write in out.changelog} == {home}
 
 
 def test_invalid_messages_are_dead_lettered_and_the_rest_applied() -> None:
@@ -165,7 +192,7 @@ def test_the_changelog_writes_rebuild_the_state_and_a_restart_goes_on_as_the_wor
         writes += out.changelog
         # The period record first, every record on the partition of the batch's first report.
         assert out.changelog[0].key == EMC
-        assert {write.partition for write in out.changelog} == {3}
+        assert {write.partition for write in out.changelog} == {home_partition(EMC.encode())}
     assert any(DELTA_PREFIX in write.key for write in writes)
     assert any(write.value is None for write in writes)  # deltas deleted once buckets are rewritten
     state = processor.state_of(EMC)

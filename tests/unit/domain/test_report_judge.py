@@ -148,3 +148,21 @@ def test_observations_near_the_clock_skew_are_judged_as_validate_report(
     judge(Report.model_validate(VALID), now)
     judge(Report.model_validate(VALID), now)  # the bounds of ``now`` remembered
     assert judge(report, now) == validate_report(report, CATALOG, REGISTRY, now)
+
+
+@given(
+    offset=st.integers(-(24 * 60 - 1), 24 * 60 - 1),
+    seconds=st.integers(-3 * 86_400, 3 * 86_400),
+)
+@settings(max_examples=500, deadline=None)
+def test_observations_near_the_earliest_day_are_judged_as_validate_report(offset: int, seconds: int) -> None:
+    """An observation just before or after the catalog's first instant, whatever its UTC offset."""
+    zone = timezone(timedelta(minutes=offset))
+    first = datetime.combine(CATALOG.earliest_period_start, datetime.min.time(), UTC)
+    observed = (first + timedelta(seconds=seconds)).astimezone(zone)
+    report = Report.model_validate({**VALID, "observed_at": observed.isoformat()})
+    judge = ReportJudge(CATALOG, REGISTRY)
+    judge(Report.model_validate(VALID), NOW)  # the period and the reporter remembered
+    verdict = judge(report, NOW)
+    assert verdict == validate_report(report, CATALOG, REGISTRY, NOW)
+    assert isinstance(verdict, Problem) == (observed < first)

@@ -394,6 +394,18 @@ def test_missing_reports_fires_at_the_reporting_deadline_listing_who() -> None:
     assert (alert.scope, alert.severity) == ("national", "warning")
 
 
+def test_missing_reports_expects_nothing_before_the_first_period() -> None:
+    # emc_connection is owed from 2024-H1: a backfilled 2023-H2 figure alerts nobody as missing.
+    assert default_catalog()["emc_connection"].first_period == "2024-H1"
+    late = datetime(2025, 9, 1, tzinfo=UTC)
+    backfill = rollup_of("emc_connection", "2023-H2", _emc_without(_some_missing()), late)
+    assert transitions(judge("emc_connection", [(late, backfill)]), "missing_reports") == []
+    owed = rollup_of("emc_connection", "2024-H1", _emc_without(_some_missing()), late)
+    assert transitions(judge("emc_connection", [(late, owed)]), "missing_reports") == [
+        ("missing_reports", "firing")
+    ]
+
+
 def test_missing_reports_is_judged_on_the_national_scope_only() -> None:
     missing = _some_missing()
     late = datetime(2024, 9, 1, tzinfo=UTC)

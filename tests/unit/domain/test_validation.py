@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 from pydantic import ValidationError
@@ -83,6 +83,53 @@ def test_year_zero_period_is_an_invalid_period_problem(catalog: Catalog, registr
 def test_period_ending_after_year_9999_is_a_problem_not_a_crash(catalog: Catalog, registry: Registry) -> None:
     problem = _problem(make_report("province:01", flag(True), period="9999-H2"), catalog, registry)
     assert problem.type in {"invalid-period", "future-period"}
+
+
+@pytest.mark.parametrize("period", ["0001-H1", "1999-H2", "2019-H2"])
+def test_a_period_before_the_catalogs_first_is_refused(
+    period: str, catalog: Catalog, registry: Registry
+) -> None:
+    # One reporter could otherwise make a figure, its state and its alerts for every period since year 1.
+    problem = _problem(make_report("province:01", flag(True), period=period), catalog, registry)
+    assert (problem.type, problem.field) == ("period-too-old", "period")
+    assert str(catalog.earliest_period_start) in problem.detail
+
+
+def test_the_catalogs_first_period_is_accepted(catalog: Catalog, registry: Registry) -> None:
+    assert catalog.earliest_period_start == date(2020, 1, 1)
+    _accepted(make_report("province:01", flag(True), period="2020-H1"), catalog, registry)
+
+
+@pytest.mark.parametrize(
+    "observed_at",
+    [
+        datetime(1, 1, 1, tzinfo=timezone(timedelta(minutes=1))),
+        datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=23, minutes=59))),
+        datetime(1970, 1, 1, tzinfo=UTC),
+        datetime(2020, 1, 1, 6, tzinfo=timezone(timedelta(hours=7))),
+    ],
+)
+def test_an_observation_before_the_catalogs_first_day_is_refused(
+    observed_at: datetime, catalog: Catalog, registry: Registry
+) -> None:
+    # Year 1 with a positive UTC offset has no UTC instant: PostgreSQL's driver cannot write it.
+    report = make_report("province:01", flag(True), observed_at=observed_at)
+    problem = _problem(report, catalog, registry)
+    assert (problem.type, problem.field) == ("observation-too-old", "observed_at")
+
+
+def test_an_observation_at_the_catalogs_first_instant_is_accepted(
+    catalog: Catalog, registry: Registry
+) -> None:
+    _accepted(
+        make_report(
+            "province:01",
+            flag(True),
+            observed_at=datetime(2020, 1, 1, 7, tzinfo=timezone(timedelta(hours=7))),
+        ),
+        catalog,
+        registry,
+    )
 
 
 def test_period_not_yet_started_is_refused(catalog: Catalog, registry: Registry) -> None:

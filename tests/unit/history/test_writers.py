@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, cast
@@ -14,6 +15,7 @@ from prometheus_client import CollectorRegistry
 from dxpulse.domain.catalog import Catalog
 from dxpulse.domain.registry import Registry
 from dxpulse.kafka.dead_letters import DeadLetters
+from dxpulse.kafka.topics import partition_of
 from schemas import DeadLetter, Report
 from schemas.events import report_key
 from services.history.core import Published
@@ -81,8 +83,10 @@ class FakeBatches:
             yield batch
 
 
-def message(offset: int, value: bytes | None = b"{}", key: bytes | None = None) -> Message:
-    return Message("dxpulse.rollups.v1", 3, offset, 0.0, 0, None, key, value, None)
+def message(
+    offset: int, value: bytes | None = b"{}", key: bytes | None = None, partition: int = 3
+) -> Message:
+    return Message("dxpulse.rollups.v1", partition, offset, 0.0, 0, None, key, value, None)
 
 
 def writer_of(
@@ -223,16 +227,27 @@ async def test_only_reports_the_aggregator_accepts_reach_reporter_latest(
     table, letters, metrics = FakeTable(), Letters(), HistoryMetrics()
     writer = cast(BatchWriter[Report], writer_of(table, letters, metrics))
     key = report_key("emc_connection", "2024-H1").encode()
+    home = partition_of(key, 6)
+    other = make_report("province:01", flag(True))
     batch = [
-        message(1, good.model_dump_json().encode(), key),
-        message(2, retired_reporter.model_dump_json().encode(), key),
-        message(3, good.model_dump_json().encode(), b"wrong|key"),
+        message(1, good.model_dump_json().encode(), key, home),
+        message(2, retired_reporter.model_dump_json().encode(), key, home),
+        message(3, good.model_dump_json().encode(), b"wrong|key", home),
         message(4, b"{"),
+        message(5, other.model_dump_json().encode(), key, (home + 1) % 6),  # wrong-partition
     ]
-    latest = ReporterLatestWriter(FakeBatches(batch), writer, metrics, catalog, registry, lambda: NOW)
+    latest = ReporterLatestWriter(
+        FakeBatches(batch),
+        writer,
+        metrics,
+        catalog,
+        registry,
+        lambda: NOW,
+        functools.partial(partition_of, partitions=6),
+    )
 
     await latest.run()
 
     assert table.rows == [good]
     assert _sample(metrics, "dxpulse_history_reports_read_total", outcome="recorded") == 1
-    assert _sample(metrics, "dxpulse_history_reports_read_total", outcome="refused") == 3
+    assert _sample(metrics, "dxpulse_history_reports_read_total", outcome="refused") == 4

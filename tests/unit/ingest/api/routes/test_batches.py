@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -11,6 +12,7 @@ from tests.unit.ingest.fakes import FakeProducer
 from tests.unit.ingest.support import auth, key_of, metric, report, slug
 
 RATIO = {"kind": "ratio", "numerator": 3, "denominator": 4}
+JSON_TYPE = {"content-type": "application/json"}
 
 
 def _statuses(body: dict[str, Any]) -> list[str]:
@@ -114,3 +116,18 @@ async def test_more_reports_than_a_batch_may_hold_is_413(client: httpx.AsyncClie
     assert response.json()["detail"] == "the batch has 501 reports; send at most 500 per batch"
     metrics = (await client.get("/metrics")).text
     assert metric(metrics, "dxpulse_ingest_reports_total", reason="batch-too-large") == 501
+
+
+STRING_FIELDS = ("event_id", "reporter", "indicator", "period", "observed_at")
+
+
+async def test_a_lone_surrogate_in_any_field_is_refused_not_a_server_error(client: httpx.AsyncClient) -> None:
+    # JSON's \ud800 escape decodes to a string UTF-8 cannot write: nothing of it may be echoed as is.
+    for field in STRING_FIELDS:
+        item = {**report(), field: "\ud800"}
+        body = json.dumps({"reports": [item, {**item, "value": {"kind": "catalog", "done": ["\udfff"]}}]})
+        response = await client.post("/v1/batches", content=body, headers={**auth(), **JSON_TYPE})
+        assert response.status_code == 200, (field, response.text)
+        assert _statuses(response.json()) == ["rejected", "rejected"]
+        single = await client.post("/v1/reports", content=json.dumps(item), headers={**auth(), **JSON_TYPE})
+        assert single.status_code in (400, 403, 422), (field, single.text)
