@@ -228,6 +228,21 @@ class Catalog(_Entry):
             raise ValueError(f"indicator ids listed twice: {', '.join(duplicated)}")
         return indicators
 
+    @model_validator(mode="after")
+    def _first_periods_not_before_the_earliest(self) -> Catalog:
+        early = [
+            f"{i.id} ({i.first_period})"
+            for i in self.indicators
+            if i.first_period is not None
+            and parse_period(i.first_period, i.period_type).start < self.earliest_period_start
+        ]
+        if early:
+            raise ValueError(
+                f"first_period before earliest_period_start ({self.earliest_period_start}), so never"
+                f" reportable: {', '.join(early)}"
+            )
+        return self
+
     def get(self, indicator_id: str) -> Indicator | None:
         return self._by_id.get(indicator_id)
 

@@ -127,9 +127,9 @@ _CATALOG: dict[str, Any] = {
 }
 
 
-def _write(tmp_path: Path, indicators: list[dict[str, Any]]) -> Path:
+def _write(tmp_path: Path, indicators: list[dict[str, Any]], **top: Any) -> Path:
     path = tmp_path / "catalog.yaml"
-    path.write_text(yaml.safe_dump({"indicators": indicators}), encoding="utf-8")
+    path.write_text(yaml.safe_dump({**top, "indicators": indicators}), encoding="utf-8")
     return path
 
 
@@ -197,3 +197,13 @@ def test_first_period_must_be_of_the_indicators_period_type(tmp_path: Path) -> N
     assert load_catalog(_write(tmp_path, [{**_FLAG, "first_period": "2024-H2"}]))["some_flag"].first_period
     with pytest.raises(ValidationError, match="first_period: period '2024' is a year"):
         load_catalog(_write(tmp_path, [{**_FLAG, "first_period": "2024"}]))
+
+
+def test_earliest_period_start_defaults_to_2020_and_bounds_first_periods(tmp_path: Path) -> None:
+    assert load_catalog(_write(tmp_path, [_FLAG])).earliest_period_start == date(2020, 1, 1)
+    earlier = load_catalog(_write(tmp_path, [_FLAG], earliest_period_start="2015-01-01"))
+    assert earlier.earliest_period_start == date(2015, 1, 1)
+    with pytest.raises(ValidationError, match=r"never reportable: some_flag \(2024-H1\)"):
+        load_catalog(
+            _write(tmp_path, [{**_FLAG, "first_period": "2024-H1"}], earliest_period_start="2024-02-01")
+        )
