@@ -262,7 +262,10 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(query_api: s
         def call(case: Any, ids: dict[str, str] | None) -> None:
             if mode is GenerationMode.POSITIVE and ids is not None:
                 case.path_parameters = {**(case.path_parameters or {}), **ids}
-            response = case.call(base_url=query_api, headers={"Authorization": f"Bearer {read_token}"})
+            # A case whose Authorization header schemathesis left out or garbled is sent as it is:
+            # the token added to it would make an invalid request valid, and its 200 a false finding.
+            headers = {} if "Authorization" in _mutated(case) else {"Authorization": f"Bearer {read_token}"}
+            response = case.call(base_url=query_api, headers=headers)
             answered[mode, response.status_code] += 1
             assert response.status_code < 500, (case.formatted_path, case.query, response.text[:500])
             case.validate_response(response, excluded_checks=[positive_data_acceptance])
@@ -278,6 +281,12 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(query_api: s
     assert answered[GenerationMode.POSITIVE, 200] > 100
     assert answered[GenerationMode.POSITIVE, 404]
     assert answered[GenerationMode.NEGATIVE, 422]
+
+
+def _mutated(case: Any) -> set[str]:
+    """The parameters a negative case made invalid (none for a positive case)."""
+    mutations = getattr(case.meta.phase.data, "mutations", ()) if case.meta is not None else ()
+    return {mutation.parameter for mutation in mutations if mutation.parameter}
 
 
 def _known_path_parameters() -> dict[str, list[dict[str, str] | None]]:

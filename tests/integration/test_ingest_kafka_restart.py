@@ -47,7 +47,7 @@ OUTAGE_LOG_LINES = 200
 def _one_key_per_partition(partitions: int) -> dict[int, tuple[str, str]]:
     """An (indicator, period) whose key lands on each partition."""
     found: dict[int, tuple[str, str]] = {}
-    for indicator, year, half in product(INDICATORS, range(2019, 2025), (1, 2)):
+    for indicator, year, half in product(INDICATORS, range(2020, 2025), (1, 2)):
         key = report_key(indicator, f"{year}-H{half}").encode()
         found.setdefault(keyed_partition(key, list(range(partitions)), []), (indicator, f"{year}-H{half}"))
     assert len(found) == partitions, "not every partition has a key among these indicators and periods"
@@ -55,8 +55,8 @@ def _one_key_per_partition(partitions: int) -> dict[int, tuple[str, str]]:
 
 
 def _reporters(count: int) -> list[str]:
-    """Provinces that may report every period of 2019-2024: one per sender, so none is rate limited."""
-    provinces = default_registry().expected_sorted(("provinces",), date(2019, 6, 30))
+    """Provinces that may report every period of 2020-2024: one per sender, so none is rate limited."""
+    provinces = default_registry().expected_sorted(("provinces",), date(2020, 6, 30))
     assert len(provinces) >= count
     return list(provinces[:count])
 
@@ -176,6 +176,9 @@ async def test_kafka_restart_under_load_every_partition_recovers(tmp_path: Path)
                 warm = time.monotonic()
                 await asyncio.sleep(WARM_S)
                 while traffic.accepted_since(warm + WARM_S) != set(keys):
+                    # A sender that failed (an answer other than 202 or 503) says why, not this wait.
+                    failed = [task.exception() for task in load if task.done() and task.exception()]
+                    assert failed == [], failed
                     assert time.monotonic() < warm + 60, f"not every partition accepted: {traffic.statuses}"
                     await asyncio.sleep(0.2)
 
