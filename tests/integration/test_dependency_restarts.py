@@ -1,7 +1,8 @@
 """Kafka under load, then PostgreSQL, stopped and started under a running pipeline: all recover by themselves.
 
 No service process is restarted. After each outage a report sent over HTTP is accepted again within
-30 s, reaches its rollup on the topic, and through the history writer the query API.
+30 s, reaches its rollup on the topic, and through the history writer the query API; and a figure
+crossing its target makes an alert transition on the alerts topic and in alert_history.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -21,13 +23,14 @@ from aiokafka.errors import KafkaError
 from dxpulse.domain.catalog import default_catalog
 from dxpulse.domain.periods import parse_period
 from dxpulse.domain.registry import default_registry
-from dxpulse.kafka.subscriber import latest_rollups
+from dxpulse.kafka.subscriber import alert_events, latest_rollups
 from dxpulse.kafka.topics import REPORTS
 from dxpulse.stack.settings import StackSettings
 from dxpulse.stack.stack import Stack
 from dxpulse.stack.testing import running_stack
 from tests.integration.ingest_support import auth, new_token, report
 from tests.integration.processes import all_alive, service_pids
+from tests.integration.test_alerts import flag_rollup, key_of, publish
 
 pytestmark = pytest.mark.integration
 
@@ -165,14 +168,62 @@ class Reporter:
         await self.query.aclose()
 
 
-async def test_services_recover_from_kafka_and_postgres_restarts(tmp_path: Path) -> None:
+class AlertFlow:
+    """A figure published straight to the rollup topic, now short of its target, now meeting it: each
+    flip is an alert transition the alerts service must publish and the history must store."""
+
+    SHORT = flag_rollup("emc_connection", {"ministry:GI"})
+    MET = flag_rollup("emc_connection", set())
+
+    def __init__(self, settings: StackSettings) -> None:
+        self.settings = settings
+        self.fingerprint = key_of(self.SHORT)
+        self.expected: list[str] = []
+
+    async def flip(self, after: str) -> None:
+        """Publish the other figure; its transition reaches the alerts topic and alert_history."""
+        firing = len(self.expected) % 2 == 0
+        await publish(self.settings, self.SHORT if firing else self.MET)
+        self.expected.append("firing" if firing else "resolved")
+        await _until(self._published, f"no {self.expected[-1]} alert on the topic after {after}", 120)
+        await _until(self._stored, f"no {self.expected[-1]} alert in alert_history after {after}", 120)
+
+    async def _published(self) -> bool:
+        events = await alert_events(self.settings.kafka_bootstrap)
+        return [e.status for e in events if e.fingerprint == self.fingerprint] == self.expected
+
+    async def _stored(self) -> bool:
+        try:
+            conn = await asyncpg.connect(self.settings.database_url)
+        except (OSError, asyncpg.PostgresError):
+            return False
+        try:
+            rows = await conn.fetch(
+                "SELECT status FROM alert_history WHERE fingerprint = $1 ORDER BY changed_at",
+                self.fingerprint,
+            )
+        finally:
+            await conn.close()
+        return [row["status"] for row in rows] == self.expected
+
+
+async def test_services_recover_from_kafka_and_postgres_restarts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The services inherit these: alerts fire and resolve within seconds of their figure, and the
+    # query API answers without a read token (as in the session's pipeline).
+    for name in ("DXPULSE_HOLD_DOWN_S", "DXPULSE_RESOLVE_HOLD_DOWN_S", "DXPULSE_REEVALUATE_INTERVAL_S"):
+        monkeypatch.setenv(name, "1")
+    monkeypatch.setenv("DXPULSE_QUERY_PUBLIC", "true")
     with running_stack(tmp_path, with_services=True) as settings:
         stack = Stack(settings, report=lambda _: None)
         before = service_pids(stack)
         reporter = Reporter(settings, await new_token(settings.database_url, "province:01"))
+        alerts = AlertFlow(settings)
         try:
             await _until(reporter.accepted, "the first report was not accepted", 60)
             await reporter.all_through("the start")
+            await alerts.flip("the start")
 
             load = Load(settings.kafka_bootstrap)
             loading = asyncio.create_task(load.run())
@@ -186,6 +237,7 @@ async def test_services_recover_from_kafka_and_postgres_restarts(tmp_path: Path)
             await asyncio.to_thread(stack.start_kafka)
             await _until(reporter.accepted, f"not accepting {RECOVERY_S} s after Kafka came back", RECOVERY_S)
             await reporter.all_through("Kafka's restart")
+            await alerts.flip("Kafka's restart")
             figure = await load.close()
             await loading
             await _until(lambda: load.settled_on(figure), "the figure under load is not exact", 180)
@@ -197,6 +249,7 @@ async def test_services_recover_from_kafka_and_postgres_restarts(tmp_path: Path)
                 reporter.accepted, f"not accepting {RECOVERY_S} s after PostgreSQL came back", RECOVERY_S
             )
             await reporter.all_through("PostgreSQL's restart")
+            await alerts.flip("PostgreSQL's restart")
         finally:
             await reporter.close()
         after = service_pids(stack)
