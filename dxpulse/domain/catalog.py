@@ -212,9 +212,9 @@ class Catalog(_Entry):
     earliest_period_start: date = Field(
         default=EARLIEST_PERIOD_START,
         description=(
-            "The first day a reported period may start, and the earliest observation time: anything"
-            " earlier is refused (period-too-old, observation-too-old). Without a floor one reporter"
-            " could create a figure, its state and its alerts for every period since year 1."
+            "The first day a reported period may start: a report for an earlier period is refused"
+            " (period-too-old). Without a floor one reporter could create a figure, its state and its"
+            " alerts for every period since year 1."
         ),
     )
     indicators: tuple[Indicator, ...]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -14,6 +14,9 @@ from dxpulse.domain.registry import Registry
 from schemas import Report, ReportValue
 from schemas.events import MAX_AMOUNT, SCHEMA_VERSION
 
+EARLIEST_OBSERVATION = datetime(1970, 1, 1, tzinfo=UTC)
+"""The earliest observation time accepted: no system clock reads earlier, and a time in year 1 with
+a positive UTC offset has no UTC instant that PostgreSQL's driver could write."""
 CLOCK_SKEW = timedelta(minutes=5)
 """How far in the future an observation time may be before it is refused (reporters' clocks drift)."""
 
@@ -75,12 +78,12 @@ def validate_report(
             f" ({now.isoformat()}); check the reporting system's clock",
             "observed_at",
         )
-    if report.observed_at < datetime.combine(catalog.earliest_period_start, time.min, UTC):
+    if report.observed_at < EARLIEST_OBSERVATION:
         return Problem(
             "observation-too-old",
-            "Observation time is before the catalog's first period",
-            f"observed_at {report.observed_at.isoformat()} is before {catalog.earliest_period_start};"
-            " check the reporting system's clock and date format",
+            "Observation time is before 1970",
+            f"observed_at {report.observed_at.isoformat()} is before 1970-01-01T00:00:00Z, earlier than"
+            " any system's clock; check the reporting system's clock and date format",
             "observed_at",
         )
     reporter = registry.get(report.reporter)
@@ -168,7 +171,7 @@ class ReportJudge:
         reporters that passed the registry's checks for its groups and period end."""
         self._passed: dict[tuple[tuple[str, ...], date], set[str]] = {}
         """(groups, period end) → the reporters that passed the registry's checks for them."""
-        self._observed_from = catalog.earliest_period_start
+        self._observed_from = EARLIEST_OBSERVATION.date()
         """An observation dated after this day, in its own time zone, is after the earliest allowed
         instant whatever its UTC offset (under a day); one dated on it or before is judged in full."""
         self._instant: tuple[datetime, date, datetime, date] | None = None

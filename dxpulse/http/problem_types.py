@@ -153,9 +153,9 @@ _TYPES = (
     ProblemType(
         "observation-too-old",
         422,
-        "Observation time is before the catalog's first period",
-        "observed_at 0001-01-01T00:00:00+00:01 is before 2020-01-01; check the reporting system's"
-        " clock and date format",
+        "Observation time is before 1970",
+        "observed_at 0001-01-01T00:00:00+00:01 is before 1970-01-01T00:00:00Z, earlier than any"
+        " system's clock; check the reporting system's clock and date format",
         "observed_at",
     ),
     ProblemType(

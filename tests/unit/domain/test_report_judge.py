@@ -13,6 +13,7 @@ from dxpulse.domain.catalog import default_catalog
 from dxpulse.domain.registry import default_registry
 from dxpulse.domain.validation import (
     CLOCK_SKEW,
+    EARLIEST_OBSERVATION,
     Accepted,
     Problem,
     ReportJudge,
@@ -156,9 +157,9 @@ def test_observations_near_the_clock_skew_are_judged_as_validate_report(
 )
 @settings(max_examples=500, deadline=None)
 def test_observations_near_the_earliest_day_are_judged_as_validate_report(offset: int, seconds: int) -> None:
-    """An observation just before or after the catalog's first instant, whatever its UTC offset."""
+    """An observation just before or after the earliest instant, whatever its UTC offset."""
     zone = timezone(timedelta(minutes=offset))
-    first = datetime.combine(CATALOG.earliest_period_start, datetime.min.time(), UTC)
+    first = EARLIEST_OBSERVATION
     observed = (first + timedelta(seconds=seconds)).astimezone(zone)
     report = Report.model_validate({**VALID, "observed_at": observed.isoformat()})
     judge = ReportJudge(CATALOG, REGISTRY)
