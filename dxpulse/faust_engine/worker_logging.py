@@ -5,9 +5,40 @@ from __future__ import annotations
 import logging
 
 import faust
+from aiohttp.http_exceptions import HttpProcessingError
 
 from dxpulse.log_format import LogFormat, format_every_handler
 from dxpulse.log_throttle import install_log_throttle
+
+WEB_SERVER_LOGGER = "aiohttp.server"
+"""Where the workers' web server (aiohttp, serving /metrics) logs a request it could not handle."""
+
+
+class MalformedRequests(logging.Filter):
+    """A request that is not valid HTTP (a line too long, garbage bytes) is the client's error, not
+    the worker's: aiohttp logs it as an ERROR with a traceback, which would page operators for any
+    port scan. It becomes one WARNING line naming the client's mistake. Other errors pass as they are.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            reason = " ".join(str(error.message).split())  # aiohttp's may span lines, with a caret
+            record.msg = f"{record.getMessage()}: refused a malformed request ({error.code}: {reason})"
+            record.args = ()  # a tuple, as mode's formatter expects; the message holds no more %-fields
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+MALFORMED_REQUESTS = MalformedRequests()
+
+
+def quiet_malformed_requests() -> None:
+    """Put ``MalformedRequests`` on the web server's logger (once)."""
+    logger = logging.getLogger(WEB_SERVER_LOGGER)
+    if MALFORMED_REQUESTS not in logger.filters:
+        logger.addFilter(MALFORMED_REQUESTS)
 
 
 class ThrottledWorker(faust.Worker):
@@ -23,3 +54,4 @@ class ThrottledWorker(faust.Worker):
         log_format: LogFormat = getattr(self.app, "log_format", "text")
         format_every_handler(self.app.conf.id, log_format)
         install_log_throttle()
+        quiet_malformed_requests()
