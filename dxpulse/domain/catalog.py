@@ -162,6 +162,14 @@ class Indicator(_Entry):
         """Every target of the indicator, by deadline: ``targets``, or ``target`` alone, or none."""
         return (self.target,) if self.target is not None else self.targets
 
+    @property
+    def owed_from(self) -> date | None:
+        """The first day of ``first_period``: reports are owed for the periods starting on or after
+        it (None: no first period)."""
+        if self.first_period is None:
+            return None
+        return parse_period(self.first_period, self.period_type).start
+
     @model_validator(mode="after")
     def _first_period_fits_period_type(self) -> Indicator:
         if self.first_period is not None:
@@ -233,8 +241,7 @@ class Catalog(_Entry):
         early = [
             f"{i.id} ({i.first_period})"
             for i in self.indicators
-            if i.first_period is not None
-            and parse_period(i.first_period, i.period_type).start < self.earliest_period_start
+            if (owed_from := i.owed_from) is not None and owed_from < self.earliest_period_start
         ]
         if early:
             raise ValueError(

@@ -337,15 +337,13 @@ def reporting_deadline(indicator: Indicator, period: str) -> date | None:
     return end + timedelta(days=indicator.alerts.missing_reports.grace_days)
 
 
-def owed(indicator: Indicator, period: str) -> bool:
-    """Whether reporters owe a report for ``period``: none is owed before the indicator's
-    ``first_period``, so an early report (a backfill) does not make the others missing."""
-    if indicator.first_period is None:
+def owed(indicator: Indicator, period: Period | str) -> bool:
+    """Whether reporters owe a report for ``period`` (or a label, "2024-H1"): none is owed before the
+    indicator's ``first_period``, so an early report (a backfill) does not make the others missing."""
+    owed_from = indicator.owed_from
+    if owed_from is None:
         return True
-    try:
-        return parse_period(period).start >= parse_period(indicator.first_period).start
-    except PeriodError:
-        return False
+    return (parse_period(period) if isinstance(period, str) else period).start >= owed_from
 
 
 def due_periods(indicator: Indicator, now: datetime) -> list[Period]:
@@ -364,9 +362,8 @@ def due_periods(indicator: Indicator, now: datetime) -> list[Period]:
     latest = period_of(last_day_due, indicator.period_type)
     if latest.end > last_day_due:
         latest = shifted(latest, -1)
-    first = parse_period(indicator.first_period, indicator.period_type) if indicator.first_period else None
     periods = (shifted(latest, -back) for back in reversed(range(rule.lookback_periods)))
-    return [period for period in periods if first is None or period.start >= first.start]
+    return [period for period in periods if owed(indicator, period)]
 
 
 def due_keys(catalog: Catalog, now: datetime) -> list[str]:
